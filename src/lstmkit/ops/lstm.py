@@ -1,0 +1,169 @@
+"""The LSTM equations, once: one time step, and one direction over a whole sequence.
+
+PyTorch's formulation and gate order (i, f, g, o)::
+
+    z_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh          (4H pre-activations)
+    i_t = σ(z_t[0:H])        input gate
+    f_t = σ(z_t[H:2H])       forget gate
+    g_t = tanh(z_t[2H:3H])   cell candidate
+    o_t = σ(z_t[3H:4H])      output gate
+    c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t
+    m_t = o_t ⊙ tanh(c_t)
+    h_t = W_hr m_t           with a projection (proj_size P > 0), else h_t = m_t
+
+Shapes (T steps, N batch, I input features, H hidden units, R = P or H):
+
+    ==============  ===========  ===========================================
+    name            shape        meaning
+    ==============  ===========  ===========================================
+    x               (T, N, I)    input sequence, time-major
+    h0, h_T         (N, R)       hidden state before the first / after the last step
+    c0, c_T         (N, H)       cell state before the first / after the last step
+    weight_ih       (4H, I)      rows in gate order i, f, g, o
+    weight_hh       (4H, R)
+    bias_ih/_hh     (4H,)        or None
+    weight_hr       (P, H)       or None
+    output          (T, N, R)    h_1 ... h_T
+    ==============  ===========  ===========================================
+
+The input's share of z (``W_ih x_t + b``) is one matrix product over all steps before the
+loop; only ``W_hh h_{t-1}`` is sequential. The backward pass walks the forward's lines in
+reverse, and the weight gradients are one product over all steps at the end.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .activations import sigmoid, sigmoid_grad, tanh, tanh_grad
+
+
+class LSTMWeights(NamedTuple):
+    """One layer-direction's parameters in PyTorch's layout (also used for their gradients)."""
+
+    weight_ih: np.ndarray
+    weight_hh: np.ndarray
+    bias_ih: np.ndarray | None = None
+    bias_hh: np.ndarray | None = None
+    weight_hr: np.ndarray | None = None
+
+
+class LSTMStep(NamedTuple):
+    """What one forward step keeps for its backward."""
+
+    gates: np.ndarray  # (N, 4H) activated i, f, g, o
+    tanh_c: np.ndarray  # (N, H)
+    m: np.ndarray  # (N, H) o ⊙ tanh(c): the hidden state before projection
+
+
+class LSTMCache(NamedTuple):
+    """What a whole-sequence forward keeps for its backward."""
+
+    x: np.ndarray  # (T, N, I)
+    h: np.ndarray  # (T+1, N, R)  h[0] = h0
+    c: np.ndarray  # (T+1, N, H)  c[0] = c0
+    gates: np.ndarray  # (T, N, 4H)
+    tanh_c: np.ndarray  # (T, N, H)
+    m: np.ndarray  # (T, N, H)
+    weights: LSTMWeights
+
+
+def lstm_step(z_input, h_prev, c_prev, weight_hh, weight_hr=None):
+    """One step. ``z_input`` is the input's share of the pre-activations, W_ih x_t + b (N, 4H).
+
+    Returns ``(h, c, step)`` with ``step`` the :class:`LSTMStep` its backward needs.
+    """
+    hidden = c_prev.shape[-1]
+    z = z_input + h_prev @ weight_hh.T
+    gates = np.empty_like(z)
+    sigmoid(z[:, : 2 * hidden], out=gates[:, : 2 * hidden])  # i, f
+    tanh(z[:, 2 * hidden : 3 * hidden], out=gates[:, 2 * hidden : 3 * hidden])  # g
+    sigmoid(z[:, 3 * hidden :], out=gates[:, 3 * hidden :])  # o
+    i, f, g, o = np.split(gates, 4, axis=1)
+    c = f * c_prev + i * g
+    tanh_c = tanh(c)
+    m = o * tanh_c
+    h = m if weight_hr is None else m @ weight_hr.T
+    return h, c, LSTMStep(gates, tanh_c, m)
+
+
+def lstm_step_backward(dh, dc, c_prev, step: LSTMStep, weight_hh, weight_hr=None):
+    """Backward of :func:`lstm_step`.
+
+    ``dh`` (N, R) and ``dc`` (N, H) are the gradients reaching h_t and c_t. Returns
+    ``(dz, dh_prev, dc_prev)``: dz (N, 4H) is the gradient of the pre-activations, from which
+    the caller forms the weight gradients (dW_ih = dzᵀ x, dW_hh = dzᵀ h_prev, db = Σ dz).
+    """
+    i, f, g, o = np.split(step.gates, 4, axis=1)
+    dm = dh if weight_hr is None else dh @ weight_hr  # h = W_hr m
+    do = dm * step.tanh_c  # m = o ⊙ tanh(c)
+    dc = dc + dm * o * tanh_grad(step.tanh_c)
+    di = dc * g  # c = f ⊙ c_prev + i ⊙ g
+    df = dc * c_prev
+    dg = dc * i
+    dc_prev = dc * f
+    dz = np.concatenate(
+        [di * sigmoid_grad(i), df * sigmoid_grad(f), dg * tanh_grad(g), do * sigmoid_grad(o)], axis=1
+    )
+    dh_prev = dz @ weight_hh  # z = ... + W_hh h_prev
+    return dz, dh_prev, dc_prev
+
+
+def lstm_forward(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True):
+    """Run one direction over a whole sequence (see the module docstring for shapes).
+
+    Returns ``(output, h_T, c_T, cache)``; ``cache`` is None when ``keep_cache`` is False.
+    """
+    steps, batch, features = x.shape
+    hidden = c0.shape[-1]
+    z_input = (x.reshape(steps * batch, features) @ weights.weight_ih.T).reshape(steps, batch, 4 * hidden)
+    if weights.bias_ih is not None:
+        z_input += weights.bias_ih + weights.bias_hh
+
+    h = np.empty((steps + 1, batch, h0.shape[-1]), dtype=x.dtype)
+    h[0] = h0
+    c = [c0]
+    step_caches = []
+    for t in range(steps):
+        h[t + 1], c_t, step = lstm_step(z_input[t], h[t], c[-1], weights.weight_hh, weights.weight_hr)
+        if keep_cache:
+            c.append(c_t)
+            step_caches.append(step)
+        else:
+            c[-1] = c_t
+    if not keep_cache:
+        return h[1:], h[-1].copy(), c[-1], None
+    gates, tanh_c, m = (np.stack(part) for part in zip(*step_caches))
+    cache = LSTMCache(x, h, np.stack(c), gates, tanh_c, m, weights)
+    return h[1:], h[-1].copy(), c[-1], cache
+
+
+def lstm_backward(doutput, dh_last, dc_last, cache: LSTMCache):
+    """Backpropagation through time for :func:`lstm_forward`.
+
+    ``doutput`` (T, N, R) is the gradient of the output, ``dh_last`` (N, R) and ``dc_last``
+    (N, H) those of h_T and c_T. Returns ``(dx, dh0, dc0, dweights)`` with ``dweights`` an
+    :class:`LSTMWeights` of gradients (biases and weight_hr None where the layer has none).
+    """
+    x, h, c, gates, tanh_c, m, weights = cache
+    steps, batch, features = x.shape
+    dz = np.empty_like(gates)
+    dh_steps = np.empty_like(doutput)  # the gradient reaching each h_t, for dW_hr
+    dh, dc = dh_last, dc_last
+    for t in reversed(range(steps)):
+        dh_steps[t] = dh = dh + doutput[t]
+        step = LSTMStep(gates[t], tanh_c[t], m[t])
+        dz[t], dh, dc = lstm_step_backward(dh, dc, c[t], step, weights.weight_hh, weights.weight_hr)
+
+    dz_flat = dz.reshape(steps * batch, -1)
+    dx = (dz_flat @ weights.weight_ih).reshape(x.shape)
+    dweight_ih = dz_flat.T @ x.reshape(steps * batch, features)
+    dweight_hh = dz_flat.T @ h[:-1].reshape(steps * batch, -1)
+    dbias = dz_flat.sum(axis=0) if weights.bias_ih is not None else None
+    dweight_hr = None
+    if weights.weight_hr is not None:
+        dweight_hr = dh_steps.reshape(steps * batch, -1).T @ m.reshape(steps * batch, -1)
+    dweights = LSTMWeights(dweight_ih, dweight_hh, dbias, None if dbias is None else dbias.copy(), dweight_hr)
+    return dx, dh, dc, dweights
