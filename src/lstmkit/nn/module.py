@@ -57,6 +57,14 @@ class Module:
         self._modules[name] = module
         return module
 
+    def __getattr__(self, name: str):
+        """``lstm.weight_ih_l0`` and ``model.encoder`` as in PyTorch (called only for unknown attributes)."""
+        registry = self.__dict__
+        for table in ("_parameters", "_modules"):
+            if name in registry.get(table, {}):
+                return registry[table][name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
     # ---- parameters ---------------------------------------------------------------
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         """(name, Parameter) pairs in PyTorch's order and with PyTorch's names."""

@@ -252,6 +252,10 @@ class LSTM(Module):
             output = output.transpose(1, 0, 2)
         return np.ascontiguousarray(output), self._pack_state(states_n)
 
+    def reseed(self, seed: int | None) -> None:
+        """Restart the generator that draws dropout masks (same seed, same masks from here on)."""
+        self._rng = np.random.default_rng(seed)
+
     def _dropout_mask(self, shape) -> np.ndarray | None:
         if not self.training or self.dropout == 0.0:
             return None
