@@ -1,10 +1,11 @@
-"""The ``lstmkit`` command: ``lstmkit explain ...``."""
+"""The ``lstmkit`` command: ``explain``, ``train``, ``evaluate``, ``generate``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from .cli_train import add_train_parser, dispatch
 from .explain import explain_lstm
 
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--proj-size", type=_non_negative, default=0)
     explain.add_argument("--batch-first", action="store_true")
     explain.add_argument("--no-bias", action="store_true")
+    add_train_parser(commands)
     return parser
 
 
@@ -52,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"lstmkit explain: {error}", file=sys.stderr)
             return 2
         print(text)
-    return 0
+        return 0
+    return dispatch(args)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,18 @@ class Module:
         for child_name, child in self._modules.items():
             yield from child.named_parameters(prefix + child_name + ".")
 
+    def modules(self) -> Iterator["Module"]:
+        """This module and every descendant, depth first (PyTorch's order)."""
+        yield self
+        for child in self._modules.values():
+            yield from child.modules()
+
+    def reseed(self, seed) -> None:
+        """Restart the random generators (dropout masks) of this module and its descendants from ``seed``."""
+        for index, module in enumerate(self.modules()):
+            if "_rng" in module.__dict__:
+                module._rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), index])
+
     def parameters(self) -> Iterator[Parameter]:
         for _, parameter in self.named_parameters():
             yield parameter

@@ -1,0 +1,107 @@
+"""Losses with PyTorch's semantics: ``value = loss(input, target)``, then ``dinput = loss.backward()``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks
+from .module import Module
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(owner: str, reduction: str) -> str:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{owner}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def log_softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """log(softmax(logits)) without overflow: shift by the maximum first."""
+    shifted = logits - np.max(logits, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+class CrossEntropyLoss(Module):
+    """Cross-entropy from unnormalised logits, as ``torch.nn.CrossEntropyLoss``.
+
+    ==========  ===========  ====================================================
+    input       (N, C)       logits (or (C,) for one sample)
+    target      (N,)         class indices in [0, C), or ``ignore_index``
+    returns     scalar       mean over non-ignored targets ('mean'), sum, or (N,) ('none')
+    ==========  ===========  ====================================================
+    """
+
+    def __init__(self, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0):
+        super().__init__()
+        self.ignore_index = int(ignore_index)
+        self.reduction = _check_reduction("CrossEntropyLoss", reduction)
+        self.label_smoothing = _checks.check_probability("CrossEntropyLoss", "label_smoothing", label_smoothing)
+
+    def forward(self, input, target):
+        owner = type(self).__name__
+        logits = np.asarray(input)
+        if logits.dtype.kind != "f":
+            raise TypeError(f"{owner}: input must be floating-point logits, got dtype {logits.dtype}")
+        labels = np.asarray(target)
+        if labels.dtype.kind not in "iu":
+            raise TypeError(f"{owner}: target must hold integer class indices, got dtype {labels.dtype}")
+        unbatched = logits.ndim == 1
+        if unbatched:
+            logits, labels = logits[None], labels.reshape(1)
+        if logits.ndim != 2 or labels.shape != logits.shape[:1]:
+            raise ValueError(f"{owner}: expected input (N, C) and target (N,), got {np.shape(input)} and {np.shape(target)}")
+        classes = logits.shape[1]
+        valid = labels != self.ignore_index
+        if np.any((labels[valid] < 0) | (labels[valid] >= classes)):
+            bad = labels[valid][(labels[valid] < 0) | (labels[valid] >= classes)]
+            raise ValueError(f"{owner}: target must be in [0, {classes}) or ignore_index={self.ignore_index}, got {bad[0]}")
+        log_probs = log_softmax(logits)
+        safe = np.where(valid, labels, 0)
+        picked = np.take_along_axis(log_probs, safe[:, None], axis=1)[:, 0]
+        eps = self.label_smoothing
+        per_sample = -((1 - eps) * picked + eps * log_probs.mean(axis=1)) * valid
+        count = int(valid.sum())
+        self._save_for_backward((log_probs, safe, valid, count, unbatched))
+        if self.reduction == "none":
+            return per_sample[0] if unbatched else per_sample
+        total = per_sample.sum()
+        return total / count if self.reduction == "mean" else total
+
+    def backward(self, doutput=1.0):
+        """Gradient of the logits, scaled by ``doutput`` (the gradient of the returned value)."""
+        log_probs, labels, valid, count, unbatched = self._pop_saved()
+        classes = log_probs.shape[1]
+        target = np.zeros_like(log_probs)
+        target[np.arange(len(labels)), labels] = 1.0 - self.label_smoothing
+        target += self.label_smoothing / classes
+        gradient = (np.exp(log_probs) - target) * valid[:, None]
+        scale = np.asarray(doutput, dtype=log_probs.dtype)
+        if self.reduction == "mean":
+            scale = scale / count if count else np.full_like(scale, np.nan)
+        gradient *= scale if scale.ndim == 0 else scale.reshape(-1, 1)
+        return gradient[0] if unbatched else gradient
+
+
+class MSELoss(Module):
+    """Mean squared error, as ``torch.nn.MSELoss``: input and target of the same shape."""
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        self.reduction = _check_reduction("MSELoss", reduction)
+
+    def forward(self, input, target):
+        prediction, expected = np.asarray(input), np.asarray(target, dtype=np.asarray(input).dtype)
+        if prediction.shape != expected.shape:
+            raise ValueError(f"MSELoss: input and target must have the same shape, got {prediction.shape} and {expected.shape}")
+        difference = prediction - expected
+        self._save_for_backward(difference)
+        squared = difference * difference
+        if self.reduction == "none":
+            return squared
+        return squared.mean() if self.reduction == "mean" else squared.sum()
+
+    def backward(self, doutput=1.0):
+        difference = self._pop_saved()
+        gradient = 2.0 * difference * np.asarray(doutput, dtype=difference.dtype)
+        return gradient / difference.size if self.reduction == "mean" else gradient

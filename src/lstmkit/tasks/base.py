@@ -1,0 +1,74 @@
+"""The task interface the trainer drives."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from ..grad_mode import no_grad
+from ..nn.module import Module
+
+# Options every task understands; a task's ``defaults`` override them with its recipe.
+COMMON_DEFAULTS = dict(
+    hidden_size=128, num_layers=1, bidirectional=False, dropout=0.0, epochs=10, batch_size=64, lr=1e-3,
+    optimizer="adam", weight_decay=0.0, momentum=0.0, clip=0.0, schedule="none", lr_decay=0.5, decay_start=0,
+    patience=0, seed=0,
+)
+
+
+class Task:
+    """One dataset and what training on it means.
+
+    Subclasses set ``name``, ``metric`` (the validation number that picks the best epoch),
+    ``higher_is_better`` and ``defaults`` (the recipe), and implement the methods below.
+    ``config`` is a plain JSON-able dict of every option; it is stored in checkpoints so
+    ``evaluate`` and ``generate`` can rebuild the model.
+    """
+
+    name = ""
+    metric = "loss"
+    higher_is_better = False
+    defaults: dict = {}
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    @classmethod
+    def make_config(cls, **overrides) -> dict:
+        """The recipe with ``overrides`` (None values are ignored) applied."""
+        config = {**COMMON_DEFAULTS, **cls.defaults, "task": cls.name}
+        config.update({key: value for key, value in overrides.items() if value is not None})
+        return config
+
+    def build_model(self) -> Module:
+        raise NotImplementedError
+
+    def batches(self, rng: np.random.Generator) -> Iterator:
+        """One epoch of training batches, shuffled by ``rng``."""
+        raise NotImplementedError
+
+    def train_step(self, model: Module, batch) -> tuple[float, int]:
+        """Forward, loss and backward of one batch (gradients land in ``.grad``); returns (summed loss, count)."""
+        raise NotImplementedError
+
+    def evaluate(self, model: Module, part: str) -> dict[str, float]:
+        """Metrics on ``part`` ('valid' or 'test'), always including 'loss' and ``self.metric``."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """One line on the data, for the log."""
+        return self.name
+
+
+def predict_in_chunks(model: Module, inputs: np.ndarray, chunk: int = 1000) -> np.ndarray:
+    """The model's outputs for many samples, in chunks, storing nothing for backward."""
+    with no_grad():
+        return np.concatenate([model(inputs[start : start + chunk]) for start in range(0, len(inputs), chunk)])
+
+
+def shuffled_batches(rng: np.random.Generator, count: int, batch_size: int) -> Iterator[np.ndarray]:
+    """Index arrays of one shuffled epoch (the last batch may be smaller)."""
+    order = rng.permutation(count)
+    for start in range(0, count, batch_size):
+        yield order[start : start + batch_size]

@@ -1,0 +1,223 @@
+"""The Trainer: batches -> model -> loss -> backward -> clip -> optimizer, epoch after epoch.
+
+Every epoch ends with a validation pass, a checkpoint (atomic, never pickled), the metrics as
+JSON lines and a training-curve PNG. Randomness of epoch e (shuffling, dropout masks) is drawn
+from ``(seed, e)``, so a run resumed from the checkpoint of epoch e ends with exactly the weights
+of a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import io
+from .optim import SGD, Adam, AdamW, CosineAnnealingLR, LambdaLR, ReduceLROnPlateau, StepLR, clip_grad_norm_
+from .tasks.base import Task
+
+CHECKPOINT = "checkpoint.npz"
+BEST = "best.npz"
+METRICS = "metrics.jsonl"
+CURVE = "training_curve.png"
+SUMMARY = "summary.json"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradient norm stopped being finite."""
+
+
+def make_optimizer(config: dict, parameters):
+    name = config["optimizer"]
+    if name == "sgd":
+        return SGD(parameters, lr=config["lr"], momentum=config["momentum"], weight_decay=config["weight_decay"])
+    if name == "adam":
+        return Adam(parameters, lr=config["lr"], weight_decay=config["weight_decay"])
+    if name == "adamw":
+        return AdamW(parameters, lr=config["lr"], weight_decay=config["weight_decay"] or 1e-2)
+    raise ValueError(f"unknown optimizer {name!r}: expected sgd, adam or adamw")
+
+
+def make_scheduler(config: dict, optimizer, higher_is_better: bool):
+    name = config["schedule"]
+    if name == "none":
+        return None
+    if name == "cosine":
+        return CosineAnnealingLR(optimizer, T_max=config["epochs"])
+    if name == "step":
+        return StepLR(optimizer, step_size=max(config["decay_start"], 1), gamma=config["lr_decay"])
+    if name == "halve":  # Zaremba et al.: epochs 1 .. decay_start-1 at lr, then multiplied by lr_decay each epoch
+        start, decay = config["decay_start"], config["lr_decay"]
+        return LambdaLR(optimizer, lambda completed: decay ** max(completed + 2 - start, 0))
+    if name == "plateau":
+        return ReduceLROnPlateau(optimizer, mode="max" if higher_is_better else "min", factor=config["lr_decay"],
+                                 patience=max(config["patience"] // 2, 1))
+    raise ValueError(f"unknown schedule {name!r}: expected none, cosine, step, halve or plateau")
+
+
+class Trainer:
+    """Train ``task``'s model, writing everything into ``out_dir``.
+
+    Files: ``checkpoint.npz`` (latest epoch: model, optimizer, schedule, history),
+    ``best.npz`` (the epoch with the best validation metric), ``metrics.jsonl``,
+    ``training_curve.png`` and, at the end, ``summary.json`` with the test metrics of the best model.
+    """
+
+    def __init__(self, task: Task, out_dir: str | Path, progress: bool = True, log=print):
+        self.task, self.config = task, task.config
+        self.out_dir = Path(out_dir)
+        self.progress, self.log = progress, log
+        self.model = task.build_model()
+        self.optimizer = make_optimizer(self.config, list(self.model.parameters()))
+        self.scheduler = make_scheduler(self.config, self.optimizer, task.higher_is_better)
+        self.epoch = 0
+        self.history: list[dict] = []
+        self.best: dict | None = None
+        self.bad_epochs = 0
+
+    # ---- checkpoints --------------------------------------------------------------------
+    def _meta(self) -> dict:
+        meta = {"config": self.config, "epoch": self.epoch, "history": self.history, "best": self.best,
+                "bad_epochs": self.bad_epochs, "optimizer": {"lr": self.optimizer.lr, "step_count": self.optimizer.step_count},
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None}
+        vocabulary = getattr(self.task, "vocabulary", None)
+        if vocabulary is not None:
+            meta["vocabulary"] = vocabulary
+        return meta
+
+    def save(self, path: Path) -> None:
+        arrays = {f"model/{name}": value for name, value in self.model.state_dict().items()}
+        arrays.update({f"optimizer/{key}": value for key, value in self.optimizer.state_dict()["state"].items()})
+        io.save_checkpoint(path, arrays, self._meta())
+
+    def resume(self) -> None:
+        """Continue from ``out_dir/checkpoint.npz``; refuse one written with other options."""
+        arrays, meta = io.load_checkpoint(self.out_dir / CHECKPOINT)
+        differing = {k: (meta["config"].get(k), v) for k, v in self.config.items() if meta["config"].get(k) != v}
+        if differing:
+            described = ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in differing.items())
+            raise io.CheckpointError(f"cannot resume: the checkpoint was trained with other options ({described}); "
+                                     "resume with the same options or choose another --out")
+        self.model.load_state_dict(io.prefixed(arrays, "model"))
+        self.optimizer.load_state_dict({**meta["optimizer"], "state": io.prefixed(arrays, "optimizer")})
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(meta["scheduler"])
+        self.epoch, self.history, self.best, self.bad_epochs = meta["epoch"], meta["history"], meta["best"], meta["bad_epochs"]
+
+    # ---- training -----------------------------------------------------------------------
+    def _better(self, value: float, than: float) -> bool:
+        return value > than if self.task.higher_is_better else value < than
+
+    def train_epoch(self, epoch: int) -> dict:
+        from tqdm import tqdm
+
+        seed = self.config["seed"]
+        self.model.train()
+        self.model.reseed([seed, epoch])
+        rng = np.random.default_rng([seed, epoch, 1])
+        parameters = list(self.model.parameters())
+        total, count, started = 0.0, 0, time.perf_counter()
+        bar = tqdm(self.task.batches(rng), desc=f"epoch {epoch}/{self.config['epochs']}", unit="batch",
+                   disable=not self.progress, leave=False, dynamic_ncols=True)
+        for index, batch in enumerate(bar):
+            self.model.zero_grad()
+            loss_sum, n = self.task.train_step(self.model, batch)
+            clip = self.config["clip"]
+            norm = clip_grad_norm_(parameters, clip) if clip else 0.0
+            if not (math.isfinite(loss_sum) and math.isfinite(norm)):
+                raise TrainingDiverged(
+                    f"epoch {epoch}, batch {index + 1}: the {'loss' if not math.isfinite(loss_sum) else 'gradient norm'} "
+                    f"is {loss_sum / n if not math.isfinite(loss_sum) else norm}; training stopped. The last good checkpoint "
+                    f"(epoch {self.epoch}) is kept in {self.out_dir}. Try a smaller --lr or a --clip value."
+                )
+            self.optimizer.step()
+            total, count = total + loss_sum, count + n
+            if index % 10 == 0:
+                elapsed = time.perf_counter() - started
+                bar.set_postfix(loss=f"{total / count:.4f}", per_s=f"{count / max(elapsed, 1e-9):,.0f}")
+        bar.close()
+        return {"train_loss": total / count, "train_seconds": time.perf_counter() - started}
+
+    def fit(self, resume: bool = False, stop_after: int | None = None) -> dict:
+        """Train to ``config['epochs']`` (from the checkpoint when ``resume``); return the summary.
+
+        ``stop_after`` ends this call after that many epochs, as if the run had been killed
+        right after its checkpoint (used to test resuming).
+        """
+        if resume:
+            self.resume()
+            self.log(f"resumed from {self.out_dir / CHECKPOINT} after epoch {self.epoch}")
+        self.log(self.task.describe())
+        self.log(f"model: {sum(p.data.size for p in self.model.parameters()):,} parameters; config: {json.dumps(self.config)}")
+        metric, patience = self.task.metric, self.config["patience"]
+        run_epochs = 0
+        while self.epoch < self.config["epochs"] and not (patience and self.bad_epochs >= patience):
+            epoch = self.epoch + 1
+            record = {"epoch": epoch, "lr": self.optimizer.lr, **self.train_epoch(epoch)}
+            self.model.eval()
+            valid = self.task.evaluate(self.model, "valid")
+            record.update({f"valid_{key}": value for key, value in valid.items()})
+            self.history.append(record)
+            if self.best is None or self._better(valid[metric], self.best[f"valid_{metric}"]):
+                self.best, self.bad_epochs = dict(record), 0
+                self.epoch = epoch
+                self.save(self.out_dir / BEST)
+            else:
+                self.bad_epochs += 1
+            if self.scheduler is not None:
+                self.scheduler.step(valid[metric])
+            self.epoch = epoch
+            self.save(self.out_dir / CHECKPOINT)
+            self.write_reports()
+            self.log(f"epoch {epoch}: train loss {record['train_loss']:.4f}, valid {metric} {valid[metric]:.4f}, "
+                     f"lr {record['lr']:.3g}, {record['train_seconds']:.1f}s" + (" *best*" if self.bad_epochs == 0 else ""))
+            run_epochs += 1
+            if stop_after is not None and run_epochs >= stop_after:
+                return {"stopped_after_epoch": self.epoch}
+        if patience and self.bad_epochs >= patience:
+            self.log(f"early stop: no better valid {metric} for {patience} epochs")
+        return self.finish()
+
+    def finish(self) -> dict:
+        """Evaluate the best epoch's model on the test part and write ``summary.json``."""
+        arrays, meta = io.load_checkpoint(self.out_dir / BEST)
+        self.model.load_state_dict(io.prefixed(arrays, "model"))
+        self.model.eval()
+        test = self.task.evaluate(self.model, "test")
+        summary = {"task": self.task.name, "best_epoch": meta["epoch"], "epochs_run": self.epoch,
+                   "train_seconds": sum(r["train_seconds"] for r in self.history),
+                   "valid": {k[len("valid_"):]: v for k, v in self.best.items() if k.startswith("valid_")},
+                   "test": test, "config": self.config}
+        io.write_text(self.out_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    # ---- reports ------------------------------------------------------------------------
+    def write_reports(self) -> None:
+        io.write_text(self.out_dir / METRICS, "".join(json.dumps(record) + "\n" for record in self.history))
+        plot_history(self.history, self.task.metric, self.out_dir / CURVE, title=f"lstmkit train {self.task.name}")
+
+
+def plot_history(history: list[dict], metric: str, path: Path, title: str = "") -> None:
+    """Loss curves (left) and the validation metric (right) per epoch, as a PNG, written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [record["epoch"] for record in history]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(epochs, [r["train_loss"] for r in history], marker="o", label="train loss")
+    left.plot(epochs, [r["valid_loss"] for r in history], marker="o", label="valid loss")
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss")
+    left.legend()
+    right.plot(epochs, [r[f"valid_{metric}"] for r in history], marker="o", color="tab:green")
+    right.set_xlabel("epoch")
+    right.set_ylabel(f"valid {metric}")
+    figure.suptitle(title)
+    figure.tight_layout()
+    io.atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=90))
+    plt.close(figure)
