@@ -20,29 +20,40 @@ def numeric_gradient(loss, array, eps=1e-6):
     return grad
 
 
-def check_layer(lstm, x, hx, seed_for_dropout=None):
+def _parts(state):
+    """A layer's or cell's state as a tuple: (h, c) for an LSTM, (h,) for GRU and RNN."""
+    return state if isinstance(state, tuple) else (state,)
+
+
+def _like(parts, state):
+    return tuple(parts) if isinstance(state, tuple) else parts[0]
+
+
+def check_layer(lstm, x, hx, seed_for_dropout=None, **forward_options):
+    """Every parameter's, the input's and the initial state's gradient against finite differences
+    of a random linear function of the output and final state (any layer kind, any input route)."""
     rng = np.random.default_rng(11)
     with lstmkit.no_grad():
-        output, (h_n, c_n) = lstm(x, hx)
-    weights = [rng.standard_normal(a.shape) for a in (output, h_n, c_n)]
+        output, state = lstm(x, hx, **forward_options)
+    weights = [rng.standard_normal(a.shape) for a in (output, *_parts(state))]
 
     def loss():
         if seed_for_dropout is not None:
             lstm.reseed(seed_for_dropout)
         with lstmkit.no_grad():
-            out, (h, c) = lstm(x, hx)
-        return float(np.sum(out * weights[0]) + np.sum(h * weights[1]) + np.sum(c * weights[2]))
+            out, final = lstm(x, hx, **forward_options)
+        return float(sum(np.sum(a * w) for a, w in zip((out, *_parts(final)), weights)))
 
     if seed_for_dropout is not None:
         lstm.reseed(seed_for_dropout)
     lstm.zero_grad()
-    lstm(x, hx)
-    dx, (dh0, dc0) = lstm.backward(*weights[:1], tuple(weights[1:]))
+    lstm(x, hx, **forward_options)
+    dx, dhx = lstm.backward(weights[0], _like(weights[1:], state))
     for name, parameter in lstm.named_parameters():
         np.testing.assert_allclose(parameter.grad, numeric_gradient(loss, parameter.data), rtol=1e-6, atol=1e-8, err_msg=name)
     np.testing.assert_allclose(dx, numeric_gradient(loss, x), rtol=1e-6, atol=1e-8, err_msg="input")
-    np.testing.assert_allclose(dh0, numeric_gradient(loss, hx[0]), rtol=1e-6, atol=1e-8, err_msg="h0")
-    np.testing.assert_allclose(dc0, numeric_gradient(loss, hx[1]), rtol=1e-6, atol=1e-8, err_msg="c0")
+    for index, (gradient, array) in enumerate(zip(_parts(dhx), _parts(hx))):
+        np.testing.assert_allclose(gradient, numeric_gradient(loss, array), rtol=1e-6, atol=1e-8, err_msg=f"state {index}")
 
 
 @pytest.mark.parametrize("bidirectional,proj_size,bias", [(False, 0, True), (True, 2, True), (True, 0, False)])
@@ -64,20 +75,51 @@ def test_dropout_finite_differences_with_fixed_masks():
     check_layer(lstm, x, hx, seed_for_dropout=42)
 
 
-def test_cell_finite_differences():
+CELLS = {
+    "lstm": lambda: lstmkit.LSTMCell(3, 4, dtype=np.float64, seed=1),
+    "gru": lambda: lstmkit.GRUCell(3, 4, dtype=np.float64, seed=1),
+    "rnn_tanh": lambda: lstmkit.RNNCell(3, 4, dtype=np.float64, seed=1),
+    "rnn_relu": lambda: lstmkit.RNNCell(3, 4, nonlinearity="relu", dtype=np.float64, seed=1),
+}
+
+
+@pytest.mark.parametrize("kind", CELLS)
+def test_cell_finite_differences(kind):
     rng = np.random.default_rng(0)
-    cell = lstmkit.LSTMCell(3, 4, dtype=np.float64, seed=1)
-    x, h, c = rng.standard_normal((2, 3)), rng.standard_normal((2, 4)), rng.standard_normal((2, 4))
-    wh, wc = rng.standard_normal((2, 4)), rng.standard_normal((2, 4))
+    cell = CELLS[kind]()
+    parts = len(cell._kind.state_parts)
+    x = rng.standard_normal((2, 3))
+    state = _like([rng.standard_normal((2, 4)) for _ in range(parts)], (None,) * parts if parts > 1 else None)
+    weights = [rng.standard_normal((2, 4)) for _ in range(parts)]
 
     def loss():
         with lstmkit.no_grad():
-            h1, c1 = cell(x, (h, c))
-        return float(np.sum(h1 * wh) + np.sum(c1 * wc))
+            new_state = cell(x, state)
+        return float(sum(np.sum(a * w) for a, w in zip(_parts(new_state), weights)))
 
-    cell(x, (h, c))
-    dx, (dh, dc) = cell.backward((wh, wc))
+    cell(x, state)
+    dx, dstate = cell.backward(_like(weights, state))
     for name, parameter in cell.named_parameters():
         np.testing.assert_allclose(parameter.grad, numeric_gradient(loss, parameter.data), rtol=1e-6, atol=1e-8, err_msg=name)
-    for name, grad, array in (("x", dx, x), ("h", dh, h), ("c", dc, c)):
+    for name, grad, array in (("x", dx, x), *((f"state {i}", g, a) for i, (g, a) in enumerate(zip(_parts(dstate), _parts(state))))):
         np.testing.assert_allclose(grad, numeric_gradient(loss, array), rtol=1e-6, atol=1e-8, err_msg=name)
+
+
+@pytest.mark.parametrize("layer_class,options", [(lstmkit.GRU, {}), (lstmkit.RNN, {}), (lstmkit.RNN, {"nonlinearity": "relu"})])
+def test_gru_rnn_finite_differences(layer_class, options):
+    rng = np.random.default_rng(0)
+    layer = layer_class(3, 4, num_layers=2, bidirectional=True, dtype=np.float64, seed=1, **options)
+    x = rng.standard_normal((5, 2, 3))
+    check_layer(layer, x, rng.standard_normal((4, 2, 4)))
+
+
+@pytest.mark.parametrize("layer_class,options", [(lstmkit.LSTM, {"proj_size": 2}), (lstmkit.GRU, {}), (lstmkit.RNN, {})])
+def test_variable_lengths_finite_differences(layer_class, options):
+    """Unsorted lengths, bidirectional, two layers, dropout between them (fixed masks): the masked
+    loop and the per-sequence reversal."""
+    rng = np.random.default_rng(0)
+    layer = layer_class(2, 3, num_layers=2, bidirectional=True, batch_first=True, dropout=0.3, dtype=np.float64,
+                        seed=1, **options)
+    x = rng.standard_normal((3, 5, 2))
+    state = [rng.standard_normal((4, 3, size)) for size in layer._state_sizes()]
+    check_layer(layer, x, _like(state, tuple(state) if len(state) > 1 else None), seed_for_dropout=5, lengths=[2, 5, 1])

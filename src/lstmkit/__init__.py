@@ -10,7 +10,11 @@
 from .explain import count_parameters
 from .grad_mode import is_grad_enabled, no_grad
 from .nn import LSTM, LSTMCell, Module, Parameter
+from .nn import GRU, RNN, GRUCell, RNNCell
+from .nn import PackedSequence, pack_padded_sequence, pack_sequence, pad_packed_sequence, pad_sequence
 
 __version__ = "0.1.0"
 
 __all__ = ["LSTM", "LSTMCell", "Module", "Parameter", "count_parameters", "is_grad_enabled", "no_grad", "__version__"]
+__all__ += ["GRU", "GRUCell", "PackedSequence", "RNN", "RNNCell", "pack_padded_sequence", "pack_sequence",
+            "pad_packed_sequence", "pad_sequence"]

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .cli_train import add_train_parser, dispatch
-from .explain import explain_lstm
+from .explain import MODES, explain_layer
 
 
 def _positive(text: str) -> int:
@@ -26,7 +26,8 @@ def _non_negative(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lstmkit", description="LSTMs in NumPy, exactly like PyTorch's.")
     commands = parser.add_subparsers(dest="command", required=True)
-    explain = commands.add_parser("explain", help="print every tensor's shape and parameter count of an LSTM")
+    explain = commands.add_parser("explain", help="print every tensor's shape and parameter count of an LSTM, GRU or RNN")
+    explain.add_argument("--mode", choices=MODES, default="LSTM", help="the layer: LSTM (default), GRU, RNN_TANH or RNN_RELU")
     explain.add_argument("--input-size", type=_positive, required=True, help="H_in: features per step")
     explain.add_argument("--hidden-size", type=_positive, required=True, help="H: units of h and c")
     explain.add_argument("--num-layers", type=_positive, default=1)
@@ -45,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "explain":
         try:
-            text = explain_lstm(
+            text = explain_layer(
                 args.input_size, args.hidden_size, args.num_layers, args.seq_len,
-                None if args.unbatched else args.batch, bias=not args.no_bias, batch_first=args.batch_first,
+                None if args.unbatched else args.batch, mode=args.mode, bias=not args.no_bias, batch_first=args.batch_first,
                 bidirectional=args.bidirectional, proj_size=args.proj_size,
             )
         except (ValueError, TypeError) as error:

@@ -1,16 +1,38 @@
-"""Shapes and parameter counts of an LSTM configuration, in PyTorch's and Keras' words.
+"""Shapes and parameter counts of an LSTM, GRU or RNN configuration, in PyTorch's and Keras' words.
 
-Every shape printed is read off a real :class:`lstmkit.LSTM` built with the configuration and
-off a real forward pass, so the text cannot drift from what the code does.
+Every shape printed is read off a real :class:`lstmkit.LSTM` (or GRU, RNN) built with the
+configuration and off a real forward pass, so the text cannot drift from what the code does.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .grad_mode import no_grad
+from .nn._kinds import KINDS
 from .nn.module import Module
-from .nn.recurrent import LSTM
+from .nn.recurrent import GRU, LSTM, RNN
+
+MODES = tuple(KINDS)  # PyTorch's mode names: LSTM, GRU, RNN_TANH, RNN_RELU
+
+
+class _KerasLayer(NamedTuple):
+    """How Keras names and lays out the same layer."""
+
+    name: str  # the keras.layers class
+    options: str  # constructor arguments that make it this mode
+    gate_order: str
+    bias_rows: int  # 1: one bias (b_ih + b_hh); 2: both biases, stacked (GRU's reset_after=True)
+
+
+_KERAS = {
+    "LSTM": _KerasLayer("LSTM", "", "gate order i, f, c, o", 1),
+    "GRU": _KerasLayer("GRU", "", "gate order z, r, h; reset_after=True", 2),
+    "RNN_TANH": _KerasLayer("SimpleRNN", "", "activation tanh", 1),
+    "RNN_RELU": _KerasLayer("SimpleRNN", ", activation='relu'", "activation relu", 1),
+}
 
 
 def count_parameters(module: Module) -> int:
@@ -18,27 +40,45 @@ def count_parameters(module: Module) -> int:
     return sum(parameter.data.size for parameter in module.parameters())
 
 
-def lstm_parameter_count(input_size, hidden_size, num_layers=1, bias=True, bidirectional=False, proj_size=0) -> int:
-    """PyTorch's count by formula: per layer and direction 4H(in + H_out) + 8H (biases) + P·H."""
+def _check_mode(mode: str) -> str:
+    if mode not in KINDS:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
+def parameter_count(mode, input_size, hidden_size, num_layers=1, bias=True, bidirectional=False, proj_size=0) -> int:
+    """PyTorch's count by formula: per layer and direction G·H(in + H_out) + 2G·H (biases) + P·H,
+    with G = 4 (LSTM), 3 (GRU) or 1 (RNN) gate blocks."""
+    gates = KINDS[_check_mode(mode)].gate_count
     directions = 2 if bidirectional else 1
     output_size = proj_size or hidden_size
     total = 0
     for layer in range(num_layers):
         layer_input = input_size if layer == 0 else directions * output_size
-        per_direction = 4 * hidden_size * (layer_input + output_size) + (8 * hidden_size if bias else 0)
-        per_direction += proj_size * hidden_size
-        total += directions * per_direction
+        per_direction = gates * hidden_size * (layer_input + output_size) + (2 * gates * hidden_size if bias else 0)
+        total += directions * (per_direction + proj_size * hidden_size)
     return total
 
 
-def keras_lstm_parameter_count(input_size, units, num_layers=1, use_bias=True, bidirectional=False) -> int:
-    """Keras' ``count_params()`` of stacked ``LSTM(units)`` layers: one bias of 4U per layer-direction."""
+def keras_parameter_count(mode, input_size, units, num_layers=1, use_bias=True, bidirectional=False) -> int:
+    """Keras' ``count_params()`` of stacked layers of this mode (LSTM, GRU with reset_after, SimpleRNN)."""
+    gates, bias_rows = KINDS[_check_mode(mode)].gate_count, _KERAS[mode].bias_rows
     directions = 2 if bidirectional else 1
     total = 0
     for layer in range(num_layers):
         layer_input = input_size if layer == 0 else directions * units
-        total += directions * (4 * units * (layer_input + units) + (4 * units if use_bias else 0))
+        total += directions * (gates * units * (layer_input + units) + (bias_rows * gates * units if use_bias else 0))
     return total
+
+
+def lstm_parameter_count(input_size, hidden_size, num_layers=1, bias=True, bidirectional=False, proj_size=0) -> int:
+    """:func:`parameter_count` of an LSTM."""
+    return parameter_count("LSTM", input_size, hidden_size, num_layers, bias, bidirectional, proj_size)
+
+
+def keras_lstm_parameter_count(input_size, units, num_layers=1, use_bias=True, bidirectional=False) -> int:
+    """:func:`keras_parameter_count` of stacked ``keras.layers.LSTM``: one bias of 4U per layer-direction."""
+    return keras_parameter_count("LSTM", input_size, units, num_layers, use_bias, bidirectional)
 
 
 def _shape(shape) -> str:
@@ -51,22 +91,41 @@ def _rows(rows, indent="  ") -> list[str]:
     return [f"{indent}{name:<{width}}  {shape:<{shape_width}}  {note}".rstrip() for name, shape, note in rows]
 
 
-def explain_lstm(
+def _blocks(gates: int, size) -> str:
+    """``4*100`` for G = 4 blocks of size 100, just ``100`` for one block."""
+    return f"{gates}*{size}" if gates > 1 else f"{size}"
+
+
+def _build(mode, input_size, hidden_size, num_layers, bias, batch_first, bidirectional, proj_size):
+    common = dict(num_layers=num_layers, bias=bias, batch_first=batch_first, bidirectional=bidirectional, seed=0)
+    if mode == "LSTM":
+        return LSTM(input_size, hidden_size, proj_size=proj_size, **common)
+    if proj_size:
+        raise ValueError(f"{mode}: proj_size is an LSTM option ({mode} has no projection), got proj_size={proj_size}")
+    if mode == "GRU":
+        return GRU(input_size, hidden_size, **common)
+    return RNN(input_size, hidden_size, nonlinearity=mode[4:].lower(), **common)
+
+
+def explain_layer(
     input_size: int,
     hidden_size: int,
     num_layers: int = 1,
     seq_len: int = 1,
     batch: int | None = 1,
     *,
+    mode: str = "LSTM",
     bias: bool = True,
     batch_first: bool = False,
     bidirectional: bool = False,
     proj_size: int = 0,
 ) -> str:
-    """The text of ``lstmkit explain``; ``batch=None`` explains an unbatched input."""
-    lstm = LSTM(input_size, hidden_size, num_layers, bias, batch_first, 0.0, bidirectional, proj_size, seed=0)
-    D, H, P, L, N = lstm.num_directions, hidden_size, proj_size, seq_len, batch
-    H_out = lstm.output_size
+    """The text of ``lstmkit explain``; ``mode`` is LSTM, GRU, RNN_TANH or RNN_RELU and
+    ``batch=None`` explains an unbatched input."""
+    layer = _build(_check_mode(mode), input_size, hidden_size, num_layers, bias, batch_first, bidirectional, proj_size)
+    is_lstm = mode == "LSTM"
+    D, H, P, L, N = layer.num_directions, hidden_size, proj_size, seq_len, batch
+    H_out, G = layer.output_size, layer._kind.gate_count
     batched = N is not None
     if not batched:
         input_shape = (L, input_size)
@@ -75,26 +134,31 @@ def explain_lstm(
     else:
         input_shape = (L, N, input_size)
     with no_grad():
-        output, (h_n, c_n) = lstm(np.zeros(input_shape, np.float32))
-    h0_shape, c0_shape = h_n.shape, c_n.shape
+        output, state = layer(np.zeros(input_shape, np.float32))
+    h_n = state[0] if is_lstm else state
+    out_name = "H_out" if is_lstm else "H"
     layout = "(L, H_in)" if not batched else ("(N, L, H_in)" if batch_first else "(L, N, H_in)")
-    out_layout = "(L, D*H_out)" if not batched else ("(N, L, D*H_out)" if batch_first else "(L, N, D*H_out)")
-    state_layout = "(D*num_layers, H_out)" if not batched else "(D*num_layers, N, H_out)"
+    out_layout = f"(L, D*{out_name})" if not batched else (f"(N, L, D*{out_name})" if batch_first else f"(L, N, D*{out_name})")
+    state_layout = f"(D*num_layers, {out_name})" if not batched else f"(D*num_layers, N, {out_name})"
     cell_layout = state_layout.replace("H_out", "H")
 
-    lines = [f"lstmkit.{lstm!r}  ==  torch.nn.{lstm!r}", ""]
+    lines = [f"lstmkit.{layer!r}  ==  torch.nn.{layer!r}", ""]
     lines.append(f"sizes: L={L} steps, N={N if batched else '(unbatched)'}, H_in={input_size}, H={H}, "
-                 f"H_out={H_out}{' (proj_size)' if P else ''}, D={D}, num_layers={num_layers}")
+                 + (f"H_out={H_out}{' (proj_size)' if P else ''}, " if is_lstm else "") + f"D={D}, num_layers={num_layers}")
     lines += ["", "PyTorch: tensors in and out"]
-    lines += _rows([
-        ("input", _shape(input_shape), layout),
-        ("h_0", _shape(h0_shape), state_layout + ", zeros if omitted; never batch-first"),
-        ("c_0", _shape(c0_shape), cell_layout + ", zeros if omitted"),
-        ("output", _shape(output.shape), out_layout + ": the last layer's h_t at every step"
-         + (", directions concatenated" if D == 2 else "")),
-        ("h_n", _shape(h_n.shape), state_layout + ": every layer's and direction's final h"),
-        ("c_n", _shape(c_n.shape), cell_layout + ": every layer's and direction's final c"),
-    ])
+    rows = [("input", _shape(input_shape), layout),
+            ("h_0", _shape(h_n.shape), state_layout + ", zeros if omitted; never batch-first")]
+    if is_lstm:
+        rows.append(("c_0", _shape(state[1].shape), cell_layout + ", zeros if omitted"))
+    rows += [("output", _shape(output.shape), out_layout + ": the last layer's h_t at every step"
+              + (", directions concatenated" if D == 2 else "")),
+             ("h_n", _shape(h_n.shape), state_layout + ": every layer's and direction's final h")]
+    if is_lstm:
+        rows.append(("c_n", _shape(state[1].shape), cell_layout + ": every layer's and direction's final c"))
+    lines += _rows(rows)
+    if not is_lstm:
+        lines.append(f"  the state is one array h ({type(layer).__name__} has no cell state c): "
+                     "hx is h_0 alone, not a pair")
     if D == 2:
         lines.append(f"  note: h_n[-1] is layer {num_layers - 1}'s reverse direction, which ends at t = 0: it equals "
                      f"output[0, ..., {H_out}:], not output[-1]; output[-1, ..., :{H_out}] equals h_n[-2].")
@@ -102,61 +166,80 @@ def explain_lstm(
         lines.append("  note: h_n[-1] equals output[-1] here; with num_layers > 1, h_n[:-1] are the lower layers' "
                      "final states, which output does not contain.")
 
-    lines += ["", "PyTorch: parameters (rows of every 4H block in gate order i, f, g, o)"]
-    parameters = dict(lstm.named_parameters())
-    for layer in range(num_layers):
-        layer_input = lstm._layer_input_size(layer)
+    block = f"every {G}H block in gate order {layer._kind.gate_names}" if G > 1 else f"H each; act = {mode[4:].lower()}"
+    lines += ["", f"PyTorch: parameters (rows of {block})" if G > 1 else f"PyTorch: parameters ({block})"]
+    parameters = dict(layer.named_parameters())
+    for index in range(num_layers):
+        layer_input = layer._layer_input_size(index)
         rows = []
         for direction in range(D):
-            suffix = lstm._suffix(layer, direction)
-            for base in lstm._weight_shapes(layer):
+            suffix = layer._suffix(index, direction)
+            for base in layer._weight_shapes(index):
                 rows.append((base + suffix, _shape(parameters[base + suffix].shape), ""))
-        per_direction = sum(int(np.prod(shape)) for shape in lstm._weight_shapes(layer).values())
-        formula = f"4*{H}*({layer_input} + {H_out})" + (f" + 8*{H}" if bias else "") + (f" + {P}*{H}" if P else "")
-        lines.append(f"  layer {layer} (input {layer_input}): {formula} = {per_direction:,} per direction"
+        per_direction = sum(int(np.prod(shape)) for shape in layer._weight_shapes(index).values())
+        formula = (f"{_blocks(G, H)}*({layer_input} + {H_out})" + (f" + {2 * G}*{H}" if bias else "")
+                   + (f" + {P}*{H}" if P else ""))
+        lines.append(f"  layer {index} (input {layer_input}): {formula} = {per_direction:,} per direction"
                      + (f", {D * per_direction:,} for both" if D == 2 else ""))
         lines += _rows(rows, indent="    ")
-    total = count_parameters(lstm)
-    lines.append(f"  total: {total:,} parameters (torch: sum(p.numel() for p in lstm.parameters()))")
+    total = count_parameters(layer)
+    lines.append(f"  total: {total:,} parameters (torch: sum(p.numel() for p in {mode.split('_')[0].lower()}.parameters()))")
 
-    lines += ["", "Keras: the same network as keras.layers.LSTM layers (gate order i, f, c, o; input batch-major)"]
+    keras_layer = _KERAS[mode]
+    lines += ["", f"Keras: the same network as keras.layers.{keras_layer.name} layers ({keras_layer.gate_order}; "
+                  "input batch-major)"]
     if P:
         lines.append("  Keras has no projection (proj_size): no Keras layer computes this network.")
         return "\n".join(lines)
-    lines += _keras_lines(input_size, hidden_size, num_layers, L, N, bias, bidirectional)
+    lines += _keras_lines(mode, input_size, hidden_size, num_layers, L, N, bias, bidirectional)
     return "\n".join(lines)
 
 
-def _keras_lines(input_size, units, num_layers, L, N, use_bias, bidirectional) -> list[str]:
+def explain_lstm(input_size, hidden_size, num_layers=1, seq_len=1, batch=1, **options) -> str:
+    """:func:`explain_layer` of an LSTM."""
+    return explain_layer(input_size, hidden_size, num_layers, seq_len, batch, mode="LSTM", **options)
+
+
+def _keras_lines(mode, input_size, units, num_layers, L, N, use_bias, bidirectional) -> list[str]:
+    keras_layer, G = _KERAS[mode], KINDS[mode].gate_count
     D = 2 if bidirectional else 1
     batch = N if N is not None else 1
+    reordered = " (blocks reordered r, z, n -> z, r, h)" if mode == "GRU" else ""
     lines = [f"  keras.Input(shape=({L}, {input_size}))  -> batches of shape ({batch}, {L}, {input_size})"]
     for layer in range(num_layers):
         layer_input = input_size if layer == 0 else D * units
         last = layer == num_layers - 1
-        call = f"LSTM({units}{'' if use_bias else ', use_bias=False'}{'' if last else ', return_sequences=True'})"
+        call = (f"{keras_layer.name}({units}{keras_layer.options}{'' if use_bias else ', use_bias=False'}"
+                f"{'' if last else ', return_sequences=True'})")
         if bidirectional:
             call = f"Bidirectional({call})"
-        params = 4 * units * (layer_input + units) + (4 * units if use_bias else 0)
-        lines.append(f"  layer {layer}: {call}: 4*{units}*({layer_input} + {units})"
-                     + (f" + 4*{units}" if use_bias else "") + f" = {params:,}" + (" per direction" if D == 2 else ""))
+        bias_size = keras_layer.bias_rows * G * units
+        params = G * units * (layer_input + units) + (bias_size if use_bias else 0)
+        lines.append(f"  layer {layer}: {call}: {_blocks(G, units)}*({layer_input} + {units})"
+                     + (f" + {_blocks(keras_layer.bias_rows * G, units)}" if use_bias else "") + f" = {params:,}"
+                     + (" per direction" if D == 2 else ""))
         suffix = f"_l{layer}"
         rows = [
-            ("kernel", _shape((layer_input, 4 * units)), f"= weight_ih{suffix}.T"),
-            ("recurrent_kernel", _shape((units, 4 * units)), f"= weight_hh{suffix}.T"),
+            ("kernel", _shape((layer_input, G * units)), f"= weight_ih{suffix}.T{reordered}"),
+            ("recurrent_kernel", _shape((units, G * units)), f"= weight_hh{suffix}.T{reordered}"),
         ]
-        if use_bias:
-            rows.append(("bias", _shape((4 * units,)), f"= bias_ih{suffix} + bias_hh{suffix} (one bias, 4U fewer parameters)"))
+        if use_bias and keras_layer.bias_rows == 2:
+            rows.append(("bias", _shape((2, G * units)), f"= [bias_ih{suffix}, bias_hh{suffix}] (both, as PyTorch)"))
+        elif use_bias:
+            fewer = f"{G if G > 1 else ''}U fewer parameters"
+            rows.append(("bias", _shape((G * units,)), f"= bias_ih{suffix} + bias_hh{suffix} (one bias, {fewer})"))
         lines += _rows(rows, indent="    ")
-    total = keras_lstm_parameter_count(input_size, units, num_layers, use_bias, bidirectional)
+    total = keras_parameter_count(mode, input_size, units, num_layers, use_bias, bidirectional)
     lines.append(f"  total: {total:,} parameters (keras: model.count_params())")
     width = D * units
+    states = ["h", "c"] if mode == "LSTM" else ["h"]
+    if D == 2:
+        states = [f"{s}_{direction}" for direction in ("fwd", "bwd") for s in states]
     lines += ["", "Keras: what the last layer returns"]
     lines += _rows([
         ("return_sequences=False", _shape((batch, width)), "the last step's output (default)"),
         ("return_sequences=True", _shape((batch, L, width)), "every step (PyTorch's output, batch-first)"),
-        ("return_state=True", "[output, " + ", ".join(
-            f"{s} {_shape((batch, units))}" for s in (["h", "c"] if D == 1 else ["h_fwd", "c_fwd", "h_bwd", "c_bwd"])) + "]",
+        ("return_state=True", "[output, " + ", ".join(f"{s} {_shape((batch, units))}" for s in states) + "]",
          "states of the last layer only"),
     ])
     return lines

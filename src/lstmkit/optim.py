@@ -167,6 +167,8 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0) -> floa
         return 0.0
     if math.isinf(norm_type):
         total = max(float(np.max(np.abs(g))) for g in grads)
+    elif norm_type == 2.0:
+        total = math.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in grads))
     else:
         total = float(sum(float(np.sum(np.abs(g.astype(np.float64)) ** norm_type)) for g in grads) ** (1.0 / norm_type))
     scale = max_norm / (total + 1e-6)

@@ -77,6 +77,7 @@ class Trainer:
         self.history: list[dict] = []
         self.best: dict | None = None
         self.bad_epochs = 0
+        self._last_plot = -math.inf
 
     # ---- checkpoints --------------------------------------------------------------------
     def _meta(self) -> dict:
@@ -179,6 +180,7 @@ class Trainer:
                 return {"stopped_after_epoch": self.epoch}
         if patience and self.bad_epochs >= patience:
             self.log(f"early stop: no better valid {metric} for {patience} epochs")
+        self.write_reports(final=True)
         return self.finish()
 
     def finish(self) -> dict:
@@ -195,9 +197,12 @@ class Trainer:
         return summary
 
     # ---- reports ------------------------------------------------------------------------
-    def write_reports(self) -> None:
+    def write_reports(self, final: bool = False) -> None:
+        """Metrics every epoch; the curve at the end and at most every 15 s on the way (plotting is slow)."""
         io.write_text(self.out_dir / METRICS, "".join(json.dumps(record) + "\n" for record in self.history))
-        plot_history(self.history, self.task.metric, self.out_dir / CURVE, title=f"lstmkit train {self.task.name}")
+        if self.history and (final or time.monotonic() - self._last_plot > 15):
+            plot_history(self.history, self.task.metric, self.out_dir / CURVE, title=f"lstmkit train {self.task.name}")
+            self._last_plot = time.monotonic()
 
 
 def plot_history(history: list[dict], metric: str, path: Path, title: str = "") -> None:

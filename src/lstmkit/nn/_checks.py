@@ -42,6 +42,12 @@ def check_dtype(owner: str, dtype) -> np.dtype:
     return resolved
 
 
+def check_recurrent_options(owner: str, input_size, hidden_size, bias, dtype) -> tuple[int, int, bool, np.dtype]:
+    """What every recurrent layer and cell is built from: ``input_size, hidden_size, bias, dtype``, checked."""
+    return (check_size(owner, "input_size", input_size), check_size(owner, "hidden_size", hidden_size),
+            check_flag(owner, "bias", bias), check_dtype(owner, dtype))
+
+
 def as_float_array(owner: str, name: str, value, dtype: np.dtype) -> np.ndarray:
     """``value`` as an array of the module's dtype; integer, bool, complex or object input is refused."""
     if value is None or isinstance(value, (tuple, list)) and len(value) and isinstance(value[0], np.ndarray):
@@ -67,6 +73,11 @@ def state_arrays(owner: str, name: str, value, part_names, batched_shapes, batch
     if value is None:
         value = (None,) * len(part_names)
     elif len(part_names) == 1:
+        if isinstance(value, tuple) or isinstance(value, list) and value and isinstance(value[0], np.ndarray):
+            raise TypeError(
+                f"{owner}: {name} must be one array ({part_names[0]}), got {type(value).__name__} of length "
+                f"{len(value)} (only an LSTM's state is a pair)"
+            )
         value = (value,)
     elif not isinstance(value, (tuple, list)) or len(value) != len(part_names):
         given = f"{type(value).__name__} of length {len(value)}" if isinstance(value, (tuple, list)) else f"a single {type(value).__name__}"

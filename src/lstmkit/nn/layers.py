@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _checks
 from .module import Module
+from .rnn_base import RNNBase
 
 
 class Linear(Module):
@@ -43,10 +44,10 @@ class Linear(Module):
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"{owner}: input.shape[-1] must equal in_features={self.in_features}, got shape {x.shape}")
         self._save_for_backward(x)
-        y = x @ self.weight.data.T
+        y = x.reshape(-1, self.in_features) @ self.weight.data.T  # one 2-D product, not one per leading index
         if "bias" in self._parameters:
             y += self.bias.data
-        return y
+        return y.reshape(x.shape[:-1] + (self.out_features,))
 
     def backward(self, doutput):
         x = self._pop_saved()
@@ -204,7 +205,7 @@ class Sequential(Module):
         x = input
         for module in self:
             x = module(x)
-            if isinstance(x, tuple):  # a recurrent layer: (output, state)
+            if isinstance(module, RNNBase):  # (output, state): only the output goes on
                 x = x[0]
         return x
 
@@ -212,7 +213,7 @@ class Sequential(Module):
         gradient = doutput
         for module in reversed(list(self)):
             gradient = module.backward(gradient)
-            if isinstance(gradient, tuple):  # a recurrent layer: (dinput, dstate)
+            if isinstance(module, RNNBase):  # (dinput, dstate)
                 gradient = gradient[0]
         return gradient
 

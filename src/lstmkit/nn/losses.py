@@ -16,12 +16,6 @@ def _check_reduction(owner: str, reduction: str) -> str:
     return reduction
 
 
-def log_softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    """log(softmax(logits)) without overflow: shift by the maximum first."""
-    shifted = logits - np.max(logits, axis=axis, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
-
-
 class CrossEntropyLoss(Module):
     """Cross-entropy from unnormalised logits, as ``torch.nn.CrossEntropyLoss``.
 
@@ -56,13 +50,21 @@ class CrossEntropyLoss(Module):
         if np.any((labels[valid] < 0) | (labels[valid] >= classes)):
             bad = labels[valid][(labels[valid] < 0) | (labels[valid] >= classes)]
             raise ValueError(f"{owner}: target must be in [0, {classes}) or ignore_index={self.ignore_index}, got {bad[0]}")
-        log_probs = log_softmax(logits)
+        # softmax with the maximum shifted out; log p = shifted - log Σ exp(shifted). Computed in place
+        # on one (N, C) buffer, which backward then turns into the gradient p - target.
+        shifted = logits - np.max(logits, axis=1, keepdims=True)
         safe = np.where(valid, labels, 0)
-        picked = np.take_along_axis(log_probs, safe[:, None], axis=1)[:, 0]
+        picked = np.take_along_axis(shifted, safe[:, None], axis=1)[:, 0]
+        mean_shifted = shifted.mean(axis=1) if self.label_smoothing else 0.0
+        probabilities = np.exp(shifted, out=shifted)
+        normaliser = probabilities.sum(axis=1)
+        probabilities /= normaliser[:, None]
+        log_normaliser = np.log(normaliser)
         eps = self.label_smoothing
-        per_sample = -((1 - eps) * picked + eps * log_probs.mean(axis=1)) * valid
+        # -(1-eps) log p[label] - eps * mean_c log p[c]
+        per_sample = -((1 - eps) * (picked - log_normaliser) + eps * (mean_shifted - log_normaliser)) * valid
         count = int(valid.sum())
-        self._save_for_backward((log_probs, safe, valid, count, unbatched))
+        self._save_for_backward((probabilities, safe, valid, count, unbatched))
         if self.reduction == "none":
             return per_sample[0] if unbatched else per_sample
         total = per_sample.sum()
@@ -70,16 +72,15 @@ class CrossEntropyLoss(Module):
 
     def backward(self, doutput=1.0):
         """Gradient of the logits, scaled by ``doutput`` (the gradient of the returned value)."""
-        log_probs, labels, valid, count, unbatched = self._pop_saved()
-        classes = log_probs.shape[1]
-        target = np.zeros_like(log_probs)
-        target[np.arange(len(labels)), labels] = 1.0 - self.label_smoothing
-        target += self.label_smoothing / classes
-        gradient = (np.exp(log_probs) - target) * valid[:, None]
-        scale = np.asarray(doutput, dtype=log_probs.dtype)
+        gradient, labels, valid, count, unbatched = self._pop_saved()  # the softmax buffer becomes the gradient
+        if self.label_smoothing:
+            gradient -= self.label_smoothing / gradient.shape[1]
+        gradient[np.arange(len(labels)), labels] -= 1.0 - self.label_smoothing
+        scale = np.asarray(doutput, dtype=gradient.dtype)
         if self.reduction == "mean":
             scale = scale / count if count else np.full_like(scale, np.nan)
-        gradient *= scale if scale.ndim == 0 else scale.reshape(-1, 1)
+        scale = scale * valid if scale.ndim == 0 else scale.reshape(-1) * valid
+        gradient *= scale.astype(gradient.dtype, copy=False)[:, None]
         return gradient[0] if unbatched else gradient
 
 

@@ -24,11 +24,13 @@ Shapes (T steps, N batch, I input features, H hidden units, R = P or H):
     bias_ih/_hh     (4H,)        or None
     weight_hr       (P, H)       or None
     output          (T, N, R)    h_1 ... h_T
+    batch_sizes     (T,)         optional: sequences of different lengths, sorted
     ==============  ===========  ===========================================
 
 The input's share of z (``W_ih x_t + b``) is one matrix product over all steps before the
 loop; only ``W_hh h_{t-1}`` is sequential. The backward pass walks the forward's lines in
-reverse, and the weight gradients are one product over all steps at the end.
+reverse, and the weight gradients are one product over all steps at the end. The time loop
+itself (and what happens past the end of a shorter sequence) is :mod:`.recurrence`'s.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .activations import sigmoid, sigmoid_grad, tanh, tanh_grad
+from .recurrence import input_projection, projection_backward, scan, scan_backward
 
 
 class LSTMWeights(NamedTuple):
@@ -64,10 +67,9 @@ class LSTMCache(NamedTuple):
     x: np.ndarray  # (T, N, I)
     h: np.ndarray  # (T+1, N, R)  h[0] = h0
     c: np.ndarray  # (T+1, N, H)  c[0] = c0
-    gates: np.ndarray  # (T, N, 4H)
-    tanh_c: np.ndarray  # (T, N, H)
-    m: np.ndarray  # (T, N, H)
+    steps: LSTMStep  # every step's LSTMStep, each field stacked over time: (T, N, ·)
     weights: LSTMWeights
+    batch_sizes: np.ndarray | None  # (T,) active sequences per step, None when all run to the end
 
 
 def lstm_step(z_input, h_prev, c_prev, weight_hh, weight_hr=None):
@@ -111,33 +113,22 @@ def lstm_step_backward(dh, dc, c_prev, step: LSTMStep, weight_hh, weight_hr=None
     return dz, dh_prev, dc_prev
 
 
-def lstm_forward(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True):
+def lstm_forward(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True, batch_sizes=None):
     """Run one direction over a whole sequence (see the module docstring for shapes).
 
+    ``batch_sizes`` (T,), optional: sequences sorted by decreasing length, of which the first
+    ``batch_sizes[t]`` are running at step t (see :mod:`lstmkit.ops.recurrence`).
     Returns ``(output, h_T, c_T, cache)``; ``cache`` is None when ``keep_cache`` is False.
     """
-    steps, batch, features = x.shape
-    hidden = c0.shape[-1]
-    z_input = (x.reshape(steps * batch, features) @ weights.weight_ih.T).reshape(steps, batch, 4 * hidden)
-    if weights.bias_ih is not None:
-        z_input += weights.bias_ih + weights.bias_hh
+    bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
+    z_input = input_projection(x, weights.weight_ih, bias)
 
-    h = np.empty((steps + 1, batch, h0.shape[-1]), dtype=x.dtype)
-    h[0] = h0
-    c = [c0]
-    step_caches = []
-    for t in range(steps):
-        h[t + 1], c_t, step = lstm_step(z_input[t], h[t], c[-1], weights.weight_hh, weights.weight_hr)
-        if keep_cache:
-            c.append(c_t)
-            step_caches.append(step)
-        else:
-            c[-1] = c_t
-    if not keep_cache:
-        return h[1:], h[-1].copy(), c[-1], None
-    gates, tanh_c, m = (np.stack(part) for part in zip(*step_caches))
-    cache = LSTMCache(x, h, np.stack(c), gates, tanh_c, m, weights)
-    return h[1:], h[-1].copy(), c[-1], cache
+    def step(z_t, h_prev, c_prev):
+        return lstm_step(z_t, h_prev, c_prev, weights.weight_hh, weights.weight_hr)
+
+    output, (h_last, c_last), history, saved = scan(step, z_input, (h0, c0), batch_sizes, keep_cache)
+    cache = None if history is None else LSTMCache(x, *history, saved, weights, batch_sizes)
+    return output, h_last, c_last, cache
 
 
 def lstm_backward(doutput, dh_last, dc_last, cache: LSTMCache):
@@ -147,23 +138,18 @@ def lstm_backward(doutput, dh_last, dc_last, cache: LSTMCache):
     (N, H) those of h_T and c_T. Returns ``(dx, dh0, dc0, dweights)`` with ``dweights`` an
     :class:`LSTMWeights` of gradients (biases and weight_hr None where the layer has none).
     """
-    x, h, c, gates, tanh_c, m, weights = cache
-    steps, batch, features = x.shape
-    dz = np.empty_like(gates)
-    dh_steps = np.empty_like(doutput)  # the gradient reaching each h_t, for dW_hr
-    dh, dc = dh_last, dc_last
-    for t in reversed(range(steps)):
-        dh_steps[t] = dh = dh + doutput[t]
-        step = LSTMStep(gates[t], tanh_c[t], m[t])
-        dz[t], dh, dc = lstm_step_backward(dh, dc, c[t], step, weights.weight_hh, weights.weight_hr)
+    weights = cache.weights
 
-    dz_flat = dz.reshape(steps * batch, -1)
-    dx = (dz_flat @ weights.weight_ih).reshape(x.shape)
-    dweight_ih = dz_flat.T @ x.reshape(steps * batch, features)
-    dweight_hh = dz_flat.T @ h[:-1].reshape(steps * batch, -1)
-    dbias = dz_flat.sum(axis=0) if weights.bias_ih is not None else None
+    def step_backward(t, active, dh, dc):
+        step = LSTMStep(*(part[t, :active] for part in cache.steps))
+        dz, dh_prev, dc_prev = lstm_step_backward(dh, dc, cache.c[t, :active], step, weights.weight_hh, weights.weight_hr)
+        keep = (dz,) if weights.weight_hr is None else (dz, dh)  # dh: the gradient reaching h_t, for dW_hr
+        return keep, (dh_prev, dc_prev)
+
+    (dz, *dh_steps), (dh0, dc0) = scan_backward(step_backward, doutput, (dh_last, dc_last), cache.batch_sizes)
+    dx, *dprojections = projection_backward(cache.x, cache.h[:-1], dz, dz, weights)
     dweight_hr = None
     if weights.weight_hr is not None:
-        dweight_hr = dh_steps.reshape(steps * batch, -1).T @ m.reshape(steps * batch, -1)
-    dweights = LSTMWeights(dweight_ih, dweight_hh, dbias, None if dbias is None else dbias.copy(), dweight_hr)
-    return dx, dh, dc, dweights
+        dh_steps, m = dh_steps[0], cache.steps.m
+        dweight_hr = dh_steps.reshape(-1, dh_steps.shape[-1]).T @ m.reshape(-1, m.shape[-1])
+    return dx, dh0, dc0, LSTMWeights(*dprojections, dweight_hr)

@@ -43,7 +43,10 @@ class LanguageTask(Task):
         inputs, targets = batch
         logits, self._state = model(inputs, self._state)
         loss = self.loss(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-        model.backward(self.loss.backward().reshape(logits.shape))
+        # Zaremba et al. minimise the loss summed over the steps and averaged over the batch:
+        # the per-token mean times the number of steps (this sets the gradient scale that lr and clip assume).
+        steps = targets.shape[0]
+        model.backward(self.loss.backward(float(steps)).reshape(logits.shape))
         return float(loss) * targets.size, targets.size
 
     def evaluate(self, model, part):

@@ -22,8 +22,8 @@ class SunspotsTask(Task):
     name = "sunspots"
     metric = "rmse"
     higher_is_better = False
-    defaults = dict(hidden_size=32, epochs=300, batch_size=16, lr=3e-3, optimizer="adam", schedule="cosine",
-                    clip=1.0, window=12, valid_years=30, weight_decay=0.0)
+    defaults = dict(hidden_size=64, epochs=100, batch_size=16, lr=3e-3, optimizer="adam", schedule="cosine",
+                    clip=1.0, window=20, valid_years=30)
 
     def __init__(self, config: dict):
         super().__init__(config)

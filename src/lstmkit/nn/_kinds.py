@@ -1,0 +1,82 @@
+"""What tells LSTM, GRU and RNN apart to the code they share (layers, cells, explain).
+
+Everything else (stacking, directions, dropout, packing, checks, parameters) is written once
+in :mod:`.rnn_base` and :mod:`.cells`; a :class:`CellKind` hands them the cell's equations
+from :mod:`lstmkit.ops` behind one calling convention, with the state as a tuple of arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+from ..ops.gru import GRUWeights, gru_backward, gru_forward
+from ..ops.lstm import LSTMWeights, lstm_backward, lstm_forward
+from ..ops.rnn import RNNWeights, rnn_backward, rnn_forward
+
+
+class CellKind(NamedTuple):
+    """One kind of recurrent cell, as the shared code sees it."""
+
+    mode: str  # PyTorch's name of the kind: "LSTM", "GRU", "RNN_TANH" or "RNN_RELU"
+    gate_count: int  # blocks of hidden_size rows in weight_ih and weight_hh
+    gate_names: str  # the blocks' order, e.g. "i, f, g, o"
+    state_parts: tuple[str, ...]  # ("h", "c") for an LSTM, ("h",) otherwise
+    weights: type  # the ops' NamedTuple of one layer-direction's weights
+    forward: Callable  # (x, state, weights, keep_cache, batch_sizes) -> (output, final state, cache)
+    backward: Callable  # (doutput, dfinal_state, cache) -> (dx, dinitial_state, dweights)
+
+
+def _forward_with_state_tuple(op, **options):
+    """Adapt ``op(x, *state, weights, keep_cache, batch_sizes) -> (output, *final_state, cache)``."""
+
+    def forward(x, state, weights, keep_cache, batch_sizes):
+        output, *final_state, cache = op(x, *state, weights, keep_cache=keep_cache, batch_sizes=batch_sizes, **options)
+        return output, tuple(final_state), cache
+
+    return forward
+
+
+def _backward_with_state_tuple(op):
+    """Adapt ``op(doutput, *dfinal_state, cache) -> (dx, *dinitial_state, dweights)``."""
+
+    def backward(doutput, dfinal_state, cache):
+        dx, *dinitial_state, dweights = op(doutput, *dfinal_state, cache)
+        return dx, tuple(dinitial_state), dweights
+
+    return backward
+
+
+LSTM_KIND = CellKind(
+    "LSTM", 4, "i, f, g, o", ("h", "c"), LSTMWeights,
+    _forward_with_state_tuple(lstm_forward), _backward_with_state_tuple(lstm_backward),
+)
+GRU_KIND = CellKind(
+    "GRU", 3, "r, z, n", ("h",), GRUWeights,
+    _forward_with_state_tuple(gru_forward), _backward_with_state_tuple(gru_backward),
+)
+RNN_KINDS = {
+    nonlinearity: CellKind(
+        f"RNN_{nonlinearity.upper()}", 1, "one block", ("h",), RNNWeights,
+        _forward_with_state_tuple(rnn_forward, nonlinearity=nonlinearity), _backward_with_state_tuple(rnn_backward),
+    )
+    for nonlinearity in ("tanh", "relu")
+}
+KINDS = {kind.mode: kind for kind in (LSTM_KIND, GRU_KIND, *RNN_KINDS.values())}
+
+
+def rnn_kind(owner: str, nonlinearity) -> CellKind:
+    """The kind of an Elman RNN with ``nonlinearity`` 'tanh' or 'relu'."""
+    if nonlinearity not in RNN_KINDS:
+        raise ValueError(f"{owner}: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    return RNN_KINDS[nonlinearity]
+
+
+def register_uniform_weights(module, names_and_shapes, hidden_size: int, rng, dtype) -> None:
+    """PyTorch's initialisation: every parameter uniform in (-1/sqrt(H), 1/sqrt(H)), drawn in order."""
+    bound = 1.0 / math.sqrt(hidden_size)
+    for name, shape in names_and_shapes:
+        module.register_parameter(name, rng.uniform(-bound, bound, size=shape).astype(dtype))
+
+
+__all__ = ["CellKind", "GRU_KIND", "KINDS", "LSTM_KIND", "RNN_KINDS", "register_uniform_weights", "rnn_kind"]

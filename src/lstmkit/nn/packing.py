@@ -1,0 +1,192 @@
+"""Variable-length batches in PyTorch's packed layout (``torch.nn.utils.rnn``), in NumPy.
+
+A :class:`PackedSequence` holds N sequences of lengths L_1 >= L_2 >= ... (sorted by decreasing
+length) as one array ``data``: the time-major concatenation of the rows still running at each
+step, so ``data[:batch_sizes[0]]`` is step 0 of every sequence, the next ``batch_sizes[1]`` rows
+step 1 of the sequences at least 2 long, and so on. ``sorted_indices[k]`` is the caller's index
+of the k-th longest sequence (None when the caller's order was already sorted) and
+``unsorted_indices`` its inverse.
+
+Packing (:func:`pack_padded_sequence`) gathers the valid positions of a padded array and
+padding (:func:`pad_packed_sequence`) scatters them back: each is the other's transpose, which
+is why the gradient of a packed output is packed like it and the gradient of the packed input
+comes back packed.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+from ..ops.recurrence import padding_mask
+from ._checks import check_flag
+
+
+class PackedSequence(NamedTuple):
+    """Sequences of different lengths in PyTorch's packed layout (see the module docstring).
+
+    ==================  =========================  ============================================
+    data                (sum(batch_sizes), *)      every valid step of every sequence, time-major
+    batch_sizes         (L_max,) int64             sequences still running at each step
+    sorted_indices      (N,) int64 or None         caller's index of the k-th longest sequence
+    unsorted_indices    (N,) int64 or None         its inverse: where caller's sequence n went
+    ==================  =========================  ============================================
+    """
+
+    data: np.ndarray
+    batch_sizes: np.ndarray
+    sorted_indices: np.ndarray | None = None
+    unsorted_indices: np.ndarray | None = None
+
+
+def check_lengths(owner: str, lengths, batch: int, steps: int) -> np.ndarray:
+    """``lengths`` as an int64 array of one length in [1, steps] per sequence of the batch."""
+    array = np.asarray(lengths)
+    if array.dtype.kind not in "iu" or array.ndim != 1:
+        raise TypeError(
+            f"{owner}: lengths must be a 1-D sequence of integers, got {type(lengths).__name__} "
+            f"with dtype {array.dtype} and shape {array.shape}"
+        )
+    if len(array) != batch:
+        raise ValueError(f"{owner}: lengths must have one entry per sequence, batch size {batch}, got {len(array)}")
+    for index, length in enumerate(array.tolist()):
+        if not 1 <= length <= steps:
+            raise ValueError(
+                f"{owner}: every length must be in [1, {steps}] (the padded sequence length), "
+                f"got {length} at index {index}"
+            )
+    return array.astype(np.int64)
+
+
+def check_packed(owner: str, name: str, sequence) -> PackedSequence:
+    """``sequence`` if it is a consistent :class:`PackedSequence`; otherwise a message naming what is wrong."""
+    if not isinstance(sequence, PackedSequence):
+        raise TypeError(f"{owner}: {name} must be a PackedSequence, got {type(sequence).__name__}")
+    data, batch_sizes, sorted_indices, unsorted_indices = (
+        None if part is None else np.asarray(part) for part in sequence
+    )
+    if batch_sizes.ndim != 1 or batch_sizes.dtype.kind not in "iu" or len(batch_sizes) == 0:
+        raise ValueError(f"{owner}: {name}.batch_sizes must be a non-empty 1-D integer array, got {batch_sizes!r}")
+    if batch_sizes[-1] < 1 or np.any(np.diff(batch_sizes) > 0):
+        raise ValueError(f"{owner}: {name}.batch_sizes must be positive and non-increasing, got {batch_sizes.tolist()}")
+    if data.ndim < 1 or data.shape[0] != batch_sizes.sum():
+        raise ValueError(
+            f"{owner}: {name}.data must have sum(batch_sizes) = {int(batch_sizes.sum())} rows, got shape {data.shape}"
+        )
+    if (sorted_indices is None) != (unsorted_indices is None):
+        raise ValueError(f"{owner}: {name}.sorted_indices and unsorted_indices must both be given or both be None")
+    if sorted_indices is not None:
+        identity = np.arange(batch_sizes[0])
+        if sorted_indices.shape != identity.shape or not np.array_equal(np.sort(sorted_indices), identity) \
+                or not np.array_equal(sorted_indices[unsorted_indices], identity):
+            raise ValueError(
+                f"{owner}: {name}.sorted_indices must be a permutation of range({batch_sizes[0]}) and "
+                f"unsorted_indices its inverse, got {sorted_indices.tolist()} and {unsorted_indices.tolist()}"
+            )
+    return PackedSequence(data, batch_sizes.astype(np.int64), sorted_indices, unsorted_indices)
+
+
+def batch_sizes_of(sorted_lengths: np.ndarray) -> np.ndarray:
+    """(L_max,) sequences still running at each step, for lengths sorted in decreasing order."""
+    return (sorted_lengths[None, :] > np.arange(sorted_lengths[0])[:, None]).sum(axis=1).astype(np.int64)
+
+
+def sorting_permutation(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(sorted_indices, unsorted_indices)``: longest first, ties in the caller's order (as torch)."""
+    sorted_indices = np.argsort(-lengths, kind="stable").astype(np.int64)
+    return sorted_indices, np.argsort(sorted_indices).astype(np.int64)
+
+
+def _pack_time_major(owner: str, padded, lengths, enforce_sorted: bool) -> PackedSequence:
+    steps, batch = padded.shape[:2]
+    lengths = check_lengths(owner, lengths, batch, steps)
+    sorted_indices = unsorted_indices = None
+    if check_flag(owner, "enforce_sorted", enforce_sorted):
+        if np.any(np.diff(lengths) > 0):
+            raise ValueError(
+                f"{owner}: with enforce_sorted=True, lengths must be sorted in decreasing order, got "
+                f"{lengths.tolist()} (pass enforce_sorted=False to have them sorted)"
+            )
+    else:
+        sorted_indices, unsorted_indices = sorting_permutation(lengths)
+        padded, lengths = padded[:, sorted_indices], lengths[sorted_indices]
+    batch_sizes = batch_sizes_of(lengths)
+    data = padded[: len(batch_sizes)][padding_mask(batch_sizes, batch)]
+    return PackedSequence(data, batch_sizes, sorted_indices, unsorted_indices)
+
+
+def pack_padded_sequence(input, lengths, batch_first: bool = False, enforce_sorted: bool = True) -> PackedSequence:
+    """Pack a padded batch: ``input`` (L, N, *) or (N, L, *) if batch_first, ``lengths`` (N,).
+
+    With ``enforce_sorted=True`` the lengths must already be in decreasing order; with False
+    the sequences are sorted here and ``sorted_indices`` / ``unsorted_indices`` remember how.
+    """
+    owner = "pack_padded_sequence"
+    padded = np.asarray(input)
+    if padded.ndim < 2:
+        layout = "(N, L, *)" if batch_first else "(L, N, *)"
+        raise ValueError(f"{owner}: expected input of rank >= 2 {layout}, got rank {padded.ndim} with shape {padded.shape}")
+    if check_flag(owner, "batch_first", batch_first):
+        padded = np.swapaxes(padded, 0, 1)
+    return _pack_time_major(owner, padded, lengths, enforce_sorted)
+
+
+def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, padding_value=0.0, total_length=None):
+    """Inverse of :func:`pack_padded_sequence`: returns ``(padded, lengths)`` in the caller's order.
+
+    ``padded`` is (T, N, *) (or (N, T, *) if batch_first) with T = ``total_length`` or the
+    longest length, ``padding_value`` past each sequence's end; ``lengths`` (N,) is int64.
+    """
+    owner = "pad_packed_sequence"
+    data, batch_sizes, _, unsorted_indices = check_packed(owner, "sequence", sequence)
+    steps, batch = len(batch_sizes), int(batch_sizes[0])
+    if total_length is None:
+        total_length = steps
+    elif isinstance(total_length, bool) or not isinstance(total_length, numbers.Integral) or total_length < steps:
+        raise ValueError(
+            f"{owner}: total_length must be an integer at least the length of the longest sequence, {steps}, "
+            f"got {total_length!r}"
+        )
+    mask = padding_mask(batch_sizes, batch)
+    padded = np.full((total_length, batch, *data.shape[1:]), padding_value, dtype=data.dtype)
+    padded[:steps][mask] = data
+    lengths = mask.sum(axis=0).astype(np.int64)
+    if unsorted_indices is not None:
+        padded, lengths = padded[:, unsorted_indices], lengths[unsorted_indices]
+    if check_flag(owner, "batch_first", batch_first):
+        padded = padded.swapaxes(0, 1)
+    return np.ascontiguousarray(padded), lengths
+
+
+def pad_sequence(sequences, batch_first: bool = False, padding_value=0.0, padding_side: str = "right") -> np.ndarray:
+    """Stack sequences of shapes (L_i, *) into (L_max, N, *) (or (N, L_max, *) if batch_first),
+    ``padding_value`` after each (before each with ``padding_side='left'``)."""
+    owner = "pad_sequence"
+    arrays = [np.asarray(sequence) for sequence in sequences]
+    if not arrays:
+        raise ValueError(f"{owner}: expected at least one sequence, got none")
+    if padding_side not in ("right", "left"):
+        raise ValueError(f"{owner}: padding_side must be 'right' or 'left', got {padding_side!r}")
+    trailing = arrays[0].shape[1:]
+    for index, array in enumerate(arrays):
+        if array.ndim < 1 or array.shape[1:] != trailing:
+            raise ValueError(
+                f"{owner}: every sequence must have shape (L_i, {', '.join(map(str, trailing))}) like the first, "
+                f"got shape {array.shape} at index {index}"
+            )
+    steps = max(len(array) for array in arrays)
+    padded = np.full((steps, len(arrays), *trailing), padding_value, dtype=np.result_type(*{array.dtype for array in arrays}))
+    for index, array in enumerate(arrays):
+        start = 0 if padding_side == "right" else steps - len(array)
+        padded[start : start + len(array), index] = array
+    return np.ascontiguousarray(padded.swapaxes(0, 1)) if check_flag(owner, "batch_first", batch_first) else padded
+
+
+def pack_sequence(sequences, enforce_sorted: bool = True) -> PackedSequence:
+    """Pack a list of sequences of shapes (L_i, *): ``pack_padded_sequence(pad_sequence(...), lengths)``."""
+    sequences = [np.asarray(sequence) for sequence in sequences]
+    padded = pad_sequence(sequences)
+    lengths = np.array([len(sequence) for sequence in sequences], dtype=np.int64)
+    return _pack_time_major("pack_sequence", padded, lengths, enforce_sorted)

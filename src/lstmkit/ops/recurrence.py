@@ -1,0 +1,159 @@
+"""The time loop every cell shares: hoisted input projection, variable lengths, weight gradients.
+
+A cell's equations live in its own module (:mod:`.lstm`, :mod:`.gru`, :mod:`.rnn`) as a
+``step`` and a ``step_backward``; this module walks them over a sequence, once for all cells.
+
+Variable lengths follow PyTorch's packed layout: the N sequences are sorted by decreasing
+length and ``batch_sizes[t]`` (non-increasing) says how many are still running at step t, so
+the active rows of step t are always the first ``batch_sizes[t]``. Past its end a sequence's
+state is carried unchanged (``h_t = h_{t-1}``), its output is zero, and the gradient reaching
+its state passes through untouched; its final state is therefore the state at its own last
+step. Without ``batch_sizes`` every row is active at every step and nothing is masked.
+
+Shapes (T steps, N batch, G = gates x hidden units):
+
+    ==============  ===========  ==============================================
+    z_input         (T, N, G)    the input's share of the pre-activations
+    state parts     (N, ·)       h (and c for an LSTM) before the first step
+    history         (T+1, N, ·)  every state part at every step, [0] = initial
+    saved           (T, N, ·)    what each step keeps for its backward (zeros
+                                 in rows that were not active)
+    ==============  ===========  ==============================================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def input_projection(x, weight_ih, bias=None):
+    """``x W_ihᵀ + bias`` for all T steps as one matrix product (T*N, I) x (I, G): the part
+    of the pre-activations that does not depend on the previous state (cuDNN's trick)."""
+    steps, batch, features = x.shape
+    z_input = (x.reshape(steps * batch, features) @ weight_ih.T).reshape(steps, batch, -1)
+    if bias is not None:
+        z_input += bias
+    return z_input
+
+
+def _active_counts(batch_sizes, steps: int, batch: int) -> list[int]:
+    return [batch] * steps if batch_sizes is None else [int(size) for size in batch_sizes]
+
+
+def _rows(arrays, active: int, batch: int):
+    """The first ``active`` rows of each (N, ·) array: the arrays themselves when all are active."""
+    return arrays if active == batch else [array[:active] for array in arrays]
+
+
+def padding_mask(batch_sizes, batch: int) -> np.ndarray:
+    """(T, N) booleans: True where sequence n is still running at step t (sequences sorted)."""
+    return np.arange(batch)[None, :] < np.asarray(batch_sizes)[:, None]
+
+
+def reverse_in_time(array, batch_sizes=None):
+    """Each sequence of ``array`` (T, N, ·) reversed within its own length; padding stays put.
+
+    What the reverse direction of a bidirectional layer runs on: a sequence of length L starts
+    at its own step L-1, not at T-1. The permutation is its own inverse and its own transpose,
+    so the same call maps outputs back and gradients both ways.
+    """
+    if batch_sizes is None:
+        return array[::-1]
+    steps, batch = array.shape[:2]
+    lengths = padding_mask(batch_sizes, batch).sum(axis=0)
+    t = np.arange(steps)[:, None]
+    source = np.where(t < lengths, lengths - 1 - t, t)  # (T, N): the step each entry comes from
+    return np.take_along_axis(array, source[:, :, None], axis=0)
+
+
+def scan(step, z_input, state0, batch_sizes=None, keep_cache=True):
+    """Run ``step`` over the T steps of ``z_input`` (T, N, G).
+
+    ``step(z_t, *state_prev)`` returns ``(*state_t, saved_t)`` for the active rows: the new
+    state parts and a NamedTuple of arrays its backward needs (one without fields for nothing).
+    Returns ``(output, final_state, history, saved)``: output (T, N, ·) is h at every step
+    (zero past each sequence's end), final_state a tuple of (N, ·) arrays, and history and
+    saved (see the module docstring) are None unless ``keep_cache``. Without ``keep_cache``
+    only h is kept for every step (it is the output); other parts use two alternating rows.
+    """
+    steps, batch = z_input.shape[:2]
+    depths = [steps + 1 if keep_cache or part == 0 else 2 for part in range(len(state0))]
+    history = [np.empty((depth, batch, s.shape[-1]), dtype=z_input.dtype) for depth, s in zip(depths, state0)]
+    for buffer, initial in zip(history, state0):
+        buffer[0] = initial
+    saved = None
+    for t, active in enumerate(_active_counts(batch_sizes, steps, batch)):
+        previous = [buffer[t % depth] for buffer, depth in zip(history, depths)]
+        *state, step_saved = step(z_input[t, :active], *_rows(previous, active, batch))
+        for buffer, depth, before, after in zip(history, depths, previous, state):
+            row = buffer[(t + 1) % depth]
+            row[:active] = after
+            if active < batch:
+                row[active:] = before[active:]
+        if keep_cache:
+            if saved is None:
+                saved = type(step_saved)._make(np.zeros((steps, batch, a.shape[-1]), dtype=a.dtype) for a in step_saved)
+            for buffer, value in zip(saved, step_saved):
+                buffer[t, :active] = value
+    final_state = tuple(buffer[steps % depth].copy() for buffer, depth in zip(history, depths))
+    output = history[0][1:]
+    if batch_sizes is not None:
+        output = np.where(padding_mask(batch_sizes, batch)[:, :, None], output, 0).astype(output.dtype, copy=False)
+    if not keep_cache:
+        return output, final_state, None, None
+    return output, final_state, tuple(history), saved
+
+
+def scan_backward(step_backward, doutput, dstate_last, batch_sizes=None):
+    """Backpropagation through time for :func:`scan`: its steps walked last to first.
+
+    ``step_backward(t, active, *dstate)`` gets the gradients reaching step t's state (its
+    active rows, output gradient included) and returns ``(grads_t, dstate_prev)``: a tuple
+    of per-step gradients to collect and the gradients of the previous state, as new arrays
+    (the loop adds into them in place). Returns ``(collected, dstate0)``: each collected
+    gradient as a (T, N, ·) array (zero where a sequence had ended) and the initial state's
+    gradients. Only the active rows of ``doutput`` count: the output past a sequence's end is
+    a constant zero.
+    """
+    steps, batch = doutput.shape[:2]
+    dstate = [np.array(d, dtype=doutput.dtype, copy=True) for d in dstate_last]
+    collected = None
+    allocate = np.empty if batch_sizes is None else np.zeros  # rows never active stay zero
+    counts = _active_counts(batch_sizes, steps, batch)
+    for t in reversed(range(steps)):
+        active = counts[t]
+        dstate[0][:active] += doutput[t, :active]
+        grads, dprevious = step_backward(t, active, *_rows(dstate, active, batch))
+        if collected is None:
+            collected = tuple(allocate((steps, batch, g.shape[-1]), dtype=g.dtype) for g in grads)
+        for buffer, gradient in zip(collected, grads):
+            buffer[t, :active] = gradient
+        if active == batch:  # the step returned new arrays: take them, no copy
+            dstate = list(dprevious)
+        else:
+            for d, gradient in zip(dstate, dprevious):
+                d[:active] = gradient
+    return collected, tuple(dstate)
+
+
+def projection_backward(x, h_previous, dz_input, dz_hidden, weights):
+    """Gradients of the two affine maps of a cell, each one product over all steps at the end.
+
+    The pre-activations are ``W_ih x_t + b_ih`` (gradient ``dz_input``) and ``W_hh h_{t-1} +
+    b_hh`` (gradient ``dz_hidden``; the same array as ``dz_input`` for LSTM and RNN). Returns
+    ``(dx, dweight_ih, dweight_hh, dbias_ih, dbias_hh)``, the biases None when ``weights``
+    has none.
+    """
+    steps, batch, features = x.shape
+
+    def flat(array):
+        return array.reshape(steps * batch, array.shape[-1])
+
+    dx = (flat(dz_input) @ weights.weight_ih).reshape(x.shape)
+    dweight_ih = flat(dz_input).T @ flat(x)
+    dweight_hh = flat(dz_hidden).T @ flat(h_previous)
+    if weights.bias_ih is None:
+        return dx, dweight_ih, dweight_hh, None, None
+    dbias_ih = flat(dz_input).sum(axis=0)
+    dbias_hh = dbias_ih.copy() if dz_hidden is dz_input else flat(dz_hidden).sum(axis=0)
+    return dx, dweight_ih, dweight_hh, dbias_ih, dbias_hh

@@ -1,0 +1,103 @@
+"""The Elman RNN equations, once: one time step, and one direction over a whole sequence.
+
+PyTorch's formulation, with ``act`` tanh (default) or relu::
+
+    h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
+
+Shapes (T steps, N batch, I input features, H hidden units):
+
+    ==============  ===========  ===========================================
+    name            shape        meaning
+    ==============  ===========  ===========================================
+    x               (T, N, I)    input sequence, time-major
+    h0, h_T         (N, H)       hidden state before the first / after the last step
+    weight_ih       (H, I)
+    weight_hh       (H, H)
+    bias_ih/_hh     (H,)         or None
+    output          (T, N, H)    h_1 ... h_T
+    batch_sizes     (T,)         optional: sequences of different lengths, sorted
+    ==============  ===========  ===========================================
+
+The derivative of the activation is taken from its output h_t (``1 - h²`` or ``h > 0``), so
+the cache holds nothing but the states.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .activations import relu, relu_grad, tanh, tanh_grad
+from .recurrence import input_projection, projection_backward, scan, scan_backward
+
+ACTIVATIONS = {"tanh": (tanh, tanh_grad), "relu": (relu, relu_grad)}
+
+
+class RNNWeights(NamedTuple):
+    """One layer-direction's parameters in PyTorch's layout (also used for their gradients)."""
+
+    weight_ih: np.ndarray
+    weight_hh: np.ndarray
+    bias_ih: np.ndarray | None = None
+    bias_hh: np.ndarray | None = None
+
+
+class RNNStep(NamedTuple):
+    """What one forward step keeps for its backward beyond h_t: nothing."""
+
+
+class RNNCache(NamedTuple):
+    """What a whole-sequence forward keeps for its backward."""
+
+    x: np.ndarray  # (T, N, I)
+    h: np.ndarray  # (T+1, N, H)  h[0] = h0
+    nonlinearity: str
+    weights: RNNWeights
+    batch_sizes: np.ndarray | None
+
+
+def rnn_step(z_input, h_prev, weight_hh, nonlinearity="tanh"):
+    """One step. ``z_input`` (N, H) is W_ih x_t + b_ih + b_hh. Returns ``(h, RNNStep())``."""
+    activation, _ = ACTIVATIONS[nonlinearity]
+    h = activation(z_input + h_prev @ weight_hh.T)
+    return h, RNNStep()
+
+
+def rnn_step_backward(dh, h, weight_hh, nonlinearity="tanh"):
+    """Backward of :func:`rnn_step` given its output ``h``: returns ``(dz, dh_prev)``."""
+    _, derivative = ACTIVATIONS[nonlinearity]
+    dz = dh * derivative(h)
+    return dz, dz @ weight_hh
+
+
+def rnn_forward(x, h0, weights: RNNWeights, nonlinearity="tanh", keep_cache: bool = True, batch_sizes=None):
+    """Run one direction over a whole sequence (see the module docstring for shapes).
+
+    Returns ``(output, h_T, cache)``; ``cache`` is None when ``keep_cache`` is False.
+    """
+    bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
+    z_input = input_projection(x, weights.weight_ih, bias)
+
+    def step(z_t, h_prev):
+        return rnn_step(z_t, h_prev, weights.weight_hh, nonlinearity)
+
+    output, (h_last,), history, _ = scan(step, z_input, (h0,), batch_sizes, keep_cache)
+    cache = None if history is None else RNNCache(x, *history, nonlinearity, weights, batch_sizes)
+    return output, h_last, cache
+
+
+def rnn_backward(doutput, dh_last, cache: RNNCache):
+    """Backpropagation through time for :func:`rnn_forward`.
+
+    Returns ``(dx, dh0, dweights)`` with ``dweights`` an :class:`RNNWeights` of gradients.
+    """
+    weights = cache.weights
+
+    def step_backward(t, active, dh):
+        dz, dh_prev = rnn_step_backward(dh, cache.h[t + 1, :active], weights.weight_hh, cache.nonlinearity)
+        return (dz,), (dh_prev,)
+
+    (dz,), (dh0,) = scan_backward(step_backward, doutput, (dh_last,), cache.batch_sizes)
+    dx, *dprojections = projection_backward(cache.x, cache.h[:-1], dz, dz, weights)
+    return dx, dh0, RNNWeights(*dprojections)
