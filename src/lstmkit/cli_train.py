@@ -29,6 +29,7 @@ TRAIN_OPTIONS = {
     "patience": (int, "stop after this many epochs without a better validation metric (0: never)"),
     "seed": (int, "seed of the weights, the shuffling and the dropout masks"),
     "file": (str, "the text file to learn (task text)"),
+    "max_batches": (int, "train on at most this many batches per epoch (0: all; for quick trials)"),
 }
 
 

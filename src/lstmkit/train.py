@@ -136,6 +136,8 @@ class Trainer:
                 )
             self.optimizer.step()
             total, count = total + loss_sum, count + n
+            if index + 1 == self.config["max_batches"]:
+                break
             if index % 10 == 0:
                 elapsed = time.perf_counter() - started
                 bar.set_postfix(loss=f"{total / count:.4f}", per_s=f"{count / max(elapsed, 1e-9):,.0f}")

@@ -13,7 +13,7 @@ from ..nn.module import Module
 COMMON_DEFAULTS = dict(
     hidden_size=128, num_layers=1, bidirectional=False, dropout=0.0, epochs=10, batch_size=64, lr=1e-3,
     optimizer="adam", weight_decay=0.0, momentum=0.0, clip=0.0, schedule="none", lr_decay=0.5, decay_start=0,
-    patience=0, seed=0,
+    patience=0, seed=0, max_batches=0,
 )
 
 
