@@ -9,12 +9,19 @@
 
 from .explain import count_parameters
 from .grad_mode import is_grad_enabled, no_grad
-from .nn import LSTM, LSTMCell, Module, Parameter
-from .nn import GRU, RNN, GRUCell, RNNCell
+from .nn import GRU, RNN, LSTM, GRUCell, LSTMCell, Module, Parameter, RNNCell
 from .nn import PackedSequence, pack_padded_sequence, pack_sequence, pad_packed_sequence, pad_sequence
+from .nn.language_model import LanguageModel
+from .nn.layers import Dropout, Embedding, LastStep, Linear, Sequential
+from .nn.losses import CrossEntropyLoss, MSELoss
+from .optim import SGD, Adam, AdamW, CosineAnnealingLR, LambdaLR, ReduceLROnPlateau, StepLR, clip_grad_norm_
 
 __version__ = "0.1.0"
 
-__all__ = ["LSTM", "LSTMCell", "Module", "Parameter", "count_parameters", "is_grad_enabled", "no_grad", "__version__"]
-__all__ += ["GRU", "GRUCell", "PackedSequence", "RNN", "RNNCell", "pack_padded_sequence", "pack_sequence",
-            "pad_packed_sequence", "pad_sequence"]
+__all__ = [
+    "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "Module", "Parameter",
+    "PackedSequence", "pack_padded_sequence", "pack_sequence", "pad_packed_sequence", "pad_sequence",
+    "Dropout", "Embedding", "LastStep", "Linear", "Sequential", "LanguageModel", "CrossEntropyLoss", "MSELoss",
+    "SGD", "Adam", "AdamW", "CosineAnnealingLR", "LambdaLR", "ReduceLROnPlateau", "StepLR", "clip_grad_norm_",
+    "count_parameters", "is_grad_enabled", "no_grad", "__version__",
+]
