@@ -11,7 +11,8 @@ import math
 from typing import Callable, NamedTuple
 
 from ..ops.gru import GRUWeights, gru_backward, gru_forward
-from ..ops.lstm import LSTMWeights, lstm_backward, lstm_forward
+from ..ops.lstm import LSTMWeights
+from ..ops.lstm_fused import lstm_backward_fused, lstm_forward_fused
 from ..ops.rnn import RNNWeights, rnn_backward, rnn_forward
 
 
@@ -49,7 +50,7 @@ def _backward_with_state_tuple(op):
 
 LSTM_KIND = CellKind(
     "LSTM", 4, "i, f, g, o", ("h", "c"), LSTMWeights,
-    _forward_with_state_tuple(lstm_forward), _backward_with_state_tuple(lstm_backward),
+    _forward_with_state_tuple(lstm_forward_fused), _backward_with_state_tuple(lstm_backward_fused),
 )
 GRU_KIND = CellKind(
     "GRU", 3, "r, z, n", ("h",), GRUWeights,
