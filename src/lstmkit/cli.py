@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--proj-size", type=_non_negative, default=0)
     explain.add_argument("--batch-first", action="store_true")
     explain.add_argument("--no-bias", action="store_true")
+    explain.add_argument("--style", choices=("torch", "keras"), default="torch",
+                         help="torch (default): PyTorch's tensors beside Keras'; keras: the Keras layers, summary() and weights")
     add_train_parser(commands)
     return parser
 
@@ -46,11 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "explain":
         try:
-            text = explain_layer(
-                args.input_size, args.hidden_size, args.num_layers, args.seq_len,
-                None if args.unbatched else args.batch, mode=args.mode, bias=not args.no_bias, batch_first=args.batch_first,
-                bidirectional=args.bidirectional, proj_size=args.proj_size,
-            )
+            if args.style == "keras":
+                from .keras.explain import explain_keras
+
+                text = explain_keras(args.input_size, args.hidden_size, args.num_layers, args.seq_len, args.batch,
+                                     mode=args.mode, bias=not args.no_bias, bidirectional=args.bidirectional,
+                                     proj_size=args.proj_size)
+            else:
+                text = explain_layer(
+                    args.input_size, args.hidden_size, args.num_layers, args.seq_len,
+                    None if args.unbatched else args.batch, mode=args.mode, bias=not args.no_bias,
+                    batch_first=args.batch_first, bidirectional=args.bidirectional, proj_size=args.proj_size,
+                )
         except (ValueError, TypeError) as error:
             print(f"lstmkit explain: {error}", file=sys.stderr)
             return 2

@@ -10,6 +10,11 @@ state is carried unchanged (``h_t = h_{t-1}``), its output is zero, and the grad
 its state passes through untouched; its final state is therefore the state at its own last
 step. Without ``batch_sizes`` every row is active at every step and nothing is masked.
 
+``batch_sizes`` may instead be a (T, N) boolean array (Keras' masks): any pattern of running
+rows, the same rules row by row. Every row is then computed at every step and the state of
+a row that does not run is carried (``h_t = h_{t-1}``), its output is zero and its step gets
+no gradient; ``padding_mask(batch_sizes)`` as such an array gives what ``batch_sizes`` gives.
+
 Shapes (T steps, N batch, G = gates x hidden units):
 
     ==============  ===========  ==============================================
@@ -36,8 +41,19 @@ def input_projection(x, weight_ih, bias=None):
     return z_input
 
 
-def _active_counts(batch_sizes, steps: int, batch: int) -> list[int]:
-    return [batch] * steps if batch_sizes is None else [int(size) for size in batch_sizes]
+def _schedule(batch_sizes, steps: int, batch: int):
+    """``(counts, running)``: how many leading rows each step computes, and for a (T, N) boolean
+    ``batch_sizes`` that array (which computed rows keep their result), else None."""
+    if batch_sizes is None:
+        return [batch] * steps, None
+    if np.ndim(batch_sizes) == 2:
+        return [batch] * steps, np.asarray(batch_sizes, dtype=bool)
+    return [int(size) for size in batch_sizes], None
+
+
+def _carry(running_t, new, old):
+    """``new`` in the rows that run at this step, ``old`` in the others: (N,) mask, (N, ·) arrays."""
+    return [np.where(running_t[:, None], n, o) for n, o in zip(new, old)]
 
 
 def _rows(arrays, active: int, batch: int):
@@ -46,7 +62,10 @@ def _rows(arrays, active: int, batch: int):
 
 
 def padding_mask(batch_sizes, batch: int) -> np.ndarray:
-    """(T, N) booleans: True where sequence n is still running at step t (sequences sorted)."""
+    """(T, N) booleans: True where sequence n is still running at step t (sequences sorted);
+    a (T, N) boolean ``batch_sizes`` is returned as it is."""
+    if np.ndim(batch_sizes) == 2:
+        return np.asarray(batch_sizes, dtype=bool)
     return np.arange(batch)[None, :] < np.asarray(batch_sizes)[:, None]
 
 
@@ -82,9 +101,12 @@ def scan(step, z_input, state0, batch_sizes=None, keep_cache=True):
     for buffer, initial in zip(history, state0):
         buffer[0] = initial
     saved = None
-    for t, active in enumerate(_active_counts(batch_sizes, steps, batch)):
+    counts, running = _schedule(batch_sizes, steps, batch)
+    for t, active in enumerate(counts):
         previous = [buffer[t % depth] for buffer, depth in zip(history, depths)]
         *state, step_saved = step(z_input[t, :active], *_rows(previous, active, batch))
+        if running is not None:
+            state = _carry(running[t], state, previous)
         for buffer, depth, before, after in zip(history, depths, previous, state):
             row = buffer[(t + 1) % depth]
             row[:active] = after
@@ -119,11 +141,14 @@ def scan_backward(step_backward, doutput, dstate_last, batch_sizes=None):
     dstate = [np.array(d, dtype=doutput.dtype, copy=True) for d in dstate_last]
     collected = None
     allocate = np.empty if batch_sizes is None else np.zeros  # rows never active stay zero
-    counts = _active_counts(batch_sizes, steps, batch)
+    counts, running = _schedule(batch_sizes, steps, batch)
     for t in reversed(range(steps)):
         active = counts[t]
-        dstate[0][:active] += doutput[t, :active]
+        dstate[0][:active] += doutput[t, :active] if running is None else doutput[t] * running[t, :, None]
         grads, dprevious = step_backward(t, active, *_rows(dstate, active, batch))
+        if running is not None:  # rows that did not run: no step gradient, the state's passes through
+            grads = tuple(gradient * running[t, :, None] for gradient in grads)
+            dprevious = _carry(running[t], dprevious, dstate)
         if collected is None:
             collected = tuple(allocate((steps, batch, g.shape[-1]), dtype=g.dtype) for g in grads)
         for buffer, gradient in zip(collected, grads):

@@ -1,0 +1,269 @@
+"""What Keras' LSTM, GRU and SimpleRNN share: Keras' options and call, on lstmkit's ops.
+
+Each call converts the Keras weights to the ops' PyTorch layout (:mod:`._formats`), runs the
+shared time loop batch-major in, time-major inside, and converts the weight gradients back; a
+mask becomes the loop's (T, N) running mask (:mod:`.masking`). Nothing here restates a cell's
+equations.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import NamedTuple
+
+import numpy as np
+
+from ..grad_mode import is_grad_enabled
+from ..nn import _checks
+from ..nn.module import Module
+from . import initializers
+from .masking import check_mask, last_real_step, repeat_last_output, repeat_last_output_backward
+
+
+class _Saved(NamedTuple):
+    """What one call keeps for its backward."""
+
+    cache: object  # the op's cache
+    source: np.ndarray | None  # (T, N) step each output repeats (masked steps), None: no repeat
+    dropout_mask: np.ndarray | None  # (N, F) input dropout mask, or None
+    given_state: bool  # whether the call had an initial_state (then backward returns its gradient)
+
+
+def _check_choice(owner: str, name: str, value, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(
+            f"{owner}: {name} must be one of {', '.join(map(repr, allowed))} (the equations lstmkit's ops "
+            f"implement), got {value!r}"
+        )
+
+
+class KerasRNN(Module):
+    """A Keras recurrent layer (``keras.layers.RNN`` semantics) over one cell kind of lstmkit's ops.
+
+    Inputs of ``layer(inputs, initial_state=None, mask=None, training=None)`` (U = units):
+
+        ==============  =========  ===============================================================
+        inputs          (N, T, F)  batch-major; F fixes the input size at the first call (build)
+        initial_state   (N, U)     list of state arrays ([h, c] for LSTM, [h] or h otherwise);
+                                   zeros if omitted (or the kept states when stateful)
+        mask            (N, T)     booleans, True where a step is real; any pattern
+        training        bool       dropout on; None: the module's mode (``train()`` / ``eval()``;
+                                   a new layer is in eval mode, as Keras' eager calls)
+        ==============  =========  ===============================================================
+
+    Returns ``output`` or, with ``return_state``, ``[output, *states]``: output (N, T, U) with
+    ``return_sequences`` (in processing order: reversed with ``go_backwards``, as Keras) else
+    (N, U); each state (N, U). ``backward(grad)`` takes a gradient structured like that return
+    (None parts are zeros) and returns the input's gradient (N, T, F), or ``(dinputs, dstates)``
+    when the call had an ``initial_state``; weight gradients accumulate in ``.grad``.
+    """
+
+    def __init__(self, keras_format, kind, units, *, use_bias, dropout, recurrent_dropout, return_sequences,
+                 return_state, go_backwards, stateful, seed, dtype, forget_bias_block=None):
+        super().__init__()
+        owner = type(self).__name__
+        self._format, self._kind = keras_format, kind
+        self.units = _checks.check_size(owner, "units", units)
+        self.use_bias = _checks.check_flag(owner, "use_bias", use_bias)
+        self.dropout = _checks.check_probability(owner, "dropout", dropout)
+        self.recurrent_dropout = _checks.check_probability(owner, "recurrent_dropout", recurrent_dropout)
+        for name, value in (("return_sequences", return_sequences), ("return_state", return_state),
+                            ("go_backwards", go_backwards), ("stateful", stateful)):
+            setattr(self, name, _checks.check_flag(owner, name, value))
+        self.dtype = _checks.check_dtype(owner, dtype)
+        self.zero_output_for_mask = False
+        self.input_size: int | None = None
+        self.states: list[np.ndarray] | None = None
+        self._forget_bias_block = forget_bias_block
+        self._rng = np.random.default_rng(seed)
+        self.training = False
+
+    # ---- weights -----------------------------------------------------------------------
+    @property
+    def built(self) -> bool:
+        return self.input_size is not None
+
+    def build(self, input_shape) -> None:
+        """Create ``kernel``, ``recurrent_kernel`` (and ``bias``) for inputs of shape (..., F) with
+        Keras' initialisers (glorot_uniform, orthogonal, zeros / unit forget bias)."""
+        owner = type(self).__name__
+        self.input_size = _checks.check_size(owner, "input size", int(input_shape[-1]))
+        shapes = self._format.weight_shapes(self.input_size, self.units, self.use_bias)
+        draws = {"kernel": initializers.glorot_uniform, "recurrent_kernel": initializers.orthogonal}
+        for name, shape in shapes.items():
+            value = draws[name](self._rng, shape) if name in draws else initializers.keras_bias(shape, self._forget_bias_block)
+            self.register_parameter(name, value.astype(self.dtype))
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of ``[kernel, recurrent_kernel(, bias)]``, Keras' order and shapes."""
+        return [parameter.data.copy() for parameter in self._parameters.values()]
+
+    def set_weights(self, weights) -> None:
+        """Load ``[kernel, recurrent_kernel(, bias)]``; an unbuilt layer builds from the kernel's shape."""
+        owner = type(self).__name__
+        weights = list(weights)
+        if not self.built and weights:
+            self.build(np.shape(weights[0])[:1])
+        expected = self._format.weight_shapes(self.input_size, self.units, self.use_bias)
+        if len(weights) != len(expected):
+            raise ValueError(f"{owner}.set_weights: expected {len(expected)} arrays ({', '.join(expected)}), got {len(weights)}")
+        arrays = [_checks.as_float_array(owner, name, value, self.dtype) for name, value in zip(expected, weights)]
+        for (name, shape), array in zip(expected.items(), arrays):
+            _checks.check_shape(owner, f"set_weights: {name}", array, shape)
+        for name, array in zip(expected, arrays):
+            self._parameters[name].data[...] = array
+
+    def count_params(self) -> int:
+        return sum(parameter.data.size for parameter in self._parameters.values())
+
+    def _op_weights(self):
+        arrays = [parameter.data for parameter in self._parameters.values()]
+        return self._format.torch_weights(self._kind, *arrays)
+
+    # ---- call ----------------------------------------------------------------------------
+    def _state_count(self) -> int:
+        return len(self._kind.state_parts)
+
+    def _check_inputs(self, inputs) -> np.ndarray:
+        owner = type(self).__name__
+        x = _checks.as_float_array(owner, "inputs", inputs, self.dtype)
+        if x.ndim != 3 or 0 in x.shape:
+            raise ValueError(f"{owner}: expected inputs of shape (N, T, F) with every size >= 1, got shape {x.shape}")
+        if not self.built:
+            self.build(x.shape)
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"{owner}: inputs.shape[-1] must equal the input size {self.input_size} "
+                             f"(fixed by the first call), got {x.shape[-1]}")
+        return x
+
+    def _check_states(self, name: str, states, batch: int) -> tuple[np.ndarray, ...]:
+        """A list of (N, U) arrays (a single array for a one-part state), or a clear error."""
+        owner, count = type(self).__name__, self._state_count()
+        if isinstance(states, np.ndarray) and count == 1:
+            states = [states]
+        if not isinstance(states, (list, tuple)) or len(states) != count:
+            given = f"{len(states)} arrays" if isinstance(states, (list, tuple)) else type(states).__name__
+            raise ValueError(f"{owner}: {name} must be a list of {count} arrays of shape ({batch}, {self.units}), got {given}")
+        arrays = tuple(np.zeros((batch, self.units), self.dtype) if s is None else _checks.as_float_array(owner, name, s, self.dtype)
+                       for s in states)
+        for array in arrays:
+            _checks.check_shape(owner, name, array, (batch, self.units))
+        return arrays
+
+    def _initial_state(self, initial_state, batch: int) -> tuple[np.ndarray, ...]:
+        if initial_state is not None:
+            return self._check_states("initial_state", initial_state, batch)
+        if not self.stateful:
+            return tuple(np.zeros((batch, self.units), self.dtype) for _ in range(self._state_count()))
+        if self.states is None:
+            self.states = [np.zeros((batch, self.units), self.dtype) for _ in range(self._state_count())]
+        if self.states[0].shape[0] != batch:
+            raise ValueError(f"{type(self).__name__}: a stateful layer keeps states for batch size "
+                             f"{self.states[0].shape[0]}, got inputs with batch size {batch}")
+        return tuple(self.states)
+
+    def reset_states(self) -> None:
+        """Zero the states a stateful layer carries from call to call (the batch size stays, as in Keras)."""
+        if self.states is not None:
+            self.states = [np.zeros_like(state) for state in self.states]
+
+    reset_state = reset_states
+
+    def _dropout_mask(self, training: bool, shape) -> np.ndarray | None:
+        if training and self.recurrent_dropout > 0.0:
+            raise ValueError(
+                f"{type(self).__name__}: recurrent_dropout={self.recurrent_dropout} in training is not supported "
+                "(Keras drops the recurrent input with one mask per gate, which lstmkit's ops do not compute); "
+                "expected recurrent_dropout=0.0 or an inference call (training=False), got training=True"
+            )
+        if not training or self.dropout == 0.0 or self.dropout == 1.0:  # Keras drops only for 0 < rate < 1
+            return None
+        keep = self._rng.random(shape) >= self.dropout
+        return keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
+
+    def forward(self, inputs, initial_state=None, mask=None, training=None):
+        """Run the layer (see the class docstring)."""
+        x = self._check_inputs(inputs)
+        batch, steps, features = x.shape
+        mask = check_mask(type(self).__name__, mask, (batch, steps))
+        state0 = self._initial_state(initial_state, batch)
+        dropout_mask = self._dropout_mask(self.training if training is None else bool(training), (batch, features))
+        if dropout_mask is not None:
+            x = x * dropout_mask[:, None, :]
+        order = slice(None, None, -1) if self.go_backwards else slice(None)
+        x_time_major = np.ascontiguousarray(x.transpose(1, 0, 2)[order])
+        running = None if mask is None else np.ascontiguousarray(mask.T[order])
+        output, states, cache = self._kind.forward(x_time_major, state0, self._op_weights(), is_grad_enabled(), running)
+        source = None if running is None or self.zero_output_for_mask else last_real_step(running)
+        if source is not None:
+            output = repeat_last_output(output, source)
+        if self.stateful:
+            self.states = [state.copy() for state in states]
+        if cache is not None:
+            self._save_for_backward(_Saved(cache, source, dropout_mask, initial_state is not None))
+        result = output.transpose(1, 0, 2) if self.return_sequences else output[-1]
+        return [result, *states] if self.return_state else result
+
+    def backward(self, grad):
+        """Gradient of the inputs (and of initial_state, if given) for the latest unmatched call."""
+        owner = type(self).__name__
+        saved = self._pop_saved()
+        steps, batch = saved.cache.x.shape[:2]
+        if self.return_state:
+            if not isinstance(grad, (list, tuple)) or len(grad) != 1 + self._state_count():
+                raise ValueError(f"{owner}.backward: expected a list [doutput, {', '.join('d' + p for p in self._kind.state_parts)}] "
+                                 f"like the call's return, got {type(grad).__name__}")
+            doutput, dstates = grad[0], self._check_states("dstates", list(grad[1:]), batch)
+        else:
+            doutput, dstates = grad, self._check_states("dstates", [None] * self._state_count(), batch)
+        dsequence = np.zeros((steps, batch, self.units), self.dtype)
+        if doutput is not None:
+            expected = (batch, steps, self.units) if self.return_sequences else (batch, self.units)
+            doutput = _checks.as_float_array(owner, "doutput", doutput, self.dtype)
+            _checks.check_shape(owner, "doutput", doutput, expected)
+            if self.return_sequences:
+                dsequence[...] = doutput.transpose(1, 0, 2)
+            else:
+                dsequence[-1] = doutput
+        if saved.source is not None:
+            dsequence = repeat_last_output_backward(dsequence, saved.source)
+        dx, dstate0, dweights = self._kind.backward(dsequence, dstates, saved.cache)
+        for parameter, gradient in zip(self._parameters.values(), self._format.keras_gradients(dweights)):
+            parameter.accumulate(gradient)
+        dinputs = dx[::-1].transpose(1, 0, 2) if self.go_backwards else dx.transpose(1, 0, 2)
+        if saved.dropout_mask is not None:
+            dinputs = dinputs * saved.dropout_mask[:, None, :]
+        dinputs = np.ascontiguousarray(dinputs)
+        return (dinputs, list(dstate0)) if saved.given_state else dinputs
+
+    def fresh_copy(self, **changes) -> "KerasRNN":
+        """A new, unbuilt layer of the same configuration (``changes`` overriding attributes, e.g.
+        go_backwards): what Keras' Bidirectional makes of the layer it wraps. Its seed is drawn from
+        this layer's generator, so the copies start from different weights."""
+        clone = copy.copy(self)
+        Module.__init__(clone)
+        clone.training, clone.input_size, clone.states = self.training, None, None
+        clone._rng = np.random.default_rng(int(self._rng.integers(2**63)))
+        for name, value in changes.items():
+            setattr(clone, name, value)
+        return clone
+
+    # ---- description ---------------------------------------------------------------------
+    def output_shapes(self, batch, steps) -> list[tuple]:
+        """Shapes of the call's return: ``[output]`` or ``[output, *states]`` (None for unknown sizes)."""
+        output = (batch, steps, self.units) if self.return_sequences else (batch, self.units)
+        return [output] + ([(batch, self.units)] * self._state_count() if self.return_state else [])
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask the next layer sees (Keras): the input's when returning sequences, else None."""
+        return mask if self.return_sequences else None
+
+    def _config_repr(self) -> list[str]:
+        flags = ("return_sequences", "return_state", "go_backwards", "stateful")
+        parts = [f"{self.units}"] + [f"{flag}=True" for flag in flags if getattr(self, flag)]
+        if not self.use_bias:
+            parts.append("use_bias=False")
+        return parts
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(self._config_repr())})"

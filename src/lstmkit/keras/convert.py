@@ -1,0 +1,84 @@
+"""Conversion both ways between the PyTorch-style layers and their Keras-style twins.
+
+    ==========================================  =============================================
+    lstmkit.LSTM / GRU / RNN (one layer)        lstmkit.keras.LSTM / GRU / SimpleRNN
+    ... with bidirectional=True                 Bidirectional(..., merge_mode='concat')
+    weight_ih_l0 (G·H, I), rows torch's order   kernel (I, G·U) = weight_ihᵀ, Keras' order
+    weight_hh_l0 (G·H, H)                       recurrent_kernel (U, G·U) = weight_hhᵀ
+    bias_ih_l0, bias_hh_l0 (G·H,)               bias: LSTM, SimpleRNN: bias_ih + bias_hh;
+                                                GRU: (2, 3U) = [bias_ih, bias_hh]
+    ==========================================  =============================================
+
+The twins compute the same function: ``to_keras(layer)`` returns sequences and states, so
+``keras_twin(x)`` gives ``[output, *states]`` equal to ``layer(x)`` with ``batch_first=True``;
+``to_torch(keras_layer)`` is batch-first. A summed LSTM bias comes back as ``bias_ih`` with a
+zero ``bias_hh``. Multi-layer, projected (``proj_size``) and ``go_backwards`` layers have no
+twin and are refused.
+"""
+
+from __future__ import annotations
+
+from ..nn._kinds import KINDS
+from ..nn.recurrent import GRU as TorchGRU
+from ..nn.recurrent import LSTM as TorchLSTM
+from ..nn.recurrent import RNN as TorchRNN
+from ..nn.rnn_base import RNNBase
+from ._formats import FORMATS
+from ._recurrent import KerasRNN
+from .bidirectional import Bidirectional
+from .layers import GRU, LSTM, SimpleRNN
+
+
+def to_keras(layer: RNNBase, **options):
+    """The Keras-style twin of a one-layer ``lstmkit.LSTM``, ``GRU`` or ``RNN`` (weights copied).
+
+    ``options`` go to the Keras layer's constructor (default: ``return_sequences=True,
+    return_state=True``, the PyTorch layer's outputs).
+    """
+    owner = f"to_keras({type(layer).__name__})"
+    if not isinstance(layer, RNNBase):
+        raise TypeError(f"{owner}: expected an lstmkit.LSTM, GRU or RNN, got {type(layer).__name__}")
+    if layer.num_layers != 1 or layer.proj_size:
+        raise ValueError(f"{owner}: expected num_layers=1 and proj_size=0 (one Keras layer), "
+                         f"got num_layers={layer.num_layers}, proj_size={layer.proj_size}")
+    keras_format, _ = FORMATS[layer.mode]
+    options = dict(return_sequences=True, return_state=True, use_bias=layer.bias, dtype=layer.dtype, **options)
+    if layer.mode.startswith("RNN"):
+        twin = SimpleRNN(layer.hidden_size, activation=layer.nonlinearity, **options)
+    else:
+        twin = {"LSTM": LSTM, "GRU": GRU}[layer.mode](layer.hidden_size, **options)
+    if layer.bidirectional:
+        twin = Bidirectional(twin, merge_mode="concat")
+    twin.set_weights([array for direction in range(layer.num_directions)
+                      for array in keras_format.keras_weights(layer._weights(0, direction))])
+    return twin
+
+
+def to_torch(layer):
+    """The PyTorch-style twin (``batch_first=True``) of a Keras-style layer or a concat Bidirectional."""
+    owner = f"to_torch({type(layer).__name__})"
+    bidirectional = isinstance(layer, Bidirectional)
+    if bidirectional and (layer.merge_mode != "concat" or layer.forward_layer.go_backwards):
+        raise ValueError(f"{owner}: expected merge_mode='concat' and a forward layer going forwards (torch's "
+                         f"bidirectional), got merge_mode={layer.merge_mode!r}")
+    directions = [layer.forward_layer, layer.backward_layer] if bidirectional else [layer]
+    first = directions[0]
+    if not isinstance(first, KerasRNN):
+        raise TypeError(f"{owner}: expected an lstmkit.keras LSTM, GRU, SimpleRNN or Bidirectional")
+    if not bidirectional and first.go_backwards:
+        raise ValueError(f"{owner}: a go_backwards layer has no PyTorch twin (its output runs backwards in time)")
+    if not first.built:
+        raise ValueError(f"{owner}: the layer has no weights yet; call it or build() it first")
+    kind = first._kind
+    options = dict(bias=first.use_bias, batch_first=True, bidirectional=bidirectional, dtype=first.dtype)
+    if kind.mode.startswith("RNN"):
+        twin = TorchRNN(first.input_size, first.units, nonlinearity=first.activation, **options)
+    else:
+        twin = {"LSTM": TorchLSTM, "GRU": TorchGRU}[kind.mode](first.input_size, first.units, **options)
+    for direction, sublayer in enumerate(directions):
+        weights = first._format.torch_weights(KINDS[kind.mode], *sublayer.get_weights())
+        suffix = twin._suffix(0, direction)
+        for name, array in weights._asdict().items():
+            if array is not None:
+                twin._parameters[name + suffix].data[...] = array
+    return twin

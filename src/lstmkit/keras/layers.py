@@ -1,0 +1,110 @@
+"""Keras 3's ``LSTM``, ``GRU`` and ``SimpleRNN``: Keras' arguments, weights and outputs, lstmkit's ops.
+
+Shared behaviour (inputs, masks, states, ``backward``) is documented on
+:class:`~._recurrent.KerasRNN`; each class here picks its cell kind and weight layout.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..nn._kinds import GRU_KIND, LSTM_KIND, RNN_KINDS
+from ._formats import GRU_FORMAT, LSTM_FORMAT, SIMPLE_RNN_FORMAT
+from ._recurrent import KerasRNN, _check_choice
+
+_COMMON = """
+    Common arguments (Keras' names and defaults): ``use_bias=True``, ``dropout=0.0`` (one mask per
+    sequence on the input, in training), ``recurrent_dropout=0.0`` (accepted for inference; refused
+    in training), ``return_sequences=False``, ``return_state=False``, ``go_backwards=False``,
+    ``stateful=False`` (the final states of a call start the next one; ``reset_states()``),
+    ``seed=None`` (initial weights and dropout masks), and ``dtype=numpy.float32`` (or float64).
+"""
+
+
+class LSTM(KerasRNN):
+    """``keras.layers.LSTM``: gate order i, f, c, o (PyTorch's i, f, g, o)::
+
+        z = x_t kernel + h_{t-1} recurrent_kernel + bias      (N, 4U)
+        i, f, o = σ(z_i), σ(z_f), σ(z_o);   c̃ = tanh(z_c)
+        c_t = f ⊙ c_{t-1} + i ⊙ c̃;          h_t = o ⊙ tanh(c_t)
+
+    ==================  ==========  ===========================================================
+    kernel              (F, 4U)     = weight_ihᵀ (glorot_uniform)
+    recurrent_kernel    (U, 4U)     = weight_hhᵀ (orthogonal)
+    bias                (4U,)       = bias_ih + bias_hh (zeros; ones in the f block with
+                                    ``unit_forget_bias=True``)
+    states              [h, c]      each (N, U)
+    ==================  ==========  ===========================================================
+
+    ``activation`` must be 'tanh' and ``recurrent_activation`` 'sigmoid' (others are refused).
+    """
+
+    def __init__(self, units: int, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 unit_forget_bias=True, dropout=0.0, recurrent_dropout=0.0, return_sequences=False,
+                 return_state=False, go_backwards=False, stateful=False, seed=None, *, dtype=np.float32):
+        _check_choice("LSTM", "activation", activation, ("tanh",))
+        _check_choice("LSTM", "recurrent_activation", recurrent_activation, ("sigmoid",))
+        self.unit_forget_bias = bool(unit_forget_bias)
+        super().__init__(LSTM_FORMAT, LSTM_KIND, units, use_bias=use_bias, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
+                         return_state=return_state, go_backwards=go_backwards, stateful=stateful, seed=seed,
+                         dtype=dtype, forget_bias_block=1 if unit_forget_bias else None)
+
+
+class GRU(KerasRNN):
+    """``keras.layers.GRU`` with ``reset_after=True`` (Keras' default, PyTorch's equations)::
+
+        z = σ(x_t K_z + b_z + h_{t-1} R_z + r_z)              update gate
+        r = σ(x_t K_r + b_r + h_{t-1} R_r + r_r)              reset gate
+        h̃ = tanh(x_t K_h + b_h + r ⊙ (h_{t-1} R_h + r_h))     candidate
+        h_t = z ⊙ h_{t-1} + (1 - z) ⊙ h̃
+
+    ==================  ==========  ===========================================================
+    kernel              (F, 3U)     blocks z, r, h = PyTorch's weight_ih blocks z, r, n, ᵀ
+    recurrent_kernel    (U, 3U)     likewise of weight_hh
+    bias                (2, 3U)     [input bias (b), recurrent bias (r)] = [bias_ih, bias_hh]
+    states              [h]         (N, U)
+    ==================  ==========  ===========================================================
+
+    ``reset_after=False`` (reset before the recurrent product) is another equation: refused.
+    """
+
+    def __init__(self, units: int, activation="tanh", recurrent_activation="sigmoid", use_bias=True, dropout=0.0,
+                 recurrent_dropout=0.0, return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, seed=None, reset_after=True, *, dtype=np.float32):
+        _check_choice("GRU", "activation", activation, ("tanh",))
+        _check_choice("GRU", "recurrent_activation", recurrent_activation, ("sigmoid",))
+        _check_choice("GRU", "reset_after", reset_after, (True,))
+        self.reset_after = True
+        super().__init__(GRU_FORMAT, GRU_KIND, units, use_bias=use_bias, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
+                         return_state=return_state, go_backwards=go_backwards, stateful=stateful, seed=seed,
+                         dtype=dtype)
+
+
+class SimpleRNN(KerasRNN):
+    """``keras.layers.SimpleRNN``: ``h_t = act(x_t kernel + h_{t-1} recurrent_kernel + bias)``.
+
+    ==================  ==========  ===========================================================
+    kernel              (F, U)      = weight_ihᵀ
+    recurrent_kernel    (U, U)      = weight_hhᵀ
+    bias                (U,)        = bias_ih + bias_hh
+    states              [h]         (N, U)
+    ==================  ==========  ===========================================================
+
+    ``activation`` is 'tanh' (default) or 'relu' (PyTorch's RNN nonlinearities).
+    """
+
+    def __init__(self, units: int, activation="tanh", use_bias=True, dropout=0.0, recurrent_dropout=0.0,
+                 return_sequences=False, return_state=False, go_backwards=False, stateful=False, seed=None,
+                 *, dtype=np.float32):
+        _check_choice("SimpleRNN", "activation", activation, tuple(RNN_KINDS))
+        self.activation = activation
+        super().__init__(SIMPLE_RNN_FORMAT, RNN_KINDS[activation], units, use_bias=use_bias, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
+                         return_state=return_state, go_backwards=go_backwards, stateful=stateful, seed=seed,
+                         dtype=dtype)
+
+
+for _layer in (LSTM, GRU, SimpleRNN):
+    _layer.__doc__ += _COMMON
