@@ -9,9 +9,9 @@ from conftest import assert_close, to_torch_module
 CONFIG = dict(input_size=3, hidden_size=8, num_layers=3, bidirectional=True)
 
 
-def test_eval_mode_equals_torch():
-    ours = lstmkit.LSTM(**CONFIG, dropout=0.5, dtype=np.float64, seed=0).eval()
-    reference = to_torch_module(ours, torch.nn.LSTM, np.float64, **CONFIG, dropout=0.5).eval()
+def assert_matches_torch(dropout: float, training: bool):
+    ours = lstmkit.LSTM(**CONFIG, dropout=dropout, dtype=np.float64, seed=0).train(training)
+    reference = to_torch_module(ours, torch.nn.LSTM, np.float64, **CONFIG, dropout=dropout).train(training)
     x = np.random.default_rng(0).standard_normal((6, 2, 3))
     output, (h_n, c_n) = ours(x)
     out_t, (h_t, c_t) = reference(torch.tensor(x))
@@ -20,15 +20,13 @@ def test_eval_mode_equals_torch():
     assert_close(c_n, c_t.detach().numpy(), np.float64, "c_n")
 
 
+def test_eval_mode_equals_torch():
+    assert_matches_torch(0.5, training=False)
+
+
 def test_dropout_one_zeroes_every_layer_input_like_torch():
     """p = 1 is deterministic (every upper layer sees zeros), so torch in training mode must agree."""
-    ours = lstmkit.LSTM(**CONFIG, dropout=1.0, dtype=np.float64, seed=0)
-    reference = to_torch_module(ours, torch.nn.LSTM, np.float64, **CONFIG, dropout=1.0).train()
-    x = np.random.default_rng(0).standard_normal((6, 2, 3))
-    output, (h_n, _) = ours(x)
-    out_t, (h_t, _) = reference(torch.tensor(x))
-    assert_close(output, out_t.detach().numpy(), np.float64, "output")
-    assert_close(h_n, h_t.detach().numpy(), np.float64, "h_n")
+    assert_matches_torch(1.0, training=True)
 
 
 def test_kept_fraction_and_scale():
