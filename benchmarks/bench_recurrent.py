@@ -116,7 +116,7 @@ def main(argv=None):
     peak = matmul_peak()
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__} with "
           f"{torch.get_num_threads()} threads, numpy {np.__version__}; float32 matmul peak {peak:.0f} GFLOP/s")
-    header = f"{'layer':<6}{'T':>5}{'N':>5}{'I':>5}{'H':>5}{'':>4} | {'infer ours':>10}{'torch':>9}{'ratio':>7}{'GF/s':>7}{'%pk':>5} | {'train ours':>10}{'torch':>9}{'ratio':>7}{'GF/s':>7}{'%pk':>5}"
+    header = f"{'layer':<6}{'T':>5}{'N':>5}{'I':>5}{'H':>5}{'':>6} | {'infer ours':>10}{'torch':>9}{'ratio':>7}{'GF/s':>7}{'%pk':>5} | {'train ours':>10}{'torch':>9}{'ratio':>7}{'GF/s':>7}{'%pk':>5}"
     print(header)
     print("-" * len(header))
     rows = []
@@ -130,7 +130,7 @@ def main(argv=None):
             row["training_gflops"] = 3 * row["forward_gflop"] / row["ours_training"]
             rows.append(row)
             tag = "2L-bi" if bidirectional else ""
-            print(f"{kind:<6}{steps:>5}{batch:>5}{features:>5}{hidden:>5}{tag:>4} | "
+            print(f"{kind:<6}{steps:>5}{batch:>5}{features:>5}{hidden:>5}{tag:>6} | "
                   f"{row['ours_inference'] * 1e3:>8.2f}ms{row['theirs_inference'] * 1e3:>7.2f}ms{row['inference_ratio']:>7.2f}"
                   f"{row['inference_gflops']:>7.0f}{100 * row['inference_gflops'] / peak:>4.0f}% | "
                   f"{row['ours_training'] * 1e3:>8.2f}ms{row['theirs_training'] * 1e3:>7.2f}ms{row['training_ratio']:>7.2f}"
