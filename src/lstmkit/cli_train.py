@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,6 @@ def dispatch(args) -> int:
     try:
         handlers[args.command](args)
     except (MissingDatasetPackage, TrainingDiverged, io.CheckpointError, ValueError, FileNotFoundError) as error:
-        print(f"lstmkit {args.command}: {error}", flush=True, file=__import__("sys").stderr)
+        print(f"lstmkit {args.command}: {error}", flush=True, file=sys.stderr)
         return 2
     return 0
