@@ -25,7 +25,7 @@ def test_mnist_split_and_short_run(tmp_path):
     assert 0.0 <= parts["train"].x.min() and parts["train"].x.max() <= 1.0
     again = load_mnist()
     np.testing.assert_array_equal(again["test"].y, parts["test"].y)  # the split is fixed
-    summary = short_run(tmp_path, "mnist", hidden_size=32, epochs=2, lr=5e-3)
+    summary = short_run(tmp_path, "mnist", hidden_size=32, epochs=4, lr=5e-3)
     assert summary["test"]["accuracy"] > 0.5, summary  # chance is 0.1
 
 
