@@ -164,15 +164,14 @@ class Trainer:
             valid = self.task.evaluate(self.model, "valid")
             record.update({f"valid_{key}": value for key, value in valid.items()})
             self.history.append(record)
+            self.epoch = epoch
             if self.best is None or self._better(valid[metric], self.best[f"valid_{metric}"]):
                 self.best, self.bad_epochs = dict(record), 0
-                self.epoch = epoch
                 self.save(self.out_dir / BEST)
             else:
                 self.bad_epochs += 1
             if self.scheduler is not None:
                 self.scheduler.step(valid[metric])
-            self.epoch = epoch
             self.save(self.out_dir / CHECKPOINT)
             self.write_reports()
             self.log(f"epoch {epoch}: train loss {record['train_loss']:.4f}, valid {metric} {valid[metric]:.4f}, "
