@@ -90,14 +90,14 @@ def run_train(args) -> dict:
     return result
 
 
-def _task_and_model(checkpoint: str):
+def _checkpoint_and_task(checkpoint: str):
     arrays, meta = io.load_checkpoint(checkpoint)
     task_class = get_task(meta["config"]["task"])
     return arrays, meta, task_class
 
 
 def run_evaluate(args) -> dict:
-    arrays, meta, task_class = _task_and_model(args.checkpoint)
+    arrays, meta, task_class = _checkpoint_and_task(args.checkpoint)
     task = task_class(meta["config"])
     model = task.build_model()
     model.load_state_dict(io.prefixed(arrays, "model"))
@@ -110,7 +110,7 @@ def run_evaluate(args) -> dict:
 def run_generate(args) -> str:
     from .nn.language_model import LanguageModel
 
-    arrays, meta, task_class = _task_and_model(args.checkpoint)
+    arrays, meta, task_class = _checkpoint_and_task(args.checkpoint)
     vocabulary = meta.get("vocabulary")
     if vocabulary is None:
         raise ValueError(f"{args.checkpoint} is a {meta['config']['task']} checkpoint; generate needs a language model (ptb or text)")
