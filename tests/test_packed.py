@@ -27,7 +27,7 @@ def assert_packed_equal(ours, theirs):
 
 
 # ---- the packing functions against torch.nn.utils.rnn -------------------------------------
-@pytest.mark.parametrize("batch_first,enforce_sorted,trailing", itertools.product([False, True], [True, False], [(), (3,), (2, 2)]))
+@pytest.mark.parametrize("batch_first,enforce_sorted,trailing", list(itertools.product([False, True], [True, False], [(), (3,), (2, 2)])))
 def test_pack_and_pad_equal_torch(batch_first, enforce_sorted, trailing):
     rng = np.random.default_rng(len(trailing) + 2 * batch_first + 4 * enforce_sorted)
     for batch in range(1, 6):
@@ -54,7 +54,7 @@ def test_ties_keep_the_callers_order_like_torch():
     assert_packed_equal(packed, torch_rnn.pack_padded_sequence(torch.tensor(padded), lengths, enforce_sorted=False))
 
 
-@pytest.mark.parametrize("batch_first,padding_side", itertools.product([False, True], ["right", "left"]))
+@pytest.mark.parametrize("batch_first,padding_side", list(itertools.product([False, True], ["right", "left"])))
 def test_pad_sequence_and_pack_sequence_equal_torch(batch_first, padding_side):
     rng = np.random.default_rng(0)
     sequences = [rng.standard_normal((length, 3)) for length in (4, 1, 6, 4)]

@@ -16,6 +16,7 @@ import numpy as np
 from ..grad_mode import is_grad_enabled
 from ..nn import _checks
 from ..nn.module import Module
+from ..ops.recurrence import GateDropout
 from . import initializers
 from .masking import check_mask, last_real_step, repeat_last_output, repeat_last_output_backward
 
@@ -25,7 +26,6 @@ class _Saved(NamedTuple):
 
     cache: object  # the op's cache
     source: np.ndarray | None  # (T, N) step each output repeats (masked steps), None: no repeat
-    dropout_mask: np.ndarray | None  # (N, F) input dropout mask, or None
     given_state: bool  # whether the call had an initial_state (then backward returns its gradient)
 
 
@@ -169,17 +169,28 @@ class KerasRNN(Module):
 
     reset_state = reset_states
 
-    def _dropout_mask(self, training: bool, shape) -> np.ndarray | None:
-        if training and self.recurrent_dropout > 0.0:
-            raise ValueError(
-                f"{type(self).__name__}: recurrent_dropout={self.recurrent_dropout} in training is not supported "
-                "(Keras drops the recurrent input with one mask per gate, which lstmkit's ops do not compute); "
-                "expected recurrent_dropout=0.0 or an inference call (training=False), got training=True"
-            )
-        if not training or self.dropout == 0.0 or self.dropout == 1.0:  # Keras drops only for 0 < rate < 1
+    def _masks(self, rate: float, count: int, batch: int, size: int) -> np.ndarray | None:
+        """``count`` masks (count, N, size) of 0 or 1/(1 - rate); None unless 0 < rate < 1, as Keras."""
+        if not 0.0 < rate < 1.0:
             return None
-        keep = self._rng.random(shape) >= self.dropout
-        return keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
+        keep = self._rng.random((count, batch, size)) >= rate
+        return keep.astype(self.dtype) / self.dtype.type(1.0 - rate)
+
+    def _gate_dropout(self, training: bool, batch: int, features: int) -> GateDropout | None:
+        """The masks of one call in training, fixed over its steps (Keras' DropoutRNNCell).
+
+        Keras drops the input with one mask shared by the gates, except that a layer with
+        ``recurrent_dropout`` switches to its per-gate cell (``implementation=1``): one input
+        mask and one recurrent mask per gate block (4 for LSTM, 3 for GRU, 1 for SimpleRNN).
+        Masks follow PyTorch's block order, as the ops' weights do.
+        """
+        if not training:
+            return None
+        gates = self._kind.gate_count
+        input_count = gates if self.recurrent_dropout != 0.0 else 1
+        dropout = GateDropout(self._masks(self.dropout, input_count, batch, features),
+                              self._masks(self.recurrent_dropout, gates, batch, self.units))
+        return None if dropout.input is None and dropout.recurrent is None else dropout
 
     def forward(self, inputs, initial_state=None, mask=None, training=None):
         """Run the layer (see the class docstring)."""
@@ -187,20 +198,19 @@ class KerasRNN(Module):
         batch, steps, features = x.shape
         mask = check_mask(type(self).__name__, mask, (batch, steps))
         state0 = self._initial_state(initial_state, batch)
-        dropout_mask = self._dropout_mask(self.training if training is None else bool(training), (batch, features))
-        if dropout_mask is not None:
-            x = x * dropout_mask[:, None, :]
+        dropout = self._gate_dropout(self.training if training is None else bool(training), batch, features)
         order = slice(None, None, -1) if self.go_backwards else slice(None)
         x_time_major = np.ascontiguousarray(x.transpose(1, 0, 2)[order])
         running = None if mask is None else np.ascontiguousarray(mask.T[order])
-        output, states, cache = self._kind.forward(x_time_major, state0, self._op_weights(), is_grad_enabled(), running)
+        output, states, cache = self._kind.forward(x_time_major, state0, self._op_weights(), is_grad_enabled(), running,
+                                                  dropout)
         source = None if running is None or self.zero_output_for_mask else last_real_step(running)
         if source is not None:
             output = repeat_last_output(output, source)
         if self.stateful:
             self.states = [state.copy() for state in states]
         if cache is not None:
-            self._save_for_backward(_Saved(cache, source, dropout_mask, initial_state is not None))
+            self._save_for_backward(_Saved(cache, source, initial_state is not None))
         result = output.transpose(1, 0, 2) if self.return_sequences else output[-1]
         return [result, *states] if self.return_state else result
 
@@ -231,8 +241,6 @@ class KerasRNN(Module):
         for parameter, gradient in zip(self._parameters.values(), self._format.keras_gradients(dweights)):
             parameter.accumulate(gradient)
         dinputs = dx[::-1].transpose(1, 0, 2) if self.go_backwards else dx.transpose(1, 0, 2)
-        if saved.dropout_mask is not None:
-            dinputs = dinputs * saved.dropout_mask[:, None, :]
         dinputs = np.ascontiguousarray(dinputs)
         return (dinputs, list(dstate0)) if saved.given_state else dinputs
 

@@ -14,8 +14,9 @@ from ._recurrent import KerasRNN, _check_choice
 
 _COMMON = """
     Common arguments (Keras' names and defaults): ``use_bias=True``, ``dropout=0.0`` (one mask per
-    sequence on the input, in training), ``recurrent_dropout=0.0`` (accepted for inference; refused
-    in training), ``return_sequences=False``, ``return_state=False``, ``go_backwards=False``,
+    sequence on the input, in training), ``recurrent_dropout=0.0`` (one mask per sequence and gate
+    on h_{t-1}, in training; the input then also gets one mask per gate, as Keras' cell does),
+    ``return_sequences=False``, ``return_state=False``, ``go_backwards=False``,
     ``stateful=False`` (the final states of a call start the next one; ``reset_states()``),
     ``seed=None`` (initial weights and dropout masks), and ``dtype=numpy.float32`` (or float64).
 """

@@ -24,15 +24,16 @@ class CellKind(NamedTuple):
     gate_names: str  # the blocks' order, e.g. "i, f, g, o"
     state_parts: tuple[str, ...]  # ("h", "c") for an LSTM, ("h",) otherwise
     weights: type  # the ops' NamedTuple of one layer-direction's weights
-    forward: Callable  # (x, state, weights, keep_cache, batch_sizes) -> (output, final state, cache)
+    forward: Callable  # (x, state, weights, keep_cache, batch_sizes, dropout=None) -> (output, final state, cache)
     backward: Callable  # (doutput, dfinal_state, cache) -> (dx, dinitial_state, dweights)
 
 
 def _forward_with_state_tuple(op, **options):
     """Adapt ``op(x, *state, weights, keep_cache, batch_sizes) -> (output, *final_state, cache)``."""
 
-    def forward(x, state, weights, keep_cache, batch_sizes):
-        output, *final_state, cache = op(x, *state, weights, keep_cache=keep_cache, batch_sizes=batch_sizes, **options)
+    def forward(x, state, weights, keep_cache, batch_sizes, dropout=None):
+        output, *final_state, cache = op(x, *state, weights, keep_cache=keep_cache, batch_sizes=batch_sizes,
+                                         dropout=dropout, **options)
         return output, tuple(final_state), cache
 
     return forward

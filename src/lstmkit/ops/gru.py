@@ -36,7 +36,15 @@ from typing import NamedTuple
 import numpy as np
 
 from .activations import sigmoid, sigmoid_grad, tanh, tanh_grad
-from .recurrence import input_projection, projection_backward, scan, scan_backward
+from .recurrence import (
+    GateDropout,
+    gate_product,
+    gate_product_input_grad,
+    input_projection,
+    projection_backward,
+    scan,
+    scan_backward,
+)
 
 
 class GRUWeights(NamedTuple):
@@ -63,15 +71,17 @@ class GRUCache(NamedTuple):
     steps: GRUStep  # every step's GRUStep, each field stacked over time: (T, N, ·)
     weights: GRUWeights
     batch_sizes: np.ndarray | None
+    dropout: GateDropout | None = None  # masks on x and h (Keras' dropout), None without
 
 
-def gru_step(z_input, h_prev, weight_hh, bias_hn=None):
-    """One step. ``z_input`` (N, 3H) is W_ih x_t + b_ih + [b_hr, b_hz, 0].
+def gru_step(z_input, h_prev, weight_hh, bias_hn=None, recurrent_masks=None):
+    """One step. ``z_input`` (N, 3H) is W_ih x_t + b_ih + [b_hr, b_hz, 0]. ``recurrent_masks``
+    (K, N, H): :attr:`~.recurrence.GateDropout.recurrent`, or None.
 
     Returns ``(h, step)`` with ``step`` the :class:`GRUStep` its backward needs.
     """
     hidden = h_prev.shape[-1]
-    z_hidden = h_prev @ weight_hh.T  # W_hr h, W_hz h, W_hn h
+    z_hidden = gate_product(h_prev, weight_hh, recurrent_masks)  # W_hr h, W_hz h, W_hn h
     gates = np.empty_like(z_hidden)
     sigmoid(z_input[:, : 2 * hidden] + z_hidden[:, : 2 * hidden], out=gates[:, : 2 * hidden])  # r, z
     r, z = gates[:, :hidden], gates[:, hidden : 2 * hidden]
@@ -83,7 +93,7 @@ def gru_step(z_input, h_prev, weight_hh, bias_hn=None):
     return h, GRUStep(gates, hidden_n)
 
 
-def gru_step_backward(dh, h_prev, step: GRUStep, weight_hh):
+def gru_step_backward(dh, h_prev, step: GRUStep, weight_hh, recurrent_masks=None):
     """Backward of :func:`gru_step`.
 
     ``dh`` (N, H) is the gradient reaching h_t. Returns ``(dz_input, dz_hidden, dh_prev)``:
@@ -99,7 +109,7 @@ def gru_step_backward(dh, h_prev, step: GRUStep, weight_hh):
     dz_pre = dz * sigmoid_grad(z)
     dz_input = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)
     dz_hidden = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=1)
-    dh_prev = dh * z + dz_hidden @ weight_hh
+    dh_prev = dh * z + gate_product_input_grad(dz_hidden, weight_hh, recurrent_masks)
     return dz_input, dz_hidden, dh_prev
 
 
@@ -113,20 +123,23 @@ def _hoisted_bias(weights: GRUWeights):
     return bias
 
 
-def gru_forward(x, h0, weights: GRUWeights, keep_cache: bool = True, batch_sizes=None):
+def gru_forward(x, h0, weights: GRUWeights, keep_cache: bool = True, batch_sizes=None,
+                dropout: GateDropout | None = None):
     """Run one direction over a whole sequence (see the module docstring for shapes).
 
+    ``dropout``, optional: per-gate masks on x and h (:class:`~.recurrence.GateDropout`).
     Returns ``(output, h_T, cache)``; ``cache`` is None when ``keep_cache`` is False.
     """
-    z_input = input_projection(x, weights.weight_ih, _hoisted_bias(weights))
+    dropout = dropout or GateDropout()
+    z_input = input_projection(x, weights.weight_ih, _hoisted_bias(weights), dropout.input)
     hidden = h0.shape[-1]
     bias_hn = None if weights.bias_hh is None else weights.bias_hh[2 * hidden :]
 
     def step(z_t, h_prev):
-        return gru_step(z_t, h_prev, weights.weight_hh, bias_hn)
+        return gru_step(z_t, h_prev, weights.weight_hh, bias_hn, dropout.recurrent)
 
     output, (h_last,), history, saved = scan(step, z_input, (h0,), batch_sizes, keep_cache)
-    cache = None if history is None else GRUCache(x, *history, saved, weights, batch_sizes)
+    cache = None if history is None else GRUCache(x, *history, saved, weights, batch_sizes, dropout)
     return output, h_last, cache
 
 
@@ -135,13 +148,14 @@ def gru_backward(doutput, dh_last, cache: GRUCache):
 
     Returns ``(dx, dh0, dweights)`` with ``dweights`` a :class:`GRUWeights` of gradients.
     """
-    weights = cache.weights
+    weights, dropout = cache.weights, cache.dropout or GateDropout()
 
     def step_backward(t, active, dh):
         step = GRUStep(*(part[t, :active] for part in cache.steps))
-        dz_input, dz_hidden, dh_prev = gru_step_backward(dh, cache.h[t, :active], step, weights.weight_hh)
+        dz_input, dz_hidden, dh_prev = gru_step_backward(dh, cache.h[t, :active], step, weights.weight_hh,
+                                                         dropout.recurrent)
         return (dz_input, dz_hidden), (dh_prev,)
 
     (dz_input, dz_hidden), (dh0,) = scan_backward(step_backward, doutput, (dh_last,), cache.batch_sizes)
-    dx, *dprojections = projection_backward(cache.x, cache.h[:-1], dz_input, dz_hidden, weights)
+    dx, *dprojections = projection_backward(cache.x, cache.h[:-1], dz_input, dz_hidden, weights, dropout)
     return dx, dh0, GRUWeights(*dprojections)

@@ -40,7 +40,15 @@ from typing import NamedTuple
 import numpy as np
 
 from .activations import sigmoid, sigmoid_grad, tanh, tanh_grad
-from .recurrence import input_projection, projection_backward, scan, scan_backward
+from .recurrence import (
+    GateDropout,
+    gate_product,
+    gate_product_input_grad,
+    input_projection,
+    projection_backward,
+    scan,
+    scan_backward,
+)
 
 
 class LSTMWeights(NamedTuple):
@@ -70,15 +78,17 @@ class LSTMCache(NamedTuple):
     steps: LSTMStep  # every step's LSTMStep, each field stacked over time: (T, N, ·)
     weights: LSTMWeights
     batch_sizes: np.ndarray | None  # (T,) active sequences per step, None when all run to the end
+    dropout: GateDropout | None = None  # masks on x and h (Keras' dropout), None without
 
 
-def lstm_step(z_input, h_prev, c_prev, weight_hh, weight_hr=None):
+def lstm_step(z_input, h_prev, c_prev, weight_hh, weight_hr=None, recurrent_masks=None):
     """One step. ``z_input`` is the input's share of the pre-activations, W_ih x_t + b (N, 4H).
+    ``recurrent_masks`` (K, N, R): :attr:`~.recurrence.GateDropout.recurrent`, or None.
 
     Returns ``(h, c, step)`` with ``step`` the :class:`LSTMStep` its backward needs.
     """
     hidden = c_prev.shape[-1]
-    z = z_input + h_prev @ weight_hh.T
+    z = z_input + gate_product(h_prev, weight_hh, recurrent_masks)
     gates = np.empty_like(z)
     sigmoid(z[:, : 2 * hidden], out=gates[:, : 2 * hidden])  # i, f
     tanh(z[:, 2 * hidden : 3 * hidden], out=gates[:, 2 * hidden : 3 * hidden])  # g
@@ -91,7 +101,7 @@ def lstm_step(z_input, h_prev, c_prev, weight_hh, weight_hr=None):
     return h, c, LSTMStep(gates, tanh_c, m)
 
 
-def lstm_step_backward(dh, dc, c_prev, step: LSTMStep, weight_hh, weight_hr=None):
+def lstm_step_backward(dh, dc, c_prev, step: LSTMStep, weight_hh, weight_hr=None, recurrent_masks=None):
     """Backward of :func:`lstm_step`.
 
     ``dh`` (N, R) and ``dc`` (N, H) are the gradients reaching h_t and c_t. Returns
@@ -109,25 +119,28 @@ def lstm_step_backward(dh, dc, c_prev, step: LSTMStep, weight_hh, weight_hr=None
     dz = np.concatenate(
         [di * sigmoid_grad(i), df * sigmoid_grad(f), dg * tanh_grad(g), do * sigmoid_grad(o)], axis=1
     )
-    dh_prev = dz @ weight_hh  # z = ... + W_hh h_prev
+    dh_prev = gate_product_input_grad(dz, weight_hh, recurrent_masks)  # z = ... + W_hh h_prev
     return dz, dh_prev, dc_prev
 
 
-def lstm_forward(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True, batch_sizes=None):
+def lstm_forward(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True, batch_sizes=None,
+                 dropout: GateDropout | None = None):
     """Run one direction over a whole sequence (see the module docstring for shapes).
 
     ``batch_sizes`` (T,), optional: sequences sorted by decreasing length, of which the first
     ``batch_sizes[t]`` are running at step t (see :mod:`lstmkit.ops.recurrence`).
+    ``dropout``, optional: per-gate masks on x and h (:class:`~.recurrence.GateDropout`).
     Returns ``(output, h_T, c_T, cache)``; ``cache`` is None when ``keep_cache`` is False.
     """
+    dropout = dropout or GateDropout()
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
-    z_input = input_projection(x, weights.weight_ih, bias)
+    z_input = input_projection(x, weights.weight_ih, bias, dropout.input)
 
     def step(z_t, h_prev, c_prev):
-        return lstm_step(z_t, h_prev, c_prev, weights.weight_hh, weights.weight_hr)
+        return lstm_step(z_t, h_prev, c_prev, weights.weight_hh, weights.weight_hr, dropout.recurrent)
 
     output, (h_last, c_last), history, saved = scan(step, z_input, (h0, c0), batch_sizes, keep_cache)
-    cache = None if history is None else LSTMCache(x, *history, saved, weights, batch_sizes)
+    cache = None if history is None else LSTMCache(x, *history, saved, weights, batch_sizes, dropout)
     return output, h_last, c_last, cache
 
 
@@ -138,16 +151,18 @@ def lstm_backward(doutput, dh_last, dc_last, cache: LSTMCache):
     (N, H) those of h_T and c_T. Returns ``(dx, dh0, dc0, dweights)`` with ``dweights`` an
     :class:`LSTMWeights` of gradients (biases and weight_hr None where the layer has none).
     """
-    weights = cache.weights
+    weights, dropout = cache.weights, cache.dropout or GateDropout()
 
     def step_backward(t, active, dh, dc):
         step = LSTMStep(*(part[t, :active] for part in cache.steps))
-        dz, dh_prev, dc_prev = lstm_step_backward(dh, dc, cache.c[t, :active], step, weights.weight_hh, weights.weight_hr)
+        dz, dh_prev, dc_prev = lstm_step_backward(
+            dh, dc, cache.c[t, :active], step, weights.weight_hh, weights.weight_hr, dropout.recurrent
+        )
         keep = (dz,) if weights.weight_hr is None else (dz, dh)  # dh: the gradient reaching h_t, for dW_hr
         return keep, (dh_prev, dc_prev)
 
     (dz, *dh_steps), (dh0, dc0) = scan_backward(step_backward, doutput, (dh_last, dc_last), cache.batch_sizes)
-    dx, *dprojections = projection_backward(cache.x, cache.h[:-1], dz, dz, weights)
+    dx, *dprojections = projection_backward(cache.x, cache.h[:-1], dz, dz, weights, dropout)
     dweight_hr = None
     if weights.weight_hr is not None:
         dh_steps, m = dh_steps[0], cache.steps.m

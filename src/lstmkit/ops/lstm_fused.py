@@ -12,7 +12,8 @@ random inputs); the reference stays what people read. What is different:
   cell state, tanh(c) and h into its slot with ``out=`` and in-place operators, so the loop
   allocates nothing but the recurrent matrix product.
 
-Variable lengths (``batch_sizes``) and projections (``weight_hr``) go to the reference op.
+Variable lengths (``batch_sizes``), projections (``weight_hr``) and per-gate dropout masks go
+to the reference op.
 """
 
 from __future__ import annotations
@@ -48,10 +49,10 @@ def _sigmoid_in_place(z: np.ndarray) -> None:
     z += 0.5
 
 
-def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True, batch_sizes=None):
+def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True, batch_sizes=None, dropout=None):
     """Same contract as :func:`~.lstm.lstm_forward`."""
-    if batch_sizes is not None or weights.weight_hr is not None:
-        return lstm_forward(x, h0, c0, weights, keep_cache, batch_sizes)
+    if batch_sizes is not None or weights.weight_hr is not None or dropout is not None:
+        return lstm_forward(x, h0, c0, weights, keep_cache, batch_sizes, dropout)
     steps, batch, _ = x.shape
     hidden = c0.shape[-1]
     order = fused_order(hidden)

@@ -28,14 +28,70 @@ Shapes (T steps, N batch, G = gates x hidden units):
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 
-def input_projection(x, weight_ih, bias=None):
+class GateDropout(NamedTuple):
+    """Dropout masks fixed for a whole sequence, one per block of gate rows (Keras' dropout and
+    recurrent_dropout). Entries are 0 or 1/(1 - rate). K masks split a weight's rows into K
+    equal blocks, and block k sees its input multiplied by mask k (K = 1: one mask for all):
+
+        =========  ==========  =================================================
+        input      (K, N, I)   on x_t, the same at every step; or None
+        recurrent  (K, N, R)   on h_{t-1} wherever W_hh meets it; or None
+        =========  ==========  =================================================
+
+    Only W_ih and W_hh see the masked inputs: the rest of a cell's equations (``z ⊙ h_{t-1}``
+    in a GRU) uses the state as it is, as Keras does.
+    """
+
+    input: np.ndarray | None = None
+    recurrent: np.ndarray | None = None
+
+
+def _flat(array):
+    return array.reshape(-1, array.shape[-1])
+
+
+def _blocks(weight, masks, axis=0):
+    return np.split(weight, len(masks), axis=axis)
+
+
+def gate_product(a, weight, masks=None):
+    """``a Wᵀ`` (..., N, F) x (G, F) -> (..., N, G), with block k of W's rows applied to
+    ``a ⊙ masks[k]``. ``masks`` (K, M, F), M >= N: its first N rows count (the active ones)."""
+    if masks is None:
+        return (_flat(a) @ weight.T).reshape(*a.shape[:-1], -1)
+    rows = a.shape[-2]
+    parts = [_flat(a * mask[:rows]) @ block.T for mask, block in zip(masks, _blocks(weight, masks))]
+    return np.concatenate(parts, axis=-1).reshape(*a.shape[:-1], -1)
+
+
+def gate_product_input_grad(dz, weight, masks=None):
+    """The gradient of ``a`` in :func:`gate_product` from that of its result ``dz`` (..., N, G)."""
+    if masks is None:
+        return (_flat(dz) @ weight).reshape(*dz.shape[:-1], -1)
+    rows, shape = dz.shape[-2], (*dz.shape[:-1], weight.shape[1])
+    parts = zip(_blocks(dz, masks, axis=-1), _blocks(weight, masks), masks)
+    return sum((_flat(dz_k) @ block).reshape(shape) * mask[:rows] for dz_k, block, mask in parts)
+
+
+def gate_product_weight_grad(dz, a, masks=None):
+    """The gradient of W in :func:`gate_product`, summed over every leading axis: (G, F)."""
+    if masks is None:
+        return _flat(dz).T @ _flat(a)
+    rows = a.shape[-2]
+    parts = [_flat(dz_k).T @ _flat(a * mask[:rows]) for dz_k, mask in zip(_blocks(dz, masks, axis=-1), masks)]
+    return np.concatenate(parts, axis=0)
+
+
+def input_projection(x, weight_ih, bias=None, masks=None):
     """``x W_ihᵀ + bias`` for all T steps as one matrix product (T*N, I) x (I, G): the part
-    of the pre-activations that does not depend on the previous state (cuDNN's trick)."""
-    steps, batch, features = x.shape
-    z_input = (x.reshape(steps * batch, features) @ weight_ih.T).reshape(steps, batch, -1)
+    of the pre-activations that does not depend on the previous state (cuDNN's trick).
+    ``masks``: :attr:`GateDropout.input`, or None."""
+    z_input = gate_product(x, weight_ih, masks)
     if bias is not None:
         z_input += bias
     return z_input
@@ -161,24 +217,20 @@ def scan_backward(step_backward, doutput, dstate_last, batch_sizes=None):
     return collected, tuple(dstate)
 
 
-def projection_backward(x, h_previous, dz_input, dz_hidden, weights):
+def projection_backward(x, h_previous, dz_input, dz_hidden, weights, dropout: GateDropout | None = None):
     """Gradients of the two affine maps of a cell, each one product over all steps at the end.
 
     The pre-activations are ``W_ih x_t + b_ih`` (gradient ``dz_input``) and ``W_hh h_{t-1} +
-    b_hh`` (gradient ``dz_hidden``; the same array as ``dz_input`` for LSTM and RNN). Returns
-    ``(dx, dweight_ih, dweight_hh, dbias_ih, dbias_hh)``, the biases None when ``weights``
-    has none.
+    b_hh`` (gradient ``dz_hidden``; the same array as ``dz_input`` for LSTM and RNN), with
+    ``dropout``'s masks on x and h where given. Returns ``(dx, dweight_ih, dweight_hh,
+    dbias_ih, dbias_hh)``, the biases None when ``weights`` has none.
     """
-    steps, batch, features = x.shape
-
-    def flat(array):
-        return array.reshape(steps * batch, array.shape[-1])
-
-    dx = (flat(dz_input) @ weights.weight_ih).reshape(x.shape)
-    dweight_ih = flat(dz_input).T @ flat(x)
-    dweight_hh = flat(dz_hidden).T @ flat(h_previous)
+    dropout = dropout or GateDropout()
+    dx = gate_product_input_grad(dz_input, weights.weight_ih, dropout.input)
+    dweight_ih = gate_product_weight_grad(dz_input, x, dropout.input)
+    dweight_hh = gate_product_weight_grad(dz_hidden, h_previous, dropout.recurrent)
     if weights.bias_ih is None:
         return dx, dweight_ih, dweight_hh, None, None
-    dbias_ih = flat(dz_input).sum(axis=0)
-    dbias_hh = dbias_ih.copy() if dz_hidden is dz_input else flat(dz_hidden).sum(axis=0)
+    dbias_ih = _flat(dz_input).sum(axis=0)
+    dbias_hh = dbias_ih.copy() if dz_hidden is dz_input else _flat(dz_hidden).sum(axis=0)
     return dx, dweight_ih, dweight_hh, dbias_ih, dbias_hh

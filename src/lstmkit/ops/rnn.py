@@ -29,7 +29,15 @@ from typing import NamedTuple
 import numpy as np
 
 from .activations import relu, relu_grad, tanh, tanh_grad
-from .recurrence import input_projection, projection_backward, scan, scan_backward
+from .recurrence import (
+    GateDropout,
+    gate_product,
+    gate_product_input_grad,
+    input_projection,
+    projection_backward,
+    scan,
+    scan_backward,
+)
 
 ACTIVATIONS = {"tanh": (tanh, tanh_grad), "relu": (relu, relu_grad)}
 
@@ -55,35 +63,40 @@ class RNNCache(NamedTuple):
     nonlinearity: str
     weights: RNNWeights
     batch_sizes: np.ndarray | None
+    dropout: GateDropout | None = None  # masks on x and h (Keras' dropout), None without
 
 
-def rnn_step(z_input, h_prev, weight_hh, nonlinearity="tanh"):
-    """One step. ``z_input`` (N, H) is W_ih x_t + b_ih + b_hh. Returns ``(h, RNNStep())``."""
+def rnn_step(z_input, h_prev, weight_hh, nonlinearity="tanh", recurrent_masks=None):
+    """One step. ``z_input`` (N, H) is W_ih x_t + b_ih + b_hh; ``recurrent_masks`` (1, N, H)
+    or None (:attr:`~.recurrence.GateDropout.recurrent`). Returns ``(h, RNNStep())``."""
     activation, _ = ACTIVATIONS[nonlinearity]
-    h = activation(z_input + h_prev @ weight_hh.T)
+    h = activation(z_input + gate_product(h_prev, weight_hh, recurrent_masks))
     return h, RNNStep()
 
 
-def rnn_step_backward(dh, h, weight_hh, nonlinearity="tanh"):
+def rnn_step_backward(dh, h, weight_hh, nonlinearity="tanh", recurrent_masks=None):
     """Backward of :func:`rnn_step` given its output ``h``: returns ``(dz, dh_prev)``."""
     _, derivative = ACTIVATIONS[nonlinearity]
     dz = dh * derivative(h)
-    return dz, dz @ weight_hh
+    return dz, gate_product_input_grad(dz, weight_hh, recurrent_masks)
 
 
-def rnn_forward(x, h0, weights: RNNWeights, nonlinearity="tanh", keep_cache: bool = True, batch_sizes=None):
+def rnn_forward(x, h0, weights: RNNWeights, nonlinearity="tanh", keep_cache: bool = True, batch_sizes=None,
+                dropout: GateDropout | None = None):
     """Run one direction over a whole sequence (see the module docstring for shapes).
 
+    ``dropout``, optional: masks on x and h (:class:`~.recurrence.GateDropout`, K = 1).
     Returns ``(output, h_T, cache)``; ``cache`` is None when ``keep_cache`` is False.
     """
+    dropout = dropout or GateDropout()
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
-    z_input = input_projection(x, weights.weight_ih, bias)
+    z_input = input_projection(x, weights.weight_ih, bias, dropout.input)
 
     def step(z_t, h_prev):
-        return rnn_step(z_t, h_prev, weights.weight_hh, nonlinearity)
+        return rnn_step(z_t, h_prev, weights.weight_hh, nonlinearity, dropout.recurrent)
 
     output, (h_last,), history, _ = scan(step, z_input, (h0,), batch_sizes, keep_cache)
-    cache = None if history is None else RNNCache(x, *history, nonlinearity, weights, batch_sizes)
+    cache = None if history is None else RNNCache(x, *history, nonlinearity, weights, batch_sizes, dropout)
     return output, h_last, cache
 
 
@@ -92,12 +105,13 @@ def rnn_backward(doutput, dh_last, cache: RNNCache):
 
     Returns ``(dx, dh0, dweights)`` with ``dweights`` an :class:`RNNWeights` of gradients.
     """
-    weights = cache.weights
+    weights, dropout = cache.weights, cache.dropout or GateDropout()
 
     def step_backward(t, active, dh):
-        dz, dh_prev = rnn_step_backward(dh, cache.h[t + 1, :active], weights.weight_hh, cache.nonlinearity)
+        dz, dh_prev = rnn_step_backward(dh, cache.h[t + 1, :active], weights.weight_hh, cache.nonlinearity,
+                                        dropout.recurrent)
         return (dz,), (dh_prev,)
 
     (dz,), (dh0,) = scan_backward(step_backward, doutput, (dh_last,), cache.batch_sizes)
-    dx, *dprojections = projection_backward(cache.x, cache.h[:-1], dz, dz, weights)
+    dx, *dprojections = projection_backward(cache.x, cache.h[:-1], dz, dz, weights, dropout)
     return dx, dh0, RNNWeights(*dprojections)
