@@ -5,10 +5,22 @@ import itertools
 import numpy as np
 import pytest
 
+from lstmkit.ops import _compiled
+from lstmkit.ops.gru import GRUWeights, gru_backward, gru_forward
+from lstmkit.ops.gru_fused import FusedGRUCache, gru_backward_fused, gru_forward_fused
 from lstmkit.ops.lstm import LSTMWeights, lstm_backward, lstm_forward
 from lstmkit.ops.lstm_fused import FusedLSTMCache, lstm_backward_fused, lstm_forward_fused
+from lstmkit.ops.recurrence import GateDropout
 
-CASES = list(itertools.product([np.float64, np.float32], [True, False], [(1, 1, 3, 2), (7, 4, 5, 6), (30, 9, 16, 32)]))
+SIZES = [(1, 1, 3, 2), (7, 4, 5, 6), (30, 9, 16, 32), (5, 20, 8, 64)]
+CASES = list(itertools.product([np.float64, np.float32], [True, False], SIZES))
+
+
+@pytest.fixture(params=["compiled loop", "python loop"])
+def loop(request, monkeypatch):
+    """Run each fast path both ways: the whole time loop compiled, and BLAS called per step."""
+    monkeypatch.setattr(_compiled, "SMALL_LAYER_MULTIPLY_ADDS", 1 << 40 if request.param == "compiled loop" else 0)
+    return request.param
 
 
 def random_problem(rng, dtype, bias, sizes):
@@ -28,7 +40,7 @@ def assert_equal_within(actual, expected, dtype):
 
 
 @pytest.mark.parametrize("dtype,bias,sizes", CASES)
-def test_fused_lstm_equals_reference(dtype, bias, sizes):
+def test_fused_lstm_equals_reference(dtype, bias, sizes, loop):
     x, h0, c0, weights, (dout, dh, dc) = random_problem(np.random.default_rng(sum(sizes)), dtype, bias, sizes)
     expected = lstm_forward(x, h0, c0, weights)
     actual = lstm_forward_fused(x, h0, c0, weights)
@@ -61,3 +73,62 @@ def test_fused_path_hands_projection_and_lengths_to_the_reference():
     output, *_, cache = lstm_forward_fused(x, h0, c0, weights, batch_sizes=batch_sizes)
     assert not isinstance(cache, FusedLSTMCache)
     np.testing.assert_array_equal(output, lstm_forward(x, h0, c0, weights, batch_sizes=batch_sizes)[0])
+
+
+def random_gru_problem(rng, dtype, bias, sizes):
+    steps, batch, features, hidden = sizes
+    shapes = [(3 * hidden, features), (3 * hidden, hidden)] + ([(3 * hidden,), (3 * hidden,)] if bias else [])
+    weights = GRUWeights(*(rng.standard_normal(shape).astype(dtype) * 0.6 for shape in shapes))
+    x = rng.standard_normal((steps, batch, features)).astype(dtype) * 2
+    h0 = rng.standard_normal((batch, hidden)).astype(dtype)
+    return x, h0, weights, [rng.standard_normal(shape).astype(dtype) for shape in [(steps, batch, hidden), (batch, hidden)]]
+
+
+@pytest.mark.parametrize("dtype,bias,sizes", CASES)
+def test_fused_gru_equals_reference(dtype, bias, sizes, loop):
+    x, h0, weights, (dout, dh) = random_gru_problem(np.random.default_rng(sum(sizes) + 1), dtype, bias, sizes)
+    expected = gru_forward(x, h0, weights)
+    actual = gru_forward_fused(x, h0, weights)
+    assert isinstance(actual[2], FusedGRUCache)
+    inference = gru_forward_fused(x, h0, weights, keep_cache=False)
+    assert inference[2] is None
+    for a, b, e in zip(actual[:2], inference[:2], expected[:2]):
+        assert_equal_within(a, e, dtype)
+        assert_equal_within(b, e, dtype)
+    expected_grads = gru_backward(dout, dh, expected[2])
+    actual_grads = gru_backward_fused(dout, dh, actual[2])
+    for a, e in zip(actual_grads[:2], expected_grads[:2]):
+        assert_equal_within(a, e, dtype)
+    for a, e in zip(actual_grads[2], expected_grads[2]):
+        assert (a is None) == (e is None)
+        if a is not None:
+            assert_equal_within(a, e, dtype)
+
+
+def test_fused_gru_hands_lengths_and_dropout_to_the_reference():
+    rng = np.random.default_rng(1)
+    x, h0, weights, _ = random_gru_problem(rng, np.float64, True, (5, 3, 4, 6))
+    batch_sizes = np.array([3, 3, 2, 1, 1])
+    dropout = GateDropout(None, rng.choice([0.0, 2.0], size=(3, 3, 6)))
+    for options in ({"batch_sizes": batch_sizes}, {"dropout": dropout}):
+        output, _, cache = gru_forward_fused(x, h0, weights, **options)
+        assert not isinstance(cache, FusedGRUCache)
+        np.testing.assert_array_equal(output, gru_forward(x, h0, weights, **options)[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_extreme_and_nan_inputs_behave_as_the_reference(dtype, loop):
+    """Huge pre-activations saturate exactly as the reference's (no overflow, no NaN); a NaN
+    in the input stays NaN wherever it reaches, as in NumPy and torch."""
+    rng = np.random.default_rng(3)
+    x, h0, c0, weights, _ = random_problem(rng, dtype, True, (6, 3, 4, 5))
+    x[1, 0] = dtype(1e30)
+    x[2, 1] = dtype(-1e30)
+    x[3, 2, 0] = np.nan
+    with np.errstate(over="raise", divide="raise"):  # no overflow in the reference either
+        expected = lstm_forward(x, h0, c0, weights)[0]
+    actual = lstm_forward_fused(x, h0, c0, weights)[0]
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
+    assert np.isnan(actual[3:, 2]).all() and not np.isnan(actual[:, :2]).any()
+    finite = ~np.isnan(expected)
+    assert float(np.max(np.abs(actual[finite] - expected[finite]))) <= (1e-12 if dtype == np.float64 else 1e-5)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from typing import Callable, NamedTuple
 
-from ..ops.gru import GRUWeights, gru_backward, gru_forward
+from ..ops.gru import GRUWeights
+from ..ops.gru_fused import gru_backward_fused, gru_forward_fused
 from ..ops.lstm import LSTMWeights
 from ..ops.lstm_fused import lstm_backward_fused, lstm_forward_fused
 from ..ops.rnn import RNNWeights, rnn_backward, rnn_forward
@@ -55,7 +56,7 @@ LSTM_KIND = CellKind(
 )
 GRU_KIND = CellKind(
     "GRU", 3, "r, z, n", ("h",), GRUWeights,
-    _forward_with_state_tuple(gru_forward), _backward_with_state_tuple(gru_backward),
+    _forward_with_state_tuple(gru_forward_fused), _backward_with_state_tuple(gru_backward_fused),
 )
 RNN_KINDS = {
     nonlinearity: CellKind(

@@ -1,16 +1,17 @@
-"""The fast path of :mod:`.lstm`: the same two functions, fused and written in place.
+"""The fast path of :mod:`.lstm`: the same two functions, fused and compiled.
 
 :func:`lstm_forward_fused` and :func:`lstm_backward_fused` take and return exactly what
 :func:`~.lstm.lstm_forward` and :func:`~.lstm.lstm_backward` do (tests prove them equal on
 random inputs); the reference stays what people read. What is different:
 
 - The gate rows are reordered once per call from PyTorch's (i, f, g, o) to (i, f, o, g), so the
-  three sigmoid gates are one contiguous block: one sigmoid and one tanh per step instead of four
-  calls on four slices. Gradients are reordered back.
-- σ(z) is computed as ½·tanh(½z) + ½ in place (four ufunc passes, no temporary, no overflow).
-- Every per-step buffer is preallocated for the whole sequence; each step writes its gates,
-  cell state, tanh(c) and h into its slot with ``out=`` and in-place operators, so the loop
-  allocates nothing but the recurrent matrix product.
+  three sigmoid gates are one contiguous block. Gradients are reordered back.
+- Each step's nonlinearities and state update are one compiled pass (:mod:`._kernels`), writing
+  into buffers preallocated for the whole sequence; nothing is allocated inside the loop.
+- A small layer runs its whole time loop compiled; a large one calls BLAS for the recurrent
+  product from Python (:mod:`._compiled` draws the line).
+- The input projection before the loop and the weight gradients after it are one matrix
+  product over all steps each, as in the reference.
 
 Variable lengths (``batch_sizes``), projections (``weight_hr``) and per-gate dropout masks go
 to the reference op.
@@ -22,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._compiled import compiled_kernels, is_small
 from .lstm import LSTMCache, LSTMWeights, lstm_backward, lstm_forward
 from .recurrence import input_projection
 
@@ -42,44 +44,30 @@ def fused_order(hidden: int) -> np.ndarray:
     return blocks[[0, 1, 3, 2]].ravel()
 
 
-def _sigmoid_in_place(z: np.ndarray) -> None:
-    z *= 0.5
-    np.tanh(z, out=z)
-    z *= 0.5
-    z += 0.5
-
-
 def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True, batch_sizes=None, dropout=None):
     """Same contract as :func:`~.lstm.lstm_forward`."""
     if batch_sizes is not None or weights.weight_hr is not None or dropout is not None:
         return lstm_forward(x, h0, c0, weights, keep_cache, batch_sizes, dropout)
+    kernels = compiled_kernels()
     steps, batch, _ = x.shape
     hidden = c0.shape[-1]
     order = fused_order(hidden)
     bias = None if weights.bias_ih is None else (weights.bias_ih + weights.bias_hh)[order]
     gates = input_projection(x, weights.weight_ih[order], bias)  # (T, N, 4H), activated in place below
-    recurrent_t = np.ascontiguousarray(weights.weight_hh[order].T)  # (H, 4H)
+    recurrent_t = np.ascontiguousarray(weights.weight_hh[order].T, dtype=x.dtype)  # (H, 4H)
     depth = steps + 1 if keep_cache else 2
     h = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
     c = np.empty((depth, batch, hidden), dtype=x.dtype)
     tanh_c = np.empty((steps if keep_cache else 1, batch, hidden), dtype=x.dtype)
-    recurrent = np.empty((batch, 4 * hidden), dtype=x.dtype)
-    product = np.empty((batch, hidden), dtype=x.dtype)
     h[0], c[0] = h0, c0
-    for t in range(steps):
-        z = gates[t]
-        np.matmul(h[t], recurrent_t, out=recurrent)
-        z += recurrent
-        _sigmoid_in_place(z[:, : 3 * hidden])
-        np.tanh(z[:, 3 * hidden :], out=z[:, 3 * hidden :])
-        i, f, o, g = z[:, :hidden], z[:, hidden : 2 * hidden], z[:, 2 * hidden : 3 * hidden], z[:, 3 * hidden :]
-        c_prev, c_next = c[t % depth], c[(t + 1) % depth]
-        np.multiply(f, c_prev, out=c_next)
-        np.multiply(i, g, out=product)
-        c_next += product
-        tanh_t = tanh_c[t if keep_cache else 0]
-        np.tanh(c_next, out=tanh_t)
-        np.multiply(o, tanh_t, out=h[t + 1])
+    if is_small(batch, hidden, 4):
+        kernels.lstm_loop_forward(gates, recurrent_t, h, c, tanh_c)
+    else:
+        recurrent = np.empty((batch, 4 * hidden), dtype=x.dtype)
+        for t in range(steps):
+            np.matmul(h[t], recurrent_t, out=recurrent)
+            kernels.lstm_cell_forward(gates[t], recurrent, c[t % depth], c[(t + 1) % depth],
+                                      tanh_c[t if keep_cache else 0], h[t + 1])
     c_last = c[steps % depth].copy()
     if not keep_cache:
         return h[1:], h[-1].copy(), c_last, None
@@ -90,37 +78,22 @@ def lstm_backward_fused(doutput, dh_last, dc_last, cache):
     """Same contract as :func:`~.lstm.lstm_backward`."""
     if isinstance(cache, LSTMCache):
         return lstm_backward(doutput, dh_last, dc_last, cache)
+    kernels = compiled_kernels()
     x, h, c, gates, tanh_c, weights, order = cache
     steps, batch, features = x.shape
     hidden = h.shape[-1]
-    recurrent = weights.weight_hh[order]  # (4H, H)
+    recurrent = np.ascontiguousarray(weights.weight_hh[order], dtype=x.dtype)  # (4H, H)
+    doutput = np.ascontiguousarray(doutput, dtype=x.dtype)
     dz = np.empty_like(gates)
     dh = np.array(dh_last, dtype=x.dtype, copy=True)
     dc = np.array(dc_last, dtype=x.dtype, copy=True)
-    scratch = np.empty((batch, hidden), dtype=x.dtype)
-    scratch3 = np.empty((batch, 3 * hidden), dtype=x.dtype)
-    for t in reversed(range(steps)):
-        dh += doutput[t]
-        z, tanh_t, dz_t = gates[t], tanh_c[t], dz[t]
-        i, f, o, g = z[:, :hidden], z[:, hidden : 2 * hidden], z[:, 2 * hidden : 3 * hidden], z[:, 3 * hidden :]
-        di, df, do, dg = (dz_t[:, k * hidden : (k + 1) * hidden] for k in range(4))
-        np.multiply(dh, tanh_t, out=do)  # h = o ⊙ tanh(c)
-        np.multiply(tanh_t, tanh_t, out=scratch)  # dc += dh ⊙ o ⊙ (1 - tanh²c)
-        np.subtract(1.0, scratch, out=scratch)
-        scratch *= o
-        scratch *= dh
-        dc += scratch
-        np.multiply(dc, g, out=di)  # c = f ⊙ c_prev + i ⊙ g
-        np.multiply(dc, c[t], out=df)
-        np.multiply(dc, i, out=dg)
-        np.subtract(1.0, z[:, : 3 * hidden], out=scratch3)  # σ' = σ (1 - σ) for i, f, o at once
-        scratch3 *= z[:, : 3 * hidden]
-        dz_t[:, : 3 * hidden] *= scratch3
-        np.multiply(g, g, out=scratch)  # tanh' = 1 - g²
-        np.subtract(1.0, scratch, out=scratch)
-        dg *= scratch
-        dc *= f
-        np.matmul(dz_t, recurrent, out=dh)  # z = ... + W_hh h_prev
+    if is_small(batch, hidden, 4):
+        kernels.lstm_loop_backward(doutput, dh, dc, gates, c, tanh_c, recurrent, dz)
+    else:
+        for t in reversed(range(steps)):
+            dh += doutput[t]
+            kernels.lstm_cell_backward(dh, dc, gates[t], c[t], tanh_c[t], dz[t])
+            np.matmul(dz[t], recurrent, out=dh)  # z = ... + W_hh h_prev
     dz_flat = dz.reshape(steps * batch, 4 * hidden)
     dx = (dz_flat @ weights.weight_ih[order]).reshape(x.shape)
     restore = np.argsort(order)  # fused rows back to PyTorch's order

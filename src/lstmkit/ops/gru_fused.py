@@ -1,0 +1,79 @@
+"""The fast path of :mod:`.gru`: the same two functions, fused and compiled.
+
+:func:`gru_forward_fused` and :func:`gru_backward_fused` take and return exactly what
+:func:`~.gru.gru_forward` and :func:`~.gru.gru_backward` do (tests prove them equal on random
+inputs); the reference stays what people read. As in :mod:`.lstm_fused`: each step's
+nonlinearities and state update are one compiled pass (:mod:`._kernels`) into buffers
+preallocated for the whole sequence, a small layer runs its whole time loop compiled, a large
+one calls BLAS for the recurrent product from Python, and the input projection and the weight
+gradients are one matrix product over all steps each.
+
+Variable lengths (``batch_sizes``) and per-gate dropout masks go to the reference op.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._compiled import compiled_kernels, is_small
+from .gru import GRUCache, GRUWeights, _hoisted_bias, gru_backward, gru_forward
+from .recurrence import input_projection, projection_backward
+
+
+class FusedGRUCache(NamedTuple):
+    x: np.ndarray  # (T, N, I)
+    h: np.ndarray  # (T+1, N, H)  h[0] = h0
+    gates: np.ndarray  # (T, N, 3H) activated r, z, n
+    hidden_n: np.ndarray  # (T, N, H) W_hn h_{t-1} + b_hn
+    weights: GRUWeights
+
+
+def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch_sizes=None, dropout=None):
+    """Same contract as :func:`~.gru.gru_forward`."""
+    if batch_sizes is not None or dropout is not None:
+        return gru_forward(x, h0, weights, keep_cache, batch_sizes, dropout)
+    kernels = compiled_kernels()
+    steps, batch, _ = x.shape
+    hidden = h0.shape[-1]
+    gates = input_projection(x, weights.weight_ih, _hoisted_bias(weights))  # (T, N, 3H), activated in place
+    recurrent_t = np.ascontiguousarray(weights.weight_hh.T, dtype=x.dtype)  # (H, 3H)
+    bias_hn = np.zeros(hidden, x.dtype) if weights.bias_hh is None else weights.bias_hh[2 * hidden :].astype(x.dtype)
+    h = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
+    hidden_n = np.empty((steps if keep_cache else 1, batch, hidden), dtype=x.dtype)
+    h[0] = h0
+    if is_small(batch, hidden, 3):
+        kernels.gru_loop_forward(gates, recurrent_t, bias_hn, h, hidden_n)
+    else:
+        recurrent = np.empty((batch, 3 * hidden), dtype=x.dtype)
+        for t in range(steps):
+            np.matmul(h[t], recurrent_t, out=recurrent)
+            kernels.gru_cell_forward(gates[t], recurrent, bias_hn, h[t], hidden_n[t if keep_cache else 0], h[t + 1])
+    if not keep_cache:
+        return h[1:], h[-1].copy(), None
+    return h[1:], h[-1].copy(), FusedGRUCache(x, h, gates, hidden_n, weights)
+
+
+def gru_backward_fused(doutput, dh_last, cache):
+    """Same contract as :func:`~.gru.gru_backward`."""
+    if isinstance(cache, GRUCache):
+        return gru_backward(doutput, dh_last, cache)
+    kernels = compiled_kernels()
+    x, h, gates, hidden_n, weights = cache
+    recurrent = np.ascontiguousarray(weights.weight_hh, dtype=x.dtype)  # (3H, H)
+    doutput = np.ascontiguousarray(doutput, dtype=x.dtype)
+    dz_input, dz_hidden = np.empty_like(gates), np.empty_like(gates)
+    dh = np.array(dh_last, dtype=x.dtype, copy=True)
+    batch, hidden = dh.shape
+    if is_small(batch, hidden, 3):
+        kernels.gru_loop_backward(doutput, dh, h, gates, hidden_n, recurrent, dz_input, dz_hidden)
+    else:
+        direct = np.empty_like(dh)
+        for t in reversed(range(x.shape[0])):
+            dh += doutput[t]
+            kernels.gru_cell_backward(dh, h[t], gates[t], hidden_n[t], dz_input[t], dz_hidden[t], direct)
+            np.matmul(dz_hidden[t], recurrent, out=dh)  # through W_hh h_{t-1}
+            dh += direct  # and through z ⊙ h_{t-1}
+    dx, *dprojections = projection_backward(x, h[:-1], dz_input, dz_hidden, weights)
+    return dx, dh, GRUWeights(*dprojections)
