@@ -26,7 +26,8 @@ def loop(request, monkeypatch):
 def random_problem(rng, dtype, bias, sizes):
     steps, batch, features, hidden = sizes
     shapes = [(4 * hidden, features), (4 * hidden, hidden)] + ([(4 * hidden,), (4 * hidden,)] if bias else [])
-    weights = LSTMWeights(*(rng.standard_normal(shape).astype(dtype) * 0.6 for shape in shapes))
+    scale = 1.5 / np.sqrt(hidden)  # pre-activations of a few units, some gates saturated
+    weights = LSTMWeights(*((rng.standard_normal(shape) * scale).astype(dtype) for shape in shapes))
     x = rng.standard_normal((steps, batch, features)).astype(dtype) * 2
     h0, c0 = (rng.standard_normal((batch, hidden)).astype(dtype) for _ in range(2))
     upstream = [rng.standard_normal(shape).astype(dtype) for shape in [(steps, batch, hidden), (batch, hidden), (batch, hidden)]]
@@ -78,7 +79,7 @@ def test_fused_path_hands_projection_and_lengths_to_the_reference():
 def random_gru_problem(rng, dtype, bias, sizes):
     steps, batch, features, hidden = sizes
     shapes = [(3 * hidden, features), (3 * hidden, hidden)] + ([(3 * hidden,), (3 * hidden,)] if bias else [])
-    weights = GRUWeights(*(rng.standard_normal(shape).astype(dtype) * 0.6 for shape in shapes))
+    weights = GRUWeights(*((rng.standard_normal(shape) * 1.5 / np.sqrt(hidden)).astype(dtype) for shape in shapes))
     x = rng.standard_normal((steps, batch, features)).astype(dtype) * 2
     h0 = rng.standard_normal((batch, hidden)).astype(dtype)
     return x, h0, weights, [rng.standard_normal(shape).astype(dtype) for shape in [(steps, batch, hidden), (batch, hidden)]]
