@@ -1,21 +1,33 @@
-"""lstmkit against torch.nn.LSTM / torch.nn.GRU on this machine's CPU, side by side in one process.
+"""lstmkit against torch.nn.LSTM / torch.nn.GRU (and onnxruntime) on this machine's CPU, side by side.
 
-For every configuration: build both layers with identical weights, check that their outputs
-agree, then time inference (forward storing nothing for backward) and a training step (forward
-plus backward with parameter gradients), alternating the two frameworks, median of --repeats
-runs after warm-up. Prints a table (times, ratio lstmkit/torch, GFLOP/s, % of the float32 matrix
-product peak measured in the same run) and writes JSON.
+For every configuration: build the layers with identical weights, check that their outputs agree,
+then time inference (forward storing nothing for backward) and a training step (forward plus
+backward with parameter gradients) in one process, alternating the frameworks, median of
+--repeats runs after warm-up, float32. onnxruntime's LSTM/GRU operator is a second inference peer.
+Prints a table (times, ratios lstmkit/peer, GFLOP/s, % of the float32 matrix-product peak
+measured in the same run, per-step latency of batch-1 rows, peak memory of a training step with
+--memory) and writes JSON.
 
-    python benchmarks/bench_recurrent.py --json benchmarks/results.json
+    pip install -e '.[bench]'
+    python benchmarks/bench_recurrent.py --memory --json benchmarks/results-cpu-2core.json
+
+Each timed run follows an untimed run of the same function: torch's OpenMP threads and NumPy's
+OpenBLAS threads keep spinning for a while after a call returns, and a framework timed right
+after the other would pay for the other's idle threads (and a pause instead would time threads
+waking from sleep). --pause adds a rest before each pair.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,7 +36,9 @@ import lstmkit
 
 GRID = [(28, 64, 28, 128), (100, 32, 64, 128), (100, 64, 256, 256), (50, 128, 512, 512), (200, 16, 32, 64),
         (100, 1, 64, 128), (1000, 1, 32, 32)]
+BIDIRECTIONAL = (100, 32, 128, 256, 2, True)
 GATES = {"LSTM": 4, "GRU": 3}
+HERE = Path(__file__).resolve().parent
 
 
 def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
@@ -58,90 +72,153 @@ def build(kind, features, hidden, layers, bidirectional):
     return ours, theirs
 
 
-def measure(kind, steps, batch, features, hidden, layers=1, bidirectional=False, repeats=7):
-    ours, theirs = build(kind, features, hidden, layers, bidirectional)
-    x = np.random.default_rng(1).standard_normal((steps, batch, features)).astype(np.float32)
+def _check_equal(name, expected, actual, tolerance=1e-4):
+    error = float(np.max(np.abs(expected - actual)))
+    if error > tolerance:
+        raise AssertionError(f"{name}: outputs differ by {error}")
+    return error
+
+
+def timed_functions(kind, ours, theirs, x, onnx):
+    """The functions to time, by name; each framework's output checked against lstmkit's first."""
     x_torch = torch.from_numpy(x)
     with lstmkit.no_grad():
-        out_ours = ours(x)[0]
+        expected = ours(x)[0]
     with torch.inference_mode():
-        out_theirs = theirs(x_torch)[0].numpy()
-    error = float(np.max(np.abs(out_ours - out_theirs)))
-    if error > 1e-4:
-        raise AssertionError(f"{kind} {steps, batch, features, hidden}: outputs differ by {error}")
-    dout = np.ones_like(out_ours)
+        errors = {"torch": _check_equal(f"{kind} torch", expected, theirs(x_torch)[0].numpy())}
+    dout = np.ones_like(expected)
     dout_torch = torch.from_numpy(dout)
+    x_grad = x_torch.clone().requires_grad_(True)
 
     def ours_inference():
         with lstmkit.no_grad():
             ours(x)
 
-    def theirs_inference():
+    def torch_inference():
         with torch.inference_mode():
             theirs(x_torch)
 
     def ours_training():
         ours.zero_grad()
-        output, _ = ours(x)
+        ours(x)
         ours.backward(dout)
 
-    x_grad = x_torch.clone().requires_grad_(True)
-
-    def theirs_training():
+    def torch_training():
         theirs.zero_grad()
-        output, _ = theirs(x_grad)
-        output.backward(dout_torch)
+        x_grad.grad = None
+        theirs(x_grad)[0].backward(dout_torch)
 
-    times = {name: [] for name in ("ours_inference", "theirs_inference", "ours_training", "theirs_training")}
-    functions = {"ours_inference": ours_inference, "theirs_inference": theirs_inference,
-                 "ours_training": ours_training, "theirs_training": theirs_training}
+    functions = {"ours_inference": ours_inference, "torch_inference": torch_inference,
+                 "ours_training": ours_training, "torch_training": torch_training}
+    if onnx:
+        from onnx_peer import onnx_session
+
+        session = onnx_session(kind, ours, torch.get_num_threads())
+        feed = {"X": x}
+        errors["onnxruntime"] = _check_equal(f"{kind} onnxruntime", expected, session.run(None, feed)[0])
+        functions["onnx_inference"] = lambda: session.run(None, feed)
+    return functions, errors
+
+
+def peak_memory(framework, kind, config) -> float:
+    """MiB of a training step's peak above what it starts with, in a fresh process (memory_probe.py)."""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", PYTHONPATH=os.pathsep.join(sys.path))
+    command = [sys.executable, str(HERE / "memory_probe.py"), framework, kind, *map(str, config)]
+    return float(subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout.split()[-1])
+
+
+def measure(kind, config, repeats, pause, onnx, memory):
+    steps, batch, features, hidden, layers, bidirectional = config
+    ours, theirs = build(kind, features, hidden, layers, bidirectional)
+    x = np.random.default_rng(1).standard_normal((steps, batch, features)).astype(np.float32)
+    functions, errors = timed_functions(kind, ours, theirs, x, onnx)
+    times = {name: [] for name in functions}
     for function in functions.values():  # warm-up
         function()
-    for _ in range(repeats):  # alternate, so drifts of the machine hit both alike
+    for _ in range(repeats):  # alternate, so drifts of the machine hit all alike
         for name, function in functions.items():
+            time.sleep(pause)
+            function()  # untimed: this framework's threads awake, the other's spinning ones gone idle
             times[name].append(_seconds(function))
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    flops = forward_flops(kind, steps, batch, features, hidden, layers, 2 if bidirectional else 1)
-    return {"kind": kind, "T": steps, "N": batch, "I": features, "H": hidden, "layers": layers,
-            "bidirectional": bidirectional, "max_abs_difference": error, "forward_gflop": flops / 1e9, **medians}
+    row = {"kind": kind, "T": steps, "N": batch, "I": features, "H": hidden, "layers": layers,
+           "bidirectional": bidirectional, "max_abs_difference": errors,
+           "forward_gflop": forward_flops(kind, steps, batch, features, hidden, layers, 2 if bidirectional else 1) / 1e9}
+    row.update({name: statistics.median(values) for name, values in times.items()})
+    if memory:
+        row["ours_training_peak_mib"] = peak_memory("lstmkit", kind, config)
+        row["torch_training_peak_mib"] = peak_memory("torch", kind, config)
+    return row
+
+
+def _summary(rows, peak):
+    for row in rows:
+        row["inference_ratio"] = row["ours_inference"] / row["torch_inference"]
+        row["training_ratio"] = row["ours_training"] / row["torch_training"]
+        if "onnx_inference" in row:
+            row["onnx_ratio"] = row["ours_inference"] / row["onnx_inference"]
+        row["inference_gflops"] = row["forward_gflop"] / row["ours_inference"]
+        row["training_gflops"] = 3 * row["forward_gflop"] / row["ours_training"]
+        row["inference_peak_share"] = row["inference_gflops"] / peak
+        row["training_peak_share"] = row["training_gflops"] / peak
+    summary = {}
+    for name in ("inference_ratio", "training_ratio", "onnx_ratio"):
+        ratios = [row[name] for row in rows if name in row]
+        if ratios:
+            summary[name] = {"geometric_mean": float(np.exp(np.mean(np.log(ratios)))), "worst": max(ratios)}
+    return summary
+
+
+def _print_row(row):
+    tag = "2L-bi" if row["bidirectional"] else ""
+    cells = [f"{row['kind']:<5}{row['T']:>5}{row['N']:>4}{row['I']:>4}{row['H']:>4}{tag:>6}",
+             f"{row['ours_inference'] * 1e3:>8.2f}{row['torch_inference'] * 1e3:>8.2f}{row['inference_ratio']:>6.2f}"]
+    if "onnx_inference" in row:
+        cells[-1] += f"{row['onnx_inference'] * 1e3:>8.2f}{row['onnx_ratio']:>6.2f}"
+    cells[-1] += f"{100 * row['inference_peak_share']:>5.0f}%"
+    cells.append(f"{row['ours_training'] * 1e3:>8.2f}{row['torch_training'] * 1e3:>8.2f}{row['training_ratio']:>6.2f}"
+                 f"{100 * row['training_peak_share']:>5.0f}%")
+    if "ours_training_peak_mib" in row:
+        cells.append(f"{row['ours_training_peak_mib']:>7.1f}{row['torch_training_peak_mib']:>7.1f}")
+    print(" | ".join(cells), flush=True)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--kinds", nargs="+", default=["LSTM", "GRU"], choices=list(GATES))
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds of rest before each pair of runs")
+    parser.add_argument("--no-onnx", action="store_true", help="leave onnxruntime out")
+    parser.add_argument("--memory", action="store_true", help="also measure each training step's peak memory")
+    parser.add_argument("--rows", nargs="+", type=int, default=None,
+                        help="only these rows of the grid (0-7, 7 being the bidirectional one)")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
-    torch.set_num_threads(torch.get_num_threads())
+    sys.path.insert(0, str(HERE))
     peak = matmul_peak()
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__} with "
-          f"{torch.get_num_threads()} threads, numpy {np.__version__}; float32 matmul peak {peak:.0f} GFLOP/s")
-    header = f"{'layer':<6}{'T':>5}{'N':>5}{'I':>5}{'H':>5}{'':>6} | {'infer ours':>10}{'torch':>9}{'ratio':>7}{'GF/s':>7}{'%pk':>5} | {'train ours':>10}{'torch':>9}{'ratio':>7}{'GF/s':>7}{'%pk':>5}"
-    print(header)
-    print("-" * len(header))
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads), numpy {np.__version__}; float32 matmul peak {peak:.0f} GFLOP/s")
+    print("times in ms; ratio = lstmkit/peer; %pk = lstmkit's GFLOP/s over the matmul peak; memory in MiB")
+    print(f"{'layer  T    N   I   H':<26} | {'ours   torch  ratio    onnx  ratio  %pk':>44} | "
+          f"{'train ours  torch  ratio  %pk':>35}" + (f" | {'mem ours  torch':>14}" if args.memory else ""))
     rows = []
     for kind in args.kinds:
-        configs = [(*config, 1, False) for config in GRID] + [(100, 32, 128, 256, 2, True)]
-        for steps, batch, features, hidden, layers, bidirectional in configs:
-            row = measure(kind, steps, batch, features, hidden, layers, bidirectional, args.repeats)
-            row["inference_ratio"] = row["ours_inference"] / row["theirs_inference"]
-            row["training_ratio"] = row["ours_training"] / row["theirs_training"]
-            row["inference_gflops"] = row["forward_gflop"] / row["ours_inference"]
-            row["training_gflops"] = 3 * row["forward_gflop"] / row["ours_training"]
-            rows.append(row)
-            tag = "2L-bi" if bidirectional else ""
-            print(f"{kind:<6}{steps:>5}{batch:>5}{features:>5}{hidden:>5}{tag:>6} | "
-                  f"{row['ours_inference'] * 1e3:>8.2f}ms{row['theirs_inference'] * 1e3:>7.2f}ms{row['inference_ratio']:>7.2f}"
-                  f"{row['inference_gflops']:>7.0f}{100 * row['inference_gflops'] / peak:>4.0f}% | "
-                  f"{row['ours_training'] * 1e3:>8.2f}ms{row['theirs_training'] * 1e3:>7.2f}ms{row['training_ratio']:>7.2f}"
-                  f"{row['training_gflops']:>7.0f}{100 * row['training_gflops'] / peak:>4.0f}%", flush=True)
-    for mode in ("inference", "training"):
-        ratios = [row[f"{mode}_ratio"] for row in rows]
-        geometric = float(np.exp(np.mean(np.log(ratios))))
-        print(f"{mode}: geometric mean of lstmkit/torch time ratios {geometric:.2f}, worst {max(ratios):.2f}")
+        configs = [(*config, 1, False) for config in GRID] + [BIDIRECTIONAL]
+        for config in [configs[index] for index in args.rows] if args.rows else configs:
+            rows.append(measure(kind, config, args.repeats, args.pause, not args.no_onnx, args.memory))
+            _summary(rows[-1:], peak)
+            _print_row(rows[-1])
+    summary = _summary(rows, peak)
+    for name, values in summary.items():
+        print(f"{name}: geometric mean {values['geometric_mean']:.2f}, worst {values['worst']:.2f}")
+    for row in rows:
+        if row["N"] == 1 and "onnx_inference" in row:
+            print(f"batch-1 {row['kind']} T={row['T']} H={row['H']}: per-step inference latency lstmkit "
+                  f"{row['ours_inference'] / row['T'] * 1e6:.1f} µs, onnxruntime {row['onnx_inference'] / row['T'] * 1e6:.1f} µs, "
+                  f"torch {row['torch_inference'] / row['T'] * 1e6:.1f} µs")
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"matmul_peak_gflops": peak, "torch": torch.__version__, "rows": rows}, handle, indent=2)
+        result = {"machine": platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
+                  "numpy": np.__version__, "matmul_peak_gflops": peak, "summary": summary, "rows": rows}
+        Path(args.json).write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

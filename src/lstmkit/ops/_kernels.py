@@ -68,14 +68,23 @@ def _sigmoid(x):
 
 @_jit
 def matmul_into(a, b, out):
-    """``out = a @ b`` for small matrices, (N, K) x (K, G): the inner loop runs along G, vectorised."""
+    """``out = a @ b`` for small matrices, (N, K) x (K, G): the inner loop runs along G, vectorised,
+    and takes four rows of ``b`` at a time, so each pass over ``out`` does four multiply-adds."""
     rows, inner = a.shape
+    width = b.shape[1]
     for n in range(rows):
         out[n, :] = 0.0
-        for k in range(inner):
+        k = 0
+        while k + 4 <= inner:
+            a0, a1, a2, a3 = a[n, k], a[n, k + 1], a[n, k + 2], a[n, k + 3]
+            for j in range(width):
+                out[n, j] += a0 * b[k, j] + a1 * b[k + 1, j] + a2 * b[k + 2, j] + a3 * b[k + 3, j]
+            k += 4
+        while k < inner:
             value = a[n, k]
-            for j in range(b.shape[1]):
+            for j in range(width):
                 out[n, j] += value * b[k, j]
+            k += 1
 
 
 # ---- LSTM, gate blocks in the fused order i, f, o, g ------------------------------------
