@@ -122,7 +122,8 @@ def timed_functions(kind, ours, theirs, x, onnx):
 
 def peak_memory(framework, kind, config) -> float:
     """MiB of a training step's peak above what it starts with, in a fresh process (memory_probe.py)."""
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", PYTHONPATH=os.pathsep.join(sys.path))
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="4096", MALLOC_TRIM_THRESHOLD_="0", MALLOC_TOP_PAD_="0",
+               PYTHONPATH=os.pathsep.join(sys.path))
     command = [sys.executable, str(HERE / "memory_probe.py"), framework, kind, *map(str, config)]
     return float(subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout.split()[-1])
 

@@ -1,12 +1,14 @@
 """Peak memory of one training step (forward + backward), measured in a process of its own.
 
-    MALLOC_MMAP_THRESHOLD_=65536 python benchmarks/memory_probe.py {lstmkit,torch} KIND T N I H LAYERS BIDIRECTIONAL
+    MALLOC_MMAP_THRESHOLD_=4096 MALLOC_TRIM_THRESHOLD_=0 MALLOC_TOP_PAD_=0 python benchmarks/memory_probe.py {lstmkit,torch} KIND T N I H LAYERS BIDIRECTIONAL
 
 Prints the peak resident memory of the step above the memory held before it (weights, input
 and upstream gradient already allocated, gradients cleared), in MiB: the kernel's high-water
 mark (VmHWM, reset through /proc/self/clear_refs) minus the resident size before the step.
-A fixed mmap threshold makes every large buffer of both frameworks its own mapping, returned to
-the system when freed, so the resident size follows the live buffers and not malloc's caches.
+The malloc settings make every buffer of 4 KiB or more, of either framework, its own mapping,
+returned to the system when freed, and keep no free memory at the heap's top, so the resident
+size follows the live buffers (many small per-step ones as well as a few large) and not
+malloc's caches.
 """
 
 from __future__ import annotations

@@ -98,31 +98,40 @@ def lstm_cell_forward(z, recurrent, c_prev, c_next, tanh_c, h_next):
             z[n, j] = _sigmoid(z[n, j] + recurrent[n, j])
         for j in range(hidden):  # g (ranges start at 0: LLVM vectorises those)
             z[n, 3 * hidden + j] = _tanh(z[n, 3 * hidden + j] + recurrent[n, 3 * hidden + j])
-        for j in range(hidden):  # (a loop of its own: it writes no array it reads, so it vectorises)
-            c = z[n, hidden + j] * c_prev[n, j] + z[n, j] * z[n, 3 * hidden + j]  # c = f ⊙ c_prev + i ⊙ g
-            c_next[n, j] = c
-            t = _tanh(c)
-            tanh_c[n, j] = t
-            h_next[n, j] = z[n, 2 * hidden + j] * t  # h = o ⊙ tanh(c)
+        for j in range(hidden):  # c = f ⊙ c_prev + i ⊙ g  (one array written per loop: each vectorises)
+            c_next[n, j] = z[n, hidden + j] * c_prev[n, j] + z[n, j] * z[n, 3 * hidden + j]
+        for j in range(hidden):
+            tanh_c[n, j] = _tanh(c_next[n, j])
+        for j in range(hidden):  # h = o ⊙ tanh(c)
+            h_next[n, j] = z[n, 2 * hidden + j] * tanh_c[n, j]
 
 
 @_jit
 def lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, dz):
     """Backward of one step: writes dz (N, 4H), the pre-activations' gradient, and turns ``dc``
-    (the gradient reaching c_t) into that of c_{t-1}, in place. ``dh`` reaches h_t."""
+    (the gradient reaching c_t) into that of c_{t-1}, in place. ``dh`` reaches h_t.
+
+    Each loop writes one block of one array, so LLVM vectorises it (a loop writing several
+    blocks of the array it reads does not vectorise)."""
     rows, hidden = c_prev.shape
     for n in range(rows):
-        for j in range(hidden):
-            i, f = gates[n, j], gates[n, hidden + j]
-            o, g = gates[n, 2 * hidden + j], gates[n, 3 * hidden + j]
+        for j in range(hidden):  # dc += dh ⊙ o ⊙ (1 - tanh²c), from h = o ⊙ tanh(c)
             t = tanh_c[n, j]
-            do = dh[n, j] * t
-            dcell = dc[n, j] + dh[n, j] * o * (_ONE - t * t)
-            dz[n, j] = dcell * g * i * (_ONE - i)
-            dz[n, hidden + j] = dcell * c_prev[n, j] * f * (_ONE - f)
-            dz[n, 2 * hidden + j] = do * o * (_ONE - o)
-            dz[n, 3 * hidden + j] = dcell * i * (_ONE - g * g)
-            dc[n, j] = dcell * f
+            dc[n, j] += dh[n, j] * gates[n, 2 * hidden + j] * (_ONE - t * t)
+        for j in range(hidden):  # di = dc ⊙ g, through σ'
+            i = gates[n, j]
+            dz[n, j] = dc[n, j] * gates[n, 3 * hidden + j] * i * (_ONE - i)
+        for j in range(hidden):  # df = dc ⊙ c_prev
+            f = gates[n, hidden + j]
+            dz[n, hidden + j] = dc[n, j] * c_prev[n, j] * f * (_ONE - f)
+        for j in range(hidden):  # do = dh ⊙ tanh(c)
+            o = gates[n, 2 * hidden + j]
+            dz[n, 2 * hidden + j] = dh[n, j] * tanh_c[n, j] * o * (_ONE - o)
+        for j in range(hidden):  # dg = dc ⊙ i, through tanh'
+            g = gates[n, 3 * hidden + j]
+            dz[n, 3 * hidden + j] = dc[n, j] * gates[n, j] * (_ONE - g * g)
+        for j in range(hidden):  # dc_prev = dc ⊙ f
+            dc[n, j] *= gates[n, hidden + j]
 
 
 @_jit
@@ -153,33 +162,49 @@ def lstm_loop_backward(doutput, dh, dc, gates, c, tanh_c, recurrent, dz):
 def gru_cell_forward(z, recurrent, bias_hn, h_prev, hidden_n, h_next):
     """One step: ``z`` (N, 3H) the input's pre-activations (biases of r and z included),
     ``recurrent`` (N, 3H) = h_{t-1} W_hhᵀ. ``z`` becomes the activated gates; hidden_n (N, H)
-    gets W_hn h_{t-1} + b_hn and h_next h_t = n + z ⊙ (h_{t-1} - n)."""
+    gets W_hn h_{t-1} + b_hn and h_next h_t = n + z ⊙ (h_{t-1} - n). (One array written per
+    loop, so that each vectorises: the candidate goes through h_next before its block of z.)"""
     rows, hidden = h_prev.shape
     for n in range(rows):
         for j in range(2 * hidden):  # r, z
             z[n, j] = _sigmoid(z[n, j] + recurrent[n, j])
         for j in range(hidden):
-            a = recurrent[n, 2 * hidden + j] + bias_hn[j]
-            hidden_n[n, j] = a
-            candidate = _tanh(z[n, 2 * hidden + j] + z[n, j] * a)
-            z[n, 2 * hidden + j] = candidate
+            hidden_n[n, j] = recurrent[n, 2 * hidden + j] + bias_hn[j]
+        for j in range(hidden):  # n = tanh(a_n + r ⊙ hidden_n)
+            h_next[n, j] = _tanh(z[n, 2 * hidden + j] + z[n, j] * hidden_n[n, j])
+        for j in range(hidden):
+            z[n, 2 * hidden + j] = h_next[n, j]
+        for j in range(hidden):  # h = n + z ⊙ (h_prev - n)
+            candidate = h_next[n, j]
             h_next[n, j] = candidate + z[n, hidden + j] * (h_prev[n, j] - candidate)
 
 
 @_jit
-def gru_cell_backward(dh, h_prev, gates, hidden_n, dz_input, dz_hidden, dh_direct):
-    """Backward of one step: writes the gradients of the input's and the hidden state's
-    pre-activations (N, 3H) and ``dh_direct`` = dh ⊙ z, h_{t-1}'s gradient not through W_hh."""
+def gru_cell_backward(dh, h_prev, gates, hidden_n, dz_input, dz_hidden, dz_hidden_n, dh_direct):
+    """Backward of one step: writes the gradients of the input's pre-activations dz_input and of
+    the hidden state's dz_hidden (N, 3H; they differ only in the n block, r ⊙ dn against dn),
+    that n block again in dz_hidden_n (N, H), and ``dh_direct`` = dh ⊙ z, h_{t-1}'s gradient not
+    through W_hh. (One block of one array written per loop, so that each vectorises.)"""
     rows, hidden = h_prev.shape
     for n in range(rows):
-        for j in range(hidden):
+        for j in range(hidden):  # dn = dh ⊙ (1 - z), through tanh'
+            z, candidate = gates[n, hidden + j], gates[n, 2 * hidden + j]
+            dz_input[n, 2 * hidden + j] = dh[n, j] * (_ONE - z) * (_ONE - candidate * candidate)
+        for j in range(hidden):  # dr = dn ⊙ hidden_n, through σ'
             r, z, candidate = gates[n, j], gates[n, hidden + j], gates[n, 2 * hidden + j]
             dn = dh[n, j] * (_ONE - z) * (_ONE - candidate * candidate)
-            dr = dn * hidden_n[n, j] * r * (_ONE - r)
-            dz = dh[n, j] * (h_prev[n, j] - candidate) * z * (_ONE - z)
-            dz_input[n, j], dz_input[n, hidden + j], dz_input[n, 2 * hidden + j] = dr, dz, dn
-            dz_hidden[n, j], dz_hidden[n, hidden + j], dz_hidden[n, 2 * hidden + j] = dr, dz, dn * r
-            dh_direct[n, j] = dh[n, j] * z
+            dz_input[n, j] = dn * hidden_n[n, j] * r * (_ONE - r)
+        for j in range(hidden):  # dz = dh ⊙ (h_prev - n), through σ'
+            z = gates[n, hidden + j]
+            dz_input[n, hidden + j] = dh[n, j] * (h_prev[n, j] - gates[n, 2 * hidden + j]) * z * (_ONE - z)
+        for j in range(2 * hidden):
+            dz_hidden[n, j] = dz_input[n, j]
+        for j in range(hidden):  # the hidden state's n block: r ⊙ dn
+            dz_hidden_n[n, j] = dz_input[n, 2 * hidden + j] * gates[n, j]
+        for j in range(hidden):
+            dz_hidden[n, 2 * hidden + j] = dz_hidden_n[n, j]
+        for j in range(hidden):
+            dh_direct[n, j] = dh[n, j] * gates[n, hidden + j]
 
 
 @_jit
@@ -195,12 +220,14 @@ def gru_loop_forward(gates, recurrent_t, bias_hn, h, hidden_n):
 
 
 @_jit
-def gru_loop_backward(doutput, dh, h, gates, hidden_n, recurrent, dz_input, dz_hidden):
-    """BPTT of :func:`gru_loop_forward`: dz_input and dz_hidden (T, N, 3H) written, dh (N, H)
-    turned from h_T's gradient into h_0's. ``recurrent`` is W_hh (3H, H)."""
+def gru_loop_backward(doutput, dh, h, gates, hidden_n, recurrent, dz_input, dz_hidden_n):
+    """BPTT of :func:`gru_loop_forward`: dz_input (T, N, 3H) and dz_hidden_n (T, N, H) written
+    (see :func:`gru_cell_backward`), dh (N, H) turned from h_T's gradient into h_0's.
+    ``recurrent`` is W_hh (3H, H)."""
     direct = np.empty_like(dh)
+    dz_hidden = np.empty_like(dz_input[0])
     for t in range(gates.shape[0] - 1, -1, -1):
         dh += doutput[t]
-        gru_cell_backward(dh, h[t], gates[t], hidden_n[t], dz_input[t], dz_hidden[t], direct)
-        matmul_into(dz_hidden[t], recurrent, dh)
+        gru_cell_backward(dh, h[t], gates[t], hidden_n[t], dz_input[t], dz_hidden, dz_hidden_n[t], direct)
+        matmul_into(dz_hidden, recurrent, dh)
         dh += direct

@@ -19,7 +19,7 @@ import numpy as np
 
 from ._compiled import compiled_kernels, is_small
 from .gru import GRUCache, GRUWeights, _hoisted_bias, gru_backward, gru_forward
-from .recurrence import input_projection, projection_backward
+from .recurrence import input_projection
 
 
 class FusedGRUCache(NamedTuple):
@@ -63,17 +63,36 @@ def gru_backward_fused(doutput, dh_last, cache):
     x, h, gates, hidden_n, weights = cache
     recurrent = np.ascontiguousarray(weights.weight_hh, dtype=x.dtype)  # (3H, H)
     doutput = np.ascontiguousarray(doutput, dtype=x.dtype)
-    dz_input, dz_hidden = np.empty_like(gates), np.empty_like(gates)
+    dz_input, dz_hidden_n = np.empty_like(gates), np.empty_like(hidden_n)
     dh = np.array(dh_last, dtype=x.dtype, copy=True)
     batch, hidden = dh.shape
     if is_small(batch, hidden, 3):
-        kernels.gru_loop_backward(doutput, dh, h, gates, hidden_n, recurrent, dz_input, dz_hidden)
+        kernels.gru_loop_backward(doutput, dh, h, gates, hidden_n, recurrent, dz_input, dz_hidden_n)
     else:
-        direct = np.empty_like(dh)
+        dz_hidden, direct = np.empty((batch, 3 * hidden), dtype=x.dtype), np.empty_like(dh)
         for t in reversed(range(x.shape[0])):
             dh += doutput[t]
-            kernels.gru_cell_backward(dh, h[t], gates[t], hidden_n[t], dz_input[t], dz_hidden[t], direct)
-            np.matmul(dz_hidden[t], recurrent, out=dh)  # through W_hh h_{t-1}
+            kernels.gru_cell_backward(dh, h[t], gates[t], hidden_n[t], dz_input[t], dz_hidden, dz_hidden_n[t], direct)
+            np.matmul(dz_hidden, recurrent, out=dh)  # through W_hh h_{t-1}
             dh += direct  # and through z ⊙ h_{t-1}
-    dx, *dprojections = projection_backward(x, h[:-1], dz_input, dz_hidden, weights)
-    return dx, dh, GRUWeights(*dprojections)
+    return _gradients(x, h[:-1], dz_input, dz_hidden_n, weights, dh)
+
+
+def _gradients(x, h_previous, dz_input, dz_hidden_n, weights: GRUWeights, dh0):
+    """``(dx, dh0, dweights)``, each weight's gradient one product over all steps. The hidden
+    state's pre-activation gradient is dz_input's except in the n block (dz_hidden_n), so it is
+    never stored whole: the r and z rows of dW_hh come from dz_input."""
+    hidden = h_previous.shape[-1]
+
+    def flat(array):
+        return array.reshape(-1, array.shape[-1])
+
+    dz_flat, h_flat = flat(dz_input), flat(h_previous)
+    dx = (dz_flat @ weights.weight_ih).reshape(x.shape)
+    dweight_ih = dz_flat.T @ flat(x)
+    dweight_hh = np.concatenate([dz_flat[:, : 2 * hidden].T @ h_flat, flat(dz_hidden_n).T @ h_flat])
+    if weights.bias_ih is None:
+        return dx, dh0, GRUWeights(dweight_ih, dweight_hh)
+    dbias_ih = dz_flat.sum(axis=0)
+    dbias_hh = np.concatenate([dbias_ih[: 2 * hidden], flat(dz_hidden_n).sum(axis=0)])
+    return dx, dh0, GRUWeights(dweight_ih, dweight_hh, dbias_ih, dbias_hh)
