@@ -11,10 +11,10 @@ measured in the same run, per-step latency of batch-1 rows, peak memory of a tra
     pip install -e '.[bench]'
     python benchmarks/bench_recurrent.py --memory --json benchmarks/results-cpu-2core.json
 
-Each timed run follows an untimed run of the same function: torch's OpenMP threads and NumPy's
-OpenBLAS threads keep spinning for a while after a call returns, and a framework timed right
-after the other would pay for the other's idle threads (and a pause instead would time threads
-waking from sleep). --pause adds a rest before each pair.
+Each timed run follows untimed runs of the same function for --prime seconds: torch's OpenMP
+threads, onnxruntime's pool and NumPy's OpenBLAS threads keep spinning for a while after a call
+returns (OpenBLAS for about 0.1 s), and a framework timed right after another would pay for the
+other's idle threads; a pause instead would time threads waking from sleep.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def peak_memory(framework, kind, config) -> float:
     return float(subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout.split()[-1])
 
 
-def measure(kind, config, repeats, pause, onnx, memory):
+def measure(kind, config, repeats, prime, onnx, memory):
     steps, batch, features, hidden, layers, bidirectional = config
     ours, theirs = build(kind, features, hidden, layers, bidirectional)
     x = np.random.default_rng(1).standard_normal((steps, batch, features)).astype(np.float32)
@@ -138,8 +138,9 @@ def measure(kind, config, repeats, pause, onnx, memory):
         function()
     for _ in range(repeats):  # alternate, so drifts of the machine hit all alike
         for name, function in functions.items():
-            time.sleep(pause)
-            function()  # untimed: this framework's threads awake, the other's spinning ones gone idle
+            started = time.perf_counter()
+            while time.perf_counter() - started < prime:  # untimed: its threads awake, the others' idle
+                function()
             times[name].append(_seconds(function))
     row = {"kind": kind, "T": steps, "N": batch, "I": features, "H": hidden, "layers": layers,
            "bidirectional": bidirectional, "max_abs_difference": errors,
@@ -187,7 +188,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--kinds", nargs="+", default=["LSTM", "GRU"], choices=list(GATES))
-    parser.add_argument("--pause", type=float, default=0.0, help="seconds of rest before each pair of runs")
+    parser.add_argument("--prime", type=float, default=0.15, help="seconds of untimed runs before each timed one")
     parser.add_argument("--no-onnx", action="store_true", help="leave onnxruntime out")
     parser.add_argument("--memory", action="store_true", help="also measure each training step's peak memory")
     parser.add_argument("--rows", nargs="+", type=int, default=None,
@@ -205,7 +206,7 @@ def main(argv=None):
     for kind in args.kinds:
         configs = [(*config, 1, False) for config in GRID] + [BIDIRECTIONAL]
         for config in [configs[index] for index in args.rows] if args.rows else configs:
-            rows.append(measure(kind, config, args.repeats, args.pause, not args.no_onnx, args.memory))
+            rows.append(measure(kind, config, args.repeats, args.prime, not args.no_onnx, args.memory))
             _summary(rows[-1:], peak)
             _print_row(rows[-1])
     summary = _summary(rows, peak)

@@ -87,74 +87,101 @@ def matmul_into(a, b, out):
             k += 1
 
 
-# ---- LSTM, gate blocks in the fused order i, f, o, g ------------------------------------
+@numba.njit(**{**_FLAGS, "fastmath": _FLAGS["fastmath"] | {"reassoc"}})  # reassoc: sums vectorise along K
+def matmul_transposed_into(a, w, out):
+    """``out = a @ wᵀ`` for small matrices, (N, K) x (G, K)ᵀ: W_hh as PyTorch stores it, no copy.
+    Four rows of ``w`` at a time, each a dot product along K (vectorised)."""
+    rows, inner = a.shape
+    width = w.shape[0]
+    for n in range(rows):
+        j = 0
+        while j + 4 <= width:
+            s0 = s1 = s2 = s3 = a.dtype.type(0)
+            for k in range(inner):
+                value = a[n, k]
+                s0 += value * w[j, k]
+                s1 += value * w[j + 1, k]
+                s2 += value * w[j + 2, k]
+                s3 += value * w[j + 3, k]
+            out[n, j], out[n, j + 1], out[n, j + 2], out[n, j + 3] = s0, s1, s2, s3
+            j += 4
+        while j < width:
+            total = a.dtype.type(0)
+            for k in range(inner):
+                total += a[n, k] * w[j, k]
+            out[n, j] = total
+            j += 1
+
+
+# ---- LSTM, PyTorch's gate blocks i, f, g, o -----------------------------------------------
 @_jit
 def lstm_cell_forward(z, recurrent, c_prev, c_next, tanh_c, h_next):
     """One step: ``z`` (N, 4H) the input's pre-activations, ``recurrent`` (N, 4H) = h_{t-1} W_hhᵀ;
-    ``z`` becomes the activated gates, and c_t, tanh(c_t), h_t = o ⊙ tanh(c_t) are written."""
+    ``z`` becomes the activated gates, and c_t, tanh(c_t), h_t = o ⊙ tanh(c_t) are written.
+    Every loop starts at 0 and writes one array (LLVM vectorises those, not the others)."""
     rows, hidden = c_prev.shape
     for n in range(rows):
-        for j in range(3 * hidden):  # i, f, o
+        for j in range(2 * hidden):  # i, f
             z[n, j] = _sigmoid(z[n, j] + recurrent[n, j])
-        for j in range(hidden):  # g (ranges start at 0: LLVM vectorises those)
-            z[n, 3 * hidden + j] = _tanh(z[n, 3 * hidden + j] + recurrent[n, 3 * hidden + j])
-        for j in range(hidden):  # c = f ⊙ c_prev + i ⊙ g  (one array written per loop: each vectorises)
-            c_next[n, j] = z[n, hidden + j] * c_prev[n, j] + z[n, j] * z[n, 3 * hidden + j]
+        for j in range(hidden):  # g
+            z[n, 2 * hidden + j] = _tanh(z[n, 2 * hidden + j] + recurrent[n, 2 * hidden + j])
+        for j in range(hidden):  # o
+            z[n, 3 * hidden + j] = _sigmoid(z[n, 3 * hidden + j] + recurrent[n, 3 * hidden + j])
+        for j in range(hidden):  # c = f ⊙ c_prev + i ⊙ g
+            c_next[n, j] = z[n, hidden + j] * c_prev[n, j] + z[n, j] * z[n, 2 * hidden + j]
         for j in range(hidden):
             tanh_c[n, j] = _tanh(c_next[n, j])
         for j in range(hidden):  # h = o ⊙ tanh(c)
-            h_next[n, j] = z[n, 2 * hidden + j] * tanh_c[n, j]
+            h_next[n, j] = z[n, 3 * hidden + j] * tanh_c[n, j]
 
 
 @_jit
 def lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, dz):
     """Backward of one step: writes dz (N, 4H), the pre-activations' gradient, and turns ``dc``
     (the gradient reaching c_t) into that of c_{t-1}, in place. ``dh`` reaches h_t.
-
-    Each loop writes one block of one array, so LLVM vectorises it (a loop writing several
-    blocks of the array it reads does not vectorise)."""
+    Each loop writes one block of one array, so that it vectorises."""
     rows, hidden = c_prev.shape
     for n in range(rows):
         for j in range(hidden):  # dc += dh ⊙ o ⊙ (1 - tanh²c), from h = o ⊙ tanh(c)
             t = tanh_c[n, j]
-            dc[n, j] += dh[n, j] * gates[n, 2 * hidden + j] * (_ONE - t * t)
+            dc[n, j] += dh[n, j] * gates[n, 3 * hidden + j] * (_ONE - t * t)
         for j in range(hidden):  # di = dc ⊙ g, through σ'
             i = gates[n, j]
-            dz[n, j] = dc[n, j] * gates[n, 3 * hidden + j] * i * (_ONE - i)
+            dz[n, j] = dc[n, j] * gates[n, 2 * hidden + j] * i * (_ONE - i)
         for j in range(hidden):  # df = dc ⊙ c_prev
             f = gates[n, hidden + j]
             dz[n, hidden + j] = dc[n, j] * c_prev[n, j] * f * (_ONE - f)
-        for j in range(hidden):  # do = dh ⊙ tanh(c)
-            o = gates[n, 2 * hidden + j]
-            dz[n, 2 * hidden + j] = dh[n, j] * tanh_c[n, j] * o * (_ONE - o)
         for j in range(hidden):  # dg = dc ⊙ i, through tanh'
-            g = gates[n, 3 * hidden + j]
-            dz[n, 3 * hidden + j] = dc[n, j] * gates[n, j] * (_ONE - g * g)
+            g = gates[n, 2 * hidden + j]
+            dz[n, 2 * hidden + j] = dc[n, j] * gates[n, j] * (_ONE - g * g)
+        for j in range(hidden):  # do = dh ⊙ tanh(c)
+            o = gates[n, 3 * hidden + j]
+            dz[n, 3 * hidden + j] = dh[n, j] * tanh_c[n, j] * o * (_ONE - o)
         for j in range(hidden):  # dc_prev = dc ⊙ f
             dc[n, j] *= gates[n, hidden + j]
 
 
 @_jit
-def lstm_loop_forward(gates, recurrent_t, h, c, tanh_c):
+def lstm_loop_forward(gates, weight_hh, h, c, tanh_c):
     """The whole time loop of a small layer: gates (T, N, 4H) hold the input's pre-activations
     and become the activated gates; h (T+1, N, H) and c (T+1 or 2, N, H) start from h[0], c[0];
-    tanh_c is (T, N, H), or (1, N, H) when nothing is kept for backward."""
+    tanh_c is (T, N, H), or (1, N, H) when nothing is kept for backward. W_hh is (4H, H)."""
     steps = gates.shape[0]
     depth, keep = c.shape[0], tanh_c.shape[0] == steps
     recurrent = np.empty_like(gates[0])
     for t in range(steps):
-        matmul_into(h[t], recurrent_t, recurrent)
+        matmul_transposed_into(h[t], weight_hh, recurrent)
         lstm_cell_forward(gates[t], recurrent, c[t % depth], c[(t + 1) % depth], tanh_c[t if keep else 0], h[t + 1])
 
 
 @_jit
-def lstm_loop_backward(doutput, dh, dc, gates, c, tanh_c, recurrent, dz):
+def lstm_loop_backward(doutput, dh, dc, gates, c, tanh_c, weight_hh, dz):
     """BPTT of :func:`lstm_loop_forward`: dz (T, N, 4H) written, dh and dc (N, H) turned from the
-    final state's gradients into the initial state's. ``recurrent`` is W_hh (4H, H)."""
+    final state's gradients into the initial state's. W_hh is (4H, H)."""
     for t in range(gates.shape[0] - 1, -1, -1):
         dh += doutput[t]
         lstm_cell_backward(dh, dc, gates[t], c[t], tanh_c[t], dz[t])
-        matmul_into(dz[t], recurrent, dh)
+        matmul_into(dz[t], weight_hh, dh)
 
 
 # ---- GRU, PyTorch's gate blocks r, z, n ---------------------------------------------------
@@ -208,26 +235,26 @@ def gru_cell_backward(dh, h_prev, gates, hidden_n, dz_input, dz_hidden, dz_hidde
 
 
 @_jit
-def gru_loop_forward(gates, recurrent_t, bias_hn, h, hidden_n):
+def gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n):
     """The whole time loop of a small GRU: gates (T, N, 3H) in, activated out; h (T+1, N, H)
-    from h[0]; hidden_n (T, N, H), or (1, N, H) when nothing is kept for backward."""
+    from h[0]; hidden_n (T, N, H), or (1, N, H) when nothing is kept for backward. W_hh is (3H, H)."""
     steps = gates.shape[0]
     keep = hidden_n.shape[0] == steps
     recurrent = np.empty_like(gates[0])
     for t in range(steps):
-        matmul_into(h[t], recurrent_t, recurrent)
+        matmul_transposed_into(h[t], weight_hh, recurrent)
         gru_cell_forward(gates[t], recurrent, bias_hn, h[t], hidden_n[t if keep else 0], h[t + 1])
 
 
 @_jit
-def gru_loop_backward(doutput, dh, h, gates, hidden_n, recurrent, dz_input, dz_hidden_n):
+def gru_loop_backward(doutput, dh, h, gates, hidden_n, weight_hh, dz_input, dz_hidden_n):
     """BPTT of :func:`gru_loop_forward`: dz_input (T, N, 3H) and dz_hidden_n (T, N, H) written
     (see :func:`gru_cell_backward`), dh (N, H) turned from h_T's gradient into h_0's.
-    ``recurrent`` is W_hh (3H, H)."""
+    W_hh is (3H, H)."""
     direct = np.empty_like(dh)
     dz_hidden = np.empty_like(dz_input[0])
     for t in range(gates.shape[0] - 1, -1, -1):
         dh += doutput[t]
         gru_cell_backward(dh, h[t], gates[t], hidden_n[t], dz_input[t], dz_hidden, dz_hidden_n[t], direct)
-        matmul_into(dz_hidden, recurrent, dh)
+        matmul_into(dz_hidden, weight_hh, dh)
         dh += direct

@@ -38,17 +38,18 @@ def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch
     steps, batch, _ = x.shape
     hidden = h0.shape[-1]
     gates = input_projection(x, weights.weight_ih, _hoisted_bias(weights))  # (T, N, 3H), activated in place
-    recurrent_t = np.ascontiguousarray(weights.weight_hh.T, dtype=x.dtype)  # (H, 3H)
+    weight_hh = np.ascontiguousarray(weights.weight_hh, dtype=x.dtype)  # (3H, H)
     bias_hn = np.zeros(hidden, x.dtype) if weights.bias_hh is None else weights.bias_hh[2 * hidden :].astype(x.dtype)
     h = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
     hidden_n = np.empty((steps if keep_cache else 1, batch, hidden), dtype=x.dtype)
     h[0] = h0
     if is_small(batch, hidden, 3):
-        kernels.gru_loop_forward(gates, recurrent_t, bias_hn, h, hidden_n)
+        kernels.gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n)
     else:
         recurrent = np.empty((batch, 3 * hidden), dtype=x.dtype)
+        weight_hh_t = np.ascontiguousarray(weight_hh.T)  # BLAS is a little faster on it than on the view
         for t in range(steps):
-            np.matmul(h[t], recurrent_t, out=recurrent)
+            np.matmul(h[t], weight_hh_t, out=recurrent)
             kernels.gru_cell_forward(gates[t], recurrent, bias_hn, h[t], hidden_n[t if keep_cache else 0], h[t + 1])
     if not keep_cache:
         return h[1:], h[-1].copy(), None
@@ -61,19 +62,19 @@ def gru_backward_fused(doutput, dh_last, cache):
         return gru_backward(doutput, dh_last, cache)
     kernels = compiled_kernels()
     x, h, gates, hidden_n, weights = cache
-    recurrent = np.ascontiguousarray(weights.weight_hh, dtype=x.dtype)  # (3H, H)
+    weight_hh = np.ascontiguousarray(weights.weight_hh, dtype=x.dtype)  # (3H, H)
     doutput = np.ascontiguousarray(doutput, dtype=x.dtype)
     dz_input, dz_hidden_n = np.empty_like(gates), np.empty_like(hidden_n)
     dh = np.array(dh_last, dtype=x.dtype, copy=True)
     batch, hidden = dh.shape
     if is_small(batch, hidden, 3):
-        kernels.gru_loop_backward(doutput, dh, h, gates, hidden_n, recurrent, dz_input, dz_hidden_n)
+        kernels.gru_loop_backward(doutput, dh, h, gates, hidden_n, weight_hh, dz_input, dz_hidden_n)
     else:
         dz_hidden, direct = np.empty((batch, 3 * hidden), dtype=x.dtype), np.empty_like(dh)
         for t in reversed(range(x.shape[0])):
             dh += doutput[t]
             kernels.gru_cell_backward(dh, h[t], gates[t], hidden_n[t], dz_input[t], dz_hidden, dz_hidden_n[t], direct)
-            np.matmul(dz_hidden, recurrent, out=dh)  # through W_hh h_{t-1}
+            np.matmul(dz_hidden, weight_hh, out=dh)  # through W_hh h_{t-1}
             dh += direct  # and through z ⊙ h_{t-1}
     return _gradients(x, h[:-1], dz_input, dz_hidden_n, weights, dh)
 

@@ -4,8 +4,6 @@
 :func:`~.lstm.lstm_forward` and :func:`~.lstm.lstm_backward` do (tests prove them equal on
 random inputs); the reference stays what people read. What is different:
 
-- The gate rows are reordered once per call from PyTorch's (i, f, g, o) to (i, f, o, g), so the
-  three sigmoid gates are one contiguous block. Gradients are reordered back.
 - Each step's nonlinearities and state update are one compiled pass (:mod:`._kernels`), writing
   into buffers preallocated for the whole sequence; nothing is allocated inside the loop.
 - A small layer runs its whole time loop compiled; a large one calls BLAS for the recurrent
@@ -25,23 +23,16 @@ import numpy as np
 
 from ._compiled import compiled_kernels, is_small
 from .lstm import LSTMCache, LSTMWeights, lstm_backward, lstm_forward
-from .recurrence import input_projection
+from .recurrence import input_projection, projection_backward
 
 
 class FusedLSTMCache(NamedTuple):
     x: np.ndarray  # (T, N, I)
     h: np.ndarray  # (T+1, N, H)  h[0] = h0
     c: np.ndarray  # (T+1, N, H)  c[0] = c0
-    gates: np.ndarray  # (T, N, 4H) activated, in the fused order i, f, o, g
+    gates: np.ndarray  # (T, N, 4H) activated i, f, g, o
     tanh_c: np.ndarray  # (T, N, H)
-    weights: LSTMWeights  # PyTorch's order
-    order: np.ndarray  # (4H,) row permutation from PyTorch's order to the fused one
-
-
-def fused_order(hidden: int) -> np.ndarray:
-    """Row indices that take (i, f, g, o) blocks to (i, f, o, g)."""
-    blocks = np.arange(4 * hidden).reshape(4, hidden)
-    return blocks[[0, 1, 3, 2]].ravel()
+    weights: LSTMWeights
 
 
 def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True, batch_sizes=None, dropout=None):
@@ -51,27 +42,27 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     kernels = compiled_kernels()
     steps, batch, _ = x.shape
     hidden = c0.shape[-1]
-    order = fused_order(hidden)
-    bias = None if weights.bias_ih is None else (weights.bias_ih + weights.bias_hh)[order]
-    gates = input_projection(x, weights.weight_ih[order], bias)  # (T, N, 4H), activated in place below
-    recurrent_t = np.ascontiguousarray(weights.weight_hh[order].T, dtype=x.dtype)  # (H, 4H)
+    bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
+    gates = input_projection(x, weights.weight_ih, bias)  # (T, N, 4H), activated in place below
+    weight_hh = np.ascontiguousarray(weights.weight_hh, dtype=x.dtype)  # (4H, H)
     depth = steps + 1 if keep_cache else 2
     h = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
     c = np.empty((depth, batch, hidden), dtype=x.dtype)
     tanh_c = np.empty((steps if keep_cache else 1, batch, hidden), dtype=x.dtype)
     h[0], c[0] = h0, c0
     if is_small(batch, hidden, 4):
-        kernels.lstm_loop_forward(gates, recurrent_t, h, c, tanh_c)
+        kernels.lstm_loop_forward(gates, weight_hh, h, c, tanh_c)
     else:
         recurrent = np.empty((batch, 4 * hidden), dtype=x.dtype)
+        weight_hh_t = np.ascontiguousarray(weight_hh.T)  # BLAS is a little faster on it than on the view
         for t in range(steps):
-            np.matmul(h[t], recurrent_t, out=recurrent)
+            np.matmul(h[t], weight_hh_t, out=recurrent)
             kernels.lstm_cell_forward(gates[t], recurrent, c[t % depth], c[(t + 1) % depth],
                                       tanh_c[t if keep_cache else 0], h[t + 1])
     c_last = c[steps % depth].copy()
     if not keep_cache:
         return h[1:], h[-1].copy(), c_last, None
-    return h[1:], h[-1].copy(), c_last, FusedLSTMCache(x, h, c, gates, tanh_c, weights, order)
+    return h[1:], h[-1].copy(), c_last, FusedLSTMCache(x, h, c, gates, tanh_c, weights)
 
 
 def lstm_backward_fused(doutput, dh_last, dc_last, cache):
@@ -79,26 +70,20 @@ def lstm_backward_fused(doutput, dh_last, dc_last, cache):
     if isinstance(cache, LSTMCache):
         return lstm_backward(doutput, dh_last, dc_last, cache)
     kernels = compiled_kernels()
-    x, h, c, gates, tanh_c, weights, order = cache
-    steps, batch, features = x.shape
+    x, h, c, gates, tanh_c, weights = cache
+    steps, batch, _ = x.shape
     hidden = h.shape[-1]
-    recurrent = np.ascontiguousarray(weights.weight_hh[order], dtype=x.dtype)  # (4H, H)
+    weight_hh = np.ascontiguousarray(weights.weight_hh, dtype=x.dtype)  # (4H, H)
     doutput = np.ascontiguousarray(doutput, dtype=x.dtype)
     dz = np.empty_like(gates)
     dh = np.array(dh_last, dtype=x.dtype, copy=True)
     dc = np.array(dc_last, dtype=x.dtype, copy=True)
     if is_small(batch, hidden, 4):
-        kernels.lstm_loop_backward(doutput, dh, dc, gates, c, tanh_c, recurrent, dz)
+        kernels.lstm_loop_backward(doutput, dh, dc, gates, c, tanh_c, weight_hh, dz)
     else:
         for t in reversed(range(steps)):
             dh += doutput[t]
             kernels.lstm_cell_backward(dh, dc, gates[t], c[t], tanh_c[t], dz[t])
-            np.matmul(dz[t], recurrent, out=dh)  # z = ... + W_hh h_prev
-    dz_flat = dz.reshape(steps * batch, 4 * hidden)
-    dx = (dz_flat @ weights.weight_ih[order]).reshape(x.shape)
-    restore = np.argsort(order)  # fused rows back to PyTorch's order
-    dweight_ih = (dz_flat.T @ x.reshape(steps * batch, features))[restore]
-    dweight_hh = (dz_flat.T @ h[:-1].reshape(steps * batch, hidden))[restore]
-    dbias = None if weights.bias_ih is None else dz_flat.sum(axis=0)[restore]
-    gradients = LSTMWeights(dweight_ih, dweight_hh, dbias, None if dbias is None else dbias.copy())
-    return dx, dh, dc, gradients
+            np.matmul(dz[t], weight_hh, out=dh)  # z = ... + W_hh h_prev
+    dx, *dprojections = projection_backward(x, h[:-1], dz, dz, weights)
+    return dx, dh, dc, LSTMWeights(*dprojections)

@@ -1,0 +1,48 @@
+"""The README's speed table, written from a JSON file of bench_recurrent.py.
+
+    python benchmarks/table.py benchmarks/results-cpu-2core.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f}"
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"Matrix-product peak measured in the same run: {result['matmul_peak_gflops']:.0f} GFLOP/s (float32, "
+        f"{result['cores']} cores); torch {result['torch']}, numpy {result['numpy']}. Times in ms; ratios are "
+        "lstmkit's time over the peer's; % peak is lstmkit's GFLOP/s over the matrix-product peak; memory is a "
+        "training step's peak above what it starts with, in MiB.",
+        "",
+        "| layer | T | N | I | H | inference lstmkit | torch | ratio | onnxruntime | ratio | % peak "
+        "| training lstmkit | torch | ratio | % peak | memory lstmkit | torch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        name = row["kind"] + (" (2 layers, bidirectional)" if row["bidirectional"] else "")
+        onnx = [_ms(row["onnx_inference"]), f"{row['onnx_ratio']:.2f}"] if "onnx_inference" in row else ["", ""]
+        memory = ([f"{row['ours_training_peak_mib']:.1f}", f"{row['torch_training_peak_mib']:.1f}"]
+                  if "ours_training_peak_mib" in row else ["", ""])
+        cells = [name, row["T"], row["N"], row["I"], row["H"], _ms(row["ours_inference"]), _ms(row["torch_inference"]),
+                 f"{row['inference_ratio']:.2f}", *onnx, f"{100 * row['inference_peak_share']:.0f}%",
+                 _ms(row["ours_training"]), _ms(row["torch_training"]), f"{row['training_ratio']:.2f}",
+                 f"{100 * row['training_peak_share']:.0f}%", *memory]
+        lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
+    lines.append("")
+    names = {"inference_ratio": "inference vs torch", "training_ratio": "training step vs torch",
+             "onnx_ratio": "inference vs onnxruntime"}
+    lines.append("Geometric means of the ratios: " + "; ".join(
+        f"{names[key]} **{value['geometric_mean']:.2f}** (worst {value['worst']:.2f})"
+        for key, value in result["summary"].items()) + ".")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as handle:
+        print(markdown(json.load(handle)))
