@@ -248,9 +248,11 @@ class RNNBase(Module):
                 dpart = dlayer_output[..., direction * self.output_size : (direction + 1) * self.output_size]
                 if direction:
                     dpart = reverse_in_time(dpart, batch_sizes)
+                cache, saved.caches[layer][direction] = saved.caches[layer][direction], None  # freed once used
                 dx, dstate, dweights = self._kind.backward(
-                    np.ascontiguousarray(dpart), tuple(d[index] for d in dstate_n), saved.caches[layer][direction]
+                    np.ascontiguousarray(dpart), tuple(d[index] for d in dstate_n), cache
                 )
+                del cache
                 self._accumulate(layer, direction, dweights)
                 dlayer_input = dlayer_input + (reverse_in_time(dx, batch_sizes) if direction else dx)
                 for slot, value in zip(dstate0, dstate):
