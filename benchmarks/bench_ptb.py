@@ -66,7 +66,7 @@ def torch_trainer(model):
         (loss * targets.shape[0]).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
         optimizer.step()
-        return float(loss)
+        return float(loss.detach())
 
     return train
 
