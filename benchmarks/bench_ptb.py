@@ -4,7 +4,8 @@ Both frameworks train the same network (embedding 200, 2x200 LSTM, softmax over 
 from the same initial weights on the same batches (20 x 35 tokens, state carried between
 batches, loss summed over steps, gradient clipped to norm 5, SGD lr 1), float32, on this
 machine's cores. The script checks that the first batch's loss agrees, then times --batches
-training batches of each (default: one whole epoch) and prints seconds per epoch and the ratio.
+training batches of each (default: one whole epoch), the two taking turns every 50 batches, and
+prints seconds per epoch and the ratio.
 
     python benchmarks/bench_ptb.py --json benchmarks/ptb-cpu-2core.json
 """
@@ -71,11 +72,17 @@ def torch_trainer(model):
     return train
 
 
-def timed(train, batches) -> float:
-    start = time.perf_counter()
-    for inputs, targets in batches:
-        train(inputs, targets)
-    return time.perf_counter() - start
+def timed_alternating(trainers: dict, batches, chunk: int = 50) -> dict:
+    """Seconds each trainer spends on all of ``batches``, the frameworks taking turns every
+    ``chunk`` batches, so drifts of the machine hit both alike."""
+    seconds = dict.fromkeys(trainers, 0.0)
+    for start in range(0, len(batches), chunk):
+        for name, train in trainers.items():
+            began = time.perf_counter()
+            for inputs, targets in batches[start : start + chunk]:
+                train(inputs, targets)
+            seconds[name] += time.perf_counter() - began
+    return seconds
 
 
 def main(argv=None):
@@ -95,7 +102,7 @@ def main(argv=None):
     first = [train(*batches[0]) for train in (train_ours, train_theirs)]  # also the warm-up
     if abs(first[0] - first[1]) > 1e-4 * abs(first[1]):
         raise AssertionError(f"first-batch losses differ: lstmkit {first[0]}, torch {first[1]}")
-    seconds = {"lstmkit": timed(train_ours, batches[1:]), "torch": timed(train_theirs, batches[1:])}
+    seconds = timed_alternating({"lstmkit": train_ours, "torch": train_theirs}, batches[1:])
     per_epoch = {name: value / (len(batches) - 1) * len(epoch) for name, value in seconds.items()}
     print(f"PTB small, {len(batches) - 1} batches of {BATCH}x{BPTT} timed; first-batch loss lstmkit {first[0]:.5f}, "
           f"torch {first[1]:.5f}")

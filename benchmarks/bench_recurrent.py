@@ -101,13 +101,21 @@ def timed_functions(kind, ours, theirs, x, onnx):
     def ours_training():
         ours.zero_grad()
         ours(x)
-        ours.backward(dout)
+        return ours.backward(dout)[0]
 
     def torch_training():
         theirs.zero_grad()
         x_grad.grad = None
         theirs(x_grad)[0].backward(dout_torch)
 
+    dx = ours_training()  # the training step's gradients agree too: the input's and every weight's
+    torch_training()
+    errors["torch_gradients"] = max(
+        _check_equal(f"{kind} torch dx", dx, x_grad.grad.numpy(), 1e-4 * float(np.abs(dx).max())),
+        *(_check_equal(f"{kind} torch {name}", parameter.grad, dict(theirs.named_parameters())[name].grad.numpy(),
+                       1e-4 * float(np.abs(parameter.grad).max()))
+          for name, parameter in ours.named_parameters()),
+    )
     functions = {"ours_inference": ours_inference, "torch_inference": torch_inference,
                  "ours_training": ours_training, "torch_training": torch_training}
     if onnx:
@@ -123,7 +131,7 @@ def timed_functions(kind, ours, theirs, x, onnx):
 def peak_memory(framework, kind, config) -> float:
     """MiB of a training step's peak above what it starts with, in a fresh process (memory_probe.py)."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="4096", MALLOC_TRIM_THRESHOLD_="0", MALLOC_TOP_PAD_="0",
-               PYTHONPATH=os.pathsep.join(sys.path))
+               NUMPY_MADVISE_HUGEPAGE="0", PYTHONPATH=os.pathsep.join(sys.path))
     command = [sys.executable, str(HERE / "memory_probe.py"), framework, kind, *map(str, config)]
     return float(subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout.split()[-1])
 
@@ -163,10 +171,12 @@ def _summary(rows, peak):
         row["inference_peak_share"] = row["inference_gflops"] / peak
         row["training_peak_share"] = row["training_gflops"] / peak
     summary = {}
-    for name in ("inference_ratio", "training_ratio", "onnx_ratio"):
-        ratios = [row[name] for row in rows if name in row]
-        if ratios:
-            summary[name] = {"geometric_mean": float(np.exp(np.mean(np.log(ratios)))), "worst": max(ratios)}
+    for kind in sorted({row["kind"] for row in rows}) + ["all"]:
+        for name in ("inference_ratio", "training_ratio", "onnx_ratio"):
+            ratios = [row[name] for row in rows if name in row and kind in (row["kind"], "all")]
+            if ratios:
+                summary[f"{kind} {name}"] = {"geometric_mean": float(np.exp(np.mean(np.log(ratios)))),
+                                             "worst": max(ratios)}
     return summary
 
 

@@ -1,6 +1,7 @@
 """Peak memory of one training step (forward + backward), measured in a process of its own.
 
-    MALLOC_MMAP_THRESHOLD_=4096 MALLOC_TRIM_THRESHOLD_=0 MALLOC_TOP_PAD_=0 python benchmarks/memory_probe.py {lstmkit,torch} KIND T N I H LAYERS BIDIRECTIONAL
+    MALLOC_MMAP_THRESHOLD_=4096 MALLOC_TRIM_THRESHOLD_=0 MALLOC_TOP_PAD_=0 NUMPY_MADVISE_HUGEPAGE=0 \
+        python benchmarks/memory_probe.py {lstmkit,torch} KIND T N I H LAYERS BIDIRECTIONAL
 
 Prints the peak resident memory of the step above the memory held before it (weights, input
 and upstream gradient already allocated, gradients cleared), in MiB: the kernel's high-water
@@ -8,7 +9,9 @@ mark (VmHWM, reset through /proc/self/clear_refs) minus the resident size before
 The malloc settings make every buffer of 4 KiB or more, of either framework, its own mapping,
 returned to the system when freed, and keep no free memory at the heap's top, so the resident
 size follows the live buffers (many small per-step ones as well as a few large) and not
-malloc's caches.
+malloc's caches; NumPy's huge pages are off, so a buffer counts its own pages and no more.
+Buffers under 4 KiB still come from malloc's heap and are not seen: torch's per-step tensors at
+batch 1 are that small, so its numbers there are lower bounds.
 """
 
 from __future__ import annotations

@@ -37,9 +37,12 @@ def markdown(result: dict) -> str:
     lines.append("")
     names = {"inference_ratio": "inference vs torch", "training_ratio": "training step vs torch",
              "onnx_ratio": "inference vs onnxruntime"}
-    lines.append("Geometric means of the ratios: " + "; ".join(
-        f"{names[key]} **{value['geometric_mean']:.2f}** (worst {value['worst']:.2f})"
-        for key, value in result["summary"].items()) + ".")
+    for kind in ("LSTM", "GRU", "all"):
+        parts = [f"{names[name]} **{result['summary'][f'{kind} {name}']['geometric_mean']:.2f}** "
+                 f"(worst {result['summary'][f'{kind} {name}']['worst']:.2f})"
+                 for name in names if f"{kind} {name}" in result["summary"]]
+        if parts:
+            lines.append(f"- Geometric means of the ratios, {'all rows' if kind == 'all' else kind}: " + "; ".join(parts) + ".")
     return "\n".join(lines)
 
 

@@ -117,19 +117,89 @@ def test_fused_gru_hands_lengths_and_dropout_to_the_reference():
         np.testing.assert_array_equal(output, gru_forward(x, h0, weights, **options)[0])
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_extreme_and_nan_inputs_behave_as_the_reference(dtype, loop):
-    """Huge pre-activations saturate exactly as the reference's (no overflow, no NaN); a NaN
-    in the input stays NaN wherever it reaches, as in NumPy and torch."""
+def _problem_with_extremes(kind, dtype):
+    """Inputs with ±1e30 in two rows and a NaN in a third."""
     rng = np.random.default_rng(3)
-    x, h0, c0, weights, _ = random_problem(rng, dtype, True, (6, 3, 4, 5))
+    if kind == "LSTM":
+        x, h0, c0, weights, upstream = random_problem(rng, dtype, True, (6, 3, 4, 5))
+        state = (h0, c0)
+    else:
+        x, h0, weights, upstream = random_gru_problem(rng, dtype, True, (6, 3, 4, 5))
+        state = (h0,)
     x[1, 0] = dtype(1e30)
     x[2, 1] = dtype(-1e30)
     x[3, 2, 0] = np.nan
+    return x, state, weights, upstream
+
+
+REFERENCE = {"LSTM": (lstm_forward, lstm_backward, lstm_forward_fused, lstm_backward_fused),
+             "GRU": (gru_forward, gru_backward, gru_forward_fused, gru_backward_fused)}
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_extreme_and_nan_inputs_behave_as_the_reference(kind, dtype, loop):
+    """Huge pre-activations saturate exactly as the reference's (no overflow, no NaN); a NaN
+    in the input stays NaN wherever it reaches, forward and backward, as in NumPy and torch."""
+    forward, backward, forward_fused, backward_fused = REFERENCE[kind]
+    x, state, weights, upstream = _problem_with_extremes(kind, dtype)
     with np.errstate(over="raise", divide="raise"):  # no overflow in the reference either
-        expected = lstm_forward(x, h0, c0, weights)[0]
-    actual = lstm_forward_fused(x, h0, c0, weights)[0]
-    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
-    assert np.isnan(actual[3:, 2]).all() and not np.isnan(actual[:, :2]).any()
-    finite = ~np.isnan(expected)
-    assert float(np.max(np.abs(actual[finite] - expected[finite]))) <= (1e-12 if dtype == np.float64 else 1e-5)
+        expected = forward(x, *state, weights)
+    actual = forward_fused(x, *state, weights)
+    expected_grads = backward(*upstream[: len(state) + 1], expected[-1])
+    actual_grads = backward_fused(*upstream[: len(state) + 1], actual[-1])
+    assert np.isnan(actual[0][3:, 2]).all() and not np.isnan(actual[0][:, :2]).any()
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    pairs = list(zip(actual[:-1], expected[:-1])) + list(zip(actual_grads[:-1], expected_grads[:-1]))
+    pairs += [(a, e) for a, e in zip(actual_grads[-1], expected_grads[-1]) if a is not None]
+    for a, e in pairs:
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(e))
+        finite = ~np.isnan(e)
+        assert float(np.max(np.abs(a[finite] - e[finite]), initial=0.0)) <= tolerance * max(1.0, float(np.max(np.abs(e[finite]), initial=0.0)))
+
+
+def test_mixed_dtypes_go_to_the_reference():
+    rng = np.random.default_rng(4)
+    x, h0, c0, weights, _ = random_problem(rng, np.float32, True, (4, 2, 3, 5))
+    mixed = weights._replace(weight_hh=weights.weight_hh.astype(np.float64))
+    output, *_, cache = lstm_forward_fused(x, h0, c0, mixed)
+    assert not isinstance(cache, FusedLSTMCache)
+    np.testing.assert_array_equal(output, lstm_forward(x, h0, c0, mixed)[0])
+
+
+NO_NUMBA = """
+import sys, warnings
+sys.modules["numba"] = None  # import numba now raises ImportError
+import numpy as np
+import lstmkit
+from lstmkit.ops.lstm import lstm_forward
+layer = lstmkit.LSTM(3, 4, seed=0)
+x = np.random.default_rng(0).standard_normal((5, 2, 3)).astype(np.float32)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    output, (h_n, c_n) = layer(x)
+assert any("Numba could not be imported" in str(w.message) for w in caught), [str(w.message) for w in caught]
+zeros = np.zeros((2, 4), np.float32)
+np.testing.assert_array_equal(output, lstm_forward(x, zeros, zeros, layer._weights(0, 0))[0])
+"""
+
+
+def test_without_numba_the_layers_run_the_reference_and_warn():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", NO_NUMBA], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("field,shape,message", [
+    ("input", (5, 3), r"dropout.input must have shape \(K, 5, 3\) with K in \[1, 4\]"),
+    ("input", (2, 5, 3), r"with K in \[1, 4\] \(one mask, or one per gate\), got shape \(2, 5, 3\)"),
+    ("recurrent", (4, 5, 7), r"dropout.recurrent must have shape \(K, 5, 6\)"),
+])
+def test_gate_dropout_of_the_wrong_shape_is_refused(field, shape, message):
+    rng = np.random.default_rng(5)
+    x, h0, c0, weights, _ = random_problem(rng, np.float64, True, (4, 5, 3, 6))
+    dropout = GateDropout(**{field: np.ones(shape)})
+    with pytest.raises(ValueError, match=message):
+        lstm_forward(x, h0, c0, weights, dropout=dropout)

@@ -169,8 +169,14 @@ class KerasRNN(Module):
 
     reset_state = reset_states
 
+    # Keras' LSTM and GRU cells drop only for 0 < rate < 1; its SimpleRNN cell applies any mask it
+    # draws, and a rate of 1 draws zeros.
+    drops_all_at_rate_one = False
+
     def _masks(self, rate: float, count: int, batch: int, size: int) -> np.ndarray | None:
-        """``count`` masks (count, N, size) of 0 or 1/(1 - rate); None unless 0 < rate < 1, as Keras."""
+        """``count`` masks (count, N, size) of 0 or 1/(1 - rate), or None where Keras drops nothing."""
+        if rate == 1.0 and self.drops_all_at_rate_one:
+            return np.zeros((count, batch, size), self.dtype)
         if not 0.0 < rate < 1.0:
             return None
         keep = self._rng.random((count, batch, size)) >= rate

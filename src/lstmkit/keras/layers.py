@@ -93,8 +93,11 @@ class SimpleRNN(KerasRNN):
     states              [h]         (N, U)
     ==================  ==========  ===========================================================
 
-    ``activation`` is 'tanh' (default) or 'relu' (PyTorch's RNN nonlinearities).
+    ``activation`` is 'tanh' (default) or 'relu' (PyTorch's RNN nonlinearities). As in Keras, a
+    dropout rate of 1 zeroes what it drops (LSTM and GRU ignore a rate of 1).
     """
+
+    drops_all_at_rate_one = True
 
     def __init__(self, units: int, activation="tanh", use_bias=True, dropout=0.0, recurrent_dropout=0.0,
                  return_sequences=False, return_state=False, go_backwards=False, stateful=False, seed=None,

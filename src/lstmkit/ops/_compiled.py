@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 import functools
+import warnings
+
+import numpy as np
 
 # A layer whose recurrent product per step, N x H x G·H multiply-adds, is at most this many runs
 # its whole time loop compiled (hand-written product, no call back into Python per step); a
 # larger one calls BLAS for the product from a Python loop, where the call's microseconds no
-# longer matter. The crossover was measured with benchmarks/bench_recurrent.py on this machine.
+# longer matter. Measured here, one step's product by hand and by BLAS (with NumPy's call) take
+# the same time near 2^16 multiply-adds (N=1, H=128: 4 µs), and BLAS is faster above.
 SMALL_LAYER_MULTIPLY_ADDS = 1 << 16
 
 
 @functools.cache
 def compiled_kernels():
-    """:mod:`._kernels`, imported (and Numba with it) on the first call, not at ``import lstmkit``."""
-    from . import _kernels
-
+    """:mod:`._kernels`, imported (and Numba with it) on the first call, not at ``import lstmkit``;
+    None, with a warning, where Numba cannot be imported: the fast paths then run the reference."""
+    try:
+        from . import _kernels
+    except ImportError as error:
+        warnings.warn(f"lstmkit: Numba could not be imported ({error}); LSTM and GRU layers run the reference "
+                      "ops instead of the compiled fast paths (the same results, several times slower)",
+                      RuntimeWarning, stacklevel=2)
+        return None
     return _kernels
+
+
+def kernels_for(x, weights):
+    """The compiled kernels if they can run a call on ``x`` with ``weights`` (a NamedTuple of arrays
+    or None): float32 or float64, every weight of x's dtype. None otherwise."""
+    if x.dtype not in (np.float32, np.float64) or any(w is not None and w.dtype != x.dtype for w in weights):
+        return None
+    return compiled_kernels()
 
 
 def is_small(batch: int, hidden: int, gate_count: int) -> bool:

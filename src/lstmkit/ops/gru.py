@@ -38,6 +38,7 @@ import numpy as np
 from .activations import sigmoid, sigmoid_grad, tanh, tanh_grad
 from .recurrence import (
     GateDropout,
+    check_gate_dropout,
     gate_product,
     gate_product_input_grad,
     input_projection,
@@ -130,7 +131,7 @@ def gru_forward(x, h0, weights: GRUWeights, keep_cache: bool = True, batch_sizes
     ``dropout``, optional: per-gate masks on x and h (:class:`~.recurrence.GateDropout`).
     Returns ``(output, h_T, cache)``; ``cache`` is None when ``keep_cache`` is False.
     """
-    dropout = dropout or GateDropout()
+    dropout = check_gate_dropout("gru_forward", dropout, 3, x.shape[1], x.shape[2], h0.shape[-1])
     z_input = input_projection(x, weights.weight_ih, _hoisted_bias(weights), dropout.input)
     hidden = h0.shape[-1]
     bias_hn = None if weights.bias_hh is None else weights.bias_hh[2 * hidden :]

@@ -8,7 +8,8 @@ preallocated for the whole sequence, a small layer runs its whole time loop comp
 one calls BLAS for the recurrent product from Python, and the input projection and the weight
 gradients are one matrix product over all steps each.
 
-Variable lengths (``batch_sizes``) and per-gate dropout masks go to the reference op.
+Variable lengths (``batch_sizes``), per-gate dropout masks, mixed dtypes, and a machine without
+Numba go to the reference op.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._compiled import compiled_kernels, is_small
+from ._compiled import compiled_kernels, is_small, kernels_for
 from .gru import GRUCache, GRUWeights, _hoisted_bias, gru_backward, gru_forward
 from .recurrence import input_projection
 
@@ -32,9 +33,9 @@ class FusedGRUCache(NamedTuple):
 
 def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch_sizes=None, dropout=None):
     """Same contract as :func:`~.gru.gru_forward`."""
-    if batch_sizes is not None or dropout is not None:
+    kernels = kernels_for(x, weights) if batch_sizes is None and dropout is None else None
+    if kernels is None:
         return gru_forward(x, h0, weights, keep_cache, batch_sizes, dropout)
-    kernels = compiled_kernels()
     steps, batch, _ = x.shape
     hidden = h0.shape[-1]
     gates = input_projection(x, weights.weight_ih, _hoisted_bias(weights))  # (T, N, 3H), activated in place

@@ -42,6 +42,7 @@ import numpy as np
 from .activations import sigmoid, sigmoid_grad, tanh, tanh_grad
 from .recurrence import (
     GateDropout,
+    check_gate_dropout,
     gate_product,
     gate_product_input_grad,
     input_projection,
@@ -132,7 +133,7 @@ def lstm_forward(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True, batch
     ``dropout``, optional: per-gate masks on x and h (:class:`~.recurrence.GateDropout`).
     Returns ``(output, h_T, c_T, cache)``; ``cache`` is None when ``keep_cache`` is False.
     """
-    dropout = dropout or GateDropout()
+    dropout = check_gate_dropout("lstm_forward", dropout, 4, x.shape[1], x.shape[2], h0.shape[-1])
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
     z_input = input_projection(x, weights.weight_ih, bias, dropout.input)
 

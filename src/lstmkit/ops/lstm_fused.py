@@ -11,8 +11,8 @@ random inputs); the reference stays what people read. What is different:
 - The input projection before the loop and the weight gradients after it are one matrix
   product over all steps each, as in the reference.
 
-Variable lengths (``batch_sizes``), projections (``weight_hr``) and per-gate dropout masks go
-to the reference op.
+Variable lengths (``batch_sizes``), projections (``weight_hr``), per-gate dropout masks, mixed
+dtypes, and a machine without Numba go to the reference op.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._compiled import compiled_kernels, is_small
+from ._compiled import compiled_kernels, is_small, kernels_for
 from .lstm import LSTMCache, LSTMWeights, lstm_backward, lstm_forward
 from .recurrence import input_projection, projection_backward
 
@@ -37,9 +37,10 @@ class FusedLSTMCache(NamedTuple):
 
 def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True, batch_sizes=None, dropout=None):
     """Same contract as :func:`~.lstm.lstm_forward`."""
-    if batch_sizes is not None or weights.weight_hr is not None or dropout is not None:
+    plain = batch_sizes is None and weights.weight_hr is None and dropout is None
+    kernels = kernels_for(x, weights) if plain else None
+    if kernels is None:
         return lstm_forward(x, h0, c0, weights, keep_cache, batch_sizes, dropout)
-    kernels = compiled_kernels()
     steps, batch, _ = x.shape
     hidden = c0.shape[-1]
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh

@@ -51,6 +51,22 @@ class GateDropout(NamedTuple):
     recurrent: np.ndarray | None = None
 
 
+def check_gate_dropout(owner: str, dropout, gate_count: int, batch: int, features: int, state_size: int) -> GateDropout:
+    """``dropout`` (None: no masks) as a :class:`GateDropout` whose masks fit the call, or a
+    ValueError naming the shape expected and the shape given."""
+    if dropout is None:
+        return GateDropout()
+    if not isinstance(dropout, GateDropout):
+        raise TypeError(f"{owner}: dropout must be a GateDropout or None, got {type(dropout).__name__}")
+    counts = sorted({1, gate_count})
+    for name, masks, size in (("input", dropout.input, features), ("recurrent", dropout.recurrent, state_size)):
+        shape = np.shape(masks)
+        if masks is not None and (len(shape) != 3 or shape[0] not in counts or shape[1:] != (batch, size)):
+            raise ValueError(f"{owner}: dropout.{name} must have shape (K, {batch}, {size}) with K in {counts} "
+                             f"(one mask, or one per gate), got shape {shape}")
+    return dropout
+
+
 def _flat(array):
     return array.reshape(-1, array.shape[-1])
 

@@ -31,6 +31,7 @@ import numpy as np
 from .activations import relu, relu_grad, tanh, tanh_grad
 from .recurrence import (
     GateDropout,
+    check_gate_dropout,
     gate_product,
     gate_product_input_grad,
     input_projection,
@@ -88,7 +89,7 @@ def rnn_forward(x, h0, weights: RNNWeights, nonlinearity="tanh", keep_cache: boo
     ``dropout``, optional: masks on x and h (:class:`~.recurrence.GateDropout`, K = 1).
     Returns ``(output, h_T, cache)``; ``cache`` is None when ``keep_cache`` is False.
     """
-    dropout = dropout or GateDropout()
+    dropout = check_gate_dropout("rnn_forward", dropout, 1, x.shape[1], x.shape[2], h0.shape[-1])
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
     z_input = input_projection(x, weights.weight_ih, bias, dropout.input)
 
