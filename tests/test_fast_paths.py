@@ -203,3 +203,13 @@ def test_gate_dropout_of_the_wrong_shape_is_refused(field, shape, message):
     dropout = GateDropout(**{field: np.ones(shape)})
     with pytest.raises(ValueError, match=message):
         lstm_forward(x, h0, c0, weights, dropout=dropout)
+
+
+def test_float32_tanh_approximation_within_3e7_of_the_true_tanh():
+    from lstmkit.ops._kernels import _tanh_approx
+
+    points = np.concatenate([np.linspace(-12, 12, 20001), [0.0, 1e-30, -1e-30, 1e30, -1e30]]).astype(np.float32)
+    approximation = np.array([_tanh_approx(value) for value in points], dtype=np.float64)
+    assert float(np.max(np.abs(approximation - np.tanh(points.astype(np.float64))))) <= 3e-7
+    assert _tanh_approx(np.float32(np.inf)) == 1.0 and _tanh_approx(np.float32(-np.inf)) == -1.0
+    assert np.isnan(_tanh_approx(np.float32(np.nan)))
