@@ -62,7 +62,7 @@ def test_seed_example_cli_output(capsys):
     text = capsys.readouterr().out
     reference = torch.nn.LSTM(20, 100, 2)
     output, (h_n, c_n) = reference(torch.zeros(3, 1, 20))
-    assert f"input   (3, 1, 20)" in text
+    assert "input   (3, 1, 20)" in text
     assert f"output  {tuple(output.shape)}" in text
     assert f"h_n     {tuple(h_n.shape)}" in text
     assert f"c_n     {tuple(c_n.shape)}" in text

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import lstmkit
-from conftest import TORCH_DTYPES, assert_close, to_torch_module, torch_grads
+from conftest import assert_close, to_torch_module, torch_grads
 
 OPTIONS = list(
     itertools.product(

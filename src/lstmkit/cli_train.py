@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -14,7 +13,7 @@ from . import io
 from .data import MissingDatasetPackage
 from .grad_mode import no_grad
 from .tasks import TASKS, get_task
-from .train import BEST, TrainingDiverged, Trainer
+from .train import TrainingDiverged, Trainer
 
 # option name -> (type, help); None defaults mean "the task's recipe"
 TRAIN_OPTIONS = {

@@ -40,3 +40,14 @@ def kernels_for(x, weights):
 def is_small(batch: int, hidden: int, gate_count: int) -> bool:
     """Whether a layer runs its whole time loop in compiled code (see SMALL_LAYER_MULTIPLY_ADDS)."""
     return batch * hidden * gate_count * hidden <= SMALL_LAYER_MULTIPLY_ADDS
+
+
+def recurrent_products(h, weight_hh):
+    """The Python loop of a large layer: for t = 0 .. T-1, yields ``(t, h[t] W_hhᵀ)`` (N, G), one
+    BLAS product into one reused buffer. ``h`` is (T+1, N, H); the caller's step must write
+    h[t+1] before asking for the next product."""
+    product = np.empty((h.shape[1], weight_hh.shape[0]), dtype=h.dtype)
+    weight_hh_t = np.ascontiguousarray(weight_hh.T)  # BLAS is a little faster on it than on the view
+    for t in range(h.shape[0] - 1):
+        np.matmul(h[t], weight_hh_t, out=product)
+        yield t, product

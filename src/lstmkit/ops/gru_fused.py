@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._compiled import compiled_kernels, is_small, kernels_for
+from ._compiled import compiled_kernels, is_small, kernels_for, recurrent_products
 from .gru import GRUCache, GRUWeights, _hoisted_bias, gru_backward, gru_forward
 from .recurrence import input_projection
 
@@ -47,10 +47,7 @@ def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch
     if is_small(batch, hidden, 3):
         kernels.gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n)
     else:
-        recurrent = np.empty((batch, 3 * hidden), dtype=x.dtype)
-        weight_hh_t = np.ascontiguousarray(weight_hh.T)  # BLAS is a little faster on it than on the view
-        for t in range(steps):
-            np.matmul(h[t], weight_hh_t, out=recurrent)
+        for t, recurrent in recurrent_products(h, weight_hh):
             kernels.gru_cell_forward(gates[t], recurrent, bias_hn, h[t], hidden_n[t if keep_cache else 0], h[t + 1])
     if not keep_cache:
         return h[1:], h[-1].copy(), None

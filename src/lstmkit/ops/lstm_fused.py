@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._compiled import compiled_kernels, is_small, kernels_for
+from ._compiled import compiled_kernels, is_small, kernels_for, recurrent_products
 from .lstm import LSTMCache, LSTMWeights, lstm_backward, lstm_forward
 from .recurrence import input_projection, projection_backward
 
@@ -54,10 +54,7 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     if is_small(batch, hidden, 4):
         kernels.lstm_loop_forward(gates, weight_hh, h, c, tanh_c)
     else:
-        recurrent = np.empty((batch, 4 * hidden), dtype=x.dtype)
-        weight_hh_t = np.ascontiguousarray(weight_hh.T)  # BLAS is a little faster on it than on the view
-        for t in range(steps):
-            np.matmul(h[t], weight_hh_t, out=recurrent)
+        for t, recurrent in recurrent_products(h, weight_hh):
             kernels.lstm_cell_forward(gates[t], recurrent, c[t % depth], c[(t + 1) % depth],
                                       tanh_c[t if keep_cache else 0], h[t + 1])
     c_last = c[steps % depth].copy()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from ..data.text import Corpus, lm_batches, load_ptb, load_text_file
 from ..grad_mode import no_grad
