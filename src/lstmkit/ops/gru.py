@@ -72,7 +72,7 @@ class GRUCache(NamedTuple):
     steps: GRUStep  # every step's GRUStep, each field stacked over time: (T, N, ·)
     weights: GRUWeights
     batch_sizes: np.ndarray | None
-    dropout: GateDropout | None = None  # masks on x and h (Keras' dropout), None without
+    dropout: GateDropout  # masks on x and h (Keras' dropout); fields None where there are none
 
 
 def gru_step(z_input, h_prev, weight_hh, bias_hn=None, recurrent_masks=None):
@@ -149,7 +149,7 @@ def gru_backward(doutput, dh_last, cache: GRUCache):
 
     Returns ``(dx, dh0, dweights)`` with ``dweights`` a :class:`GRUWeights` of gradients.
     """
-    weights, dropout = cache.weights, cache.dropout or GateDropout()
+    weights, dropout = cache.weights, cache.dropout
 
     def step_backward(t, active, dh):
         step = GRUStep(*(part[t, :active] for part in cache.steps))

@@ -79,7 +79,7 @@ class LSTMCache(NamedTuple):
     steps: LSTMStep  # every step's LSTMStep, each field stacked over time: (T, N, ·)
     weights: LSTMWeights
     batch_sizes: np.ndarray | None  # (T,) active sequences per step, None when all run to the end
-    dropout: GateDropout | None = None  # masks on x and h (Keras' dropout), None without
+    dropout: GateDropout  # masks on x and h (Keras' dropout); fields None where there are none
 
 
 def lstm_step(z_input, h_prev, c_prev, weight_hh, weight_hr=None, recurrent_masks=None):
@@ -152,7 +152,7 @@ def lstm_backward(doutput, dh_last, dc_last, cache: LSTMCache):
     (N, H) those of h_T and c_T. Returns ``(dx, dh0, dc0, dweights)`` with ``dweights`` an
     :class:`LSTMWeights` of gradients (biases and weight_hr None where the layer has none).
     """
-    weights, dropout = cache.weights, cache.dropout or GateDropout()
+    weights, dropout = cache.weights, cache.dropout
 
     def step_backward(t, active, dh, dc):
         step = LSTMStep(*(part[t, :active] for part in cache.steps))

@@ -64,7 +64,7 @@ class RNNCache(NamedTuple):
     nonlinearity: str
     weights: RNNWeights
     batch_sizes: np.ndarray | None
-    dropout: GateDropout | None = None  # masks on x and h (Keras' dropout), None without
+    dropout: GateDropout  # masks on x and h (Keras' dropout); fields None where there are none
 
 
 def rnn_step(z_input, h_prev, weight_hh, nonlinearity="tanh", recurrent_masks=None):
@@ -106,7 +106,7 @@ def rnn_backward(doutput, dh_last, cache: RNNCache):
 
     Returns ``(dx, dh0, dweights)`` with ``dweights`` an :class:`RNNWeights` of gradients.
     """
-    weights, dropout = cache.weights, cache.dropout or GateDropout()
+    weights, dropout = cache.weights, cache.dropout
 
     def step_backward(t, active, dh):
         dz, dh_prev = rnn_step_backward(dh, cache.h[t + 1, :active], weights.weight_hh, cache.nonlinearity,
