@@ -213,3 +213,34 @@ def test_float32_tanh_approximation_within_3e7_of_the_true_tanh():
     assert float(np.max(np.abs(approximation - np.tanh(points.astype(np.float64))))) <= 3e-7
     assert abs(_tanh_approx(np.float32(np.inf)) - 1.0) <= 3e-7 and abs(_tanh_approx(np.float32(-np.inf)) + 1.0) <= 3e-7
     assert np.isnan(_tanh_approx(np.float32(np.nan)))
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_results_outlive_the_next_call(kind, loop):
+    """Scratch buffers are reused from call to call (ops._workspace): nothing a call returned,
+    inference outputs and states or training gradients, may change when the next call runs."""
+    rng = np.random.default_rng(3)
+    sizes = (9, 3, 5, 8)
+    if kind == "LSTM":
+        problems = [random_problem(rng, np.float32, True, sizes) for _ in range(2)]
+        forward, backward = lstm_forward_fused, lstm_backward_fused
+
+        def run(problem):
+            x, h0, c0, weights, (dout, dh, dc) = problem
+            inference = lstm_forward_fused(x, h0, c0, weights, keep_cache=False)[:3]
+            return (*inference, *backward(dout, dh, dc, forward(x, h0, c0, weights)[3])[:3])
+    else:
+        problems = [random_gru_problem(rng, np.float32, True, sizes) for _ in range(2)]
+        forward, backward = gru_forward_fused, gru_backward_fused
+
+        def run(problem):
+            x, h0, weights, (dout, dh) = problem
+            inference = gru_forward_fused(x, h0, weights, keep_cache=False)[:2]
+            return (*inference, *backward(dout, dh, forward(x, h0, weights)[2])[:2])
+
+    first = run(problems[0])
+    kept = [array.copy() for array in first]
+    second = run(problems[1])
+    for held, copy, other in zip(first, kept, second):
+        np.testing.assert_array_equal(held, copy)
+        assert not np.array_equal(held, other)  # the second call did compute something else
