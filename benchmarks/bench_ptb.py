@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from lstmkit.data.text import lm_batches, load_ptb
+from lstmkit.io import atomic_write
 from lstmkit.nn.language_model import LanguageModel
 from lstmkit.nn.losses import CrossEntropyLoss
 from lstmkit.optim import SGD, clip_grad_norm_
@@ -110,8 +111,9 @@ def main(argv=None):
         print(f"{name:>8}: {value:7.1f} s per epoch of {len(epoch)} batches ({1e3 * seconds[name] / (len(batches) - 1):.1f} ms a batch)")
     print(f"ratio lstmkit/torch: {per_epoch['lstmkit'] / per_epoch['torch']:.2f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"batches_timed": len(batches) - 1, "batches_per_epoch": len(epoch),
-                                               "seconds_per_epoch": per_epoch, "first_batch_loss": first}, indent=2))
+        result = {"batches_timed": len(batches) - 1, "batches_per_epoch": len(epoch), "seconds_per_epoch": per_epoch,
+                  "first_batch_loss": first}
+        atomic_write(args.json, lambda handle: handle.write(json.dumps(result, indent=2)), mode="w")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 import lstmkit
+from lstmkit.io import atomic_write
 
 GRID = [(28, 64, 28, 128), (100, 32, 64, 128), (100, 64, 256, 256), (50, 128, 512, 512), (200, 16, 32, 64),
         (100, 1, 64, 128), (1000, 1, 32, 32)]
@@ -128,12 +129,14 @@ def timed_functions(kind, ours, theirs, x, onnx):
     return functions, errors
 
 
-def peak_memory(framework, kind, config) -> float:
-    """MiB of a training step's peak above what it starts with, in a fresh process (memory_probe.py)."""
+def peak_memory(framework, kind, config) -> tuple[float, float]:
+    """MiB of a training step's peak above what it starts with, in a fresh process (memory_probe.py):
+    resident memory, and bytes live in the framework's own allocations."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="4096", MALLOC_TRIM_THRESHOLD_="0", MALLOC_TOP_PAD_="0",
                NUMPY_MADVISE_HUGEPAGE="0", PYTHONPATH=os.pathsep.join(sys.path))
     command = [sys.executable, str(HERE / "memory_probe.py"), framework, kind, *map(str, config)]
-    return float(subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout.split()[-1])
+    resident, allocated = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout.split()[-2:]
+    return float(resident), float(allocated)
 
 
 def measure(kind, config, repeats, prime, onnx, memory):
@@ -155,8 +158,8 @@ def measure(kind, config, repeats, prime, onnx, memory):
            "forward_gflop": forward_flops(kind, steps, batch, features, hidden, layers, 2 if bidirectional else 1) / 1e9}
     row.update({name: statistics.median(values) for name, values in times.items()})
     if memory:
-        row["ours_training_peak_mib"] = peak_memory("lstmkit", kind, config)
-        row["torch_training_peak_mib"] = peak_memory("torch", kind, config)
+        for framework, prefix in (("lstmkit", "ours"), ("torch", "torch")):
+            row[f"{prefix}_training_peak_mib"], row[f"{prefix}_training_allocated_mib"] = peak_memory(framework, kind, config)
     return row
 
 
@@ -190,7 +193,8 @@ def _print_row(row):
     cells.append(f"{row['ours_training'] * 1e3:>8.2f}{row['torch_training'] * 1e3:>8.2f}{row['training_ratio']:>6.2f}"
                  f"{100 * row['training_peak_share']:>5.0f}%")
     if "ours_training_peak_mib" in row:
-        cells.append(f"{row['ours_training_peak_mib']:>7.1f}{row['torch_training_peak_mib']:>7.1f}")
+        cells.append(f"{row['ours_training_peak_mib']:>7.1f}{row['torch_training_peak_mib']:>7.1f}"
+                     f"{row['ours_training_allocated_mib']:>7.1f}{row['torch_training_allocated_mib']:>7.1f}")
     print(" | ".join(cells), flush=True)
 
 
@@ -211,7 +215,7 @@ def main(argv=None):
           f"({torch.get_num_threads()} threads), numpy {np.__version__}; float32 matmul peak {peak:.0f} GFLOP/s")
     print("times in ms; ratio = lstmkit/peer; %pk = lstmkit's GFLOP/s over the matmul peak; memory in MiB")
     print(f"{'layer  T    N   I   H':<26} | {'ours   torch  ratio    onnx  ratio  %pk':>44} | "
-          f"{'train ours  torch  ratio  %pk':>35}" + (f" | {'mem ours  torch':>14}" if args.memory else ""))
+          f"{'train ours  torch  ratio  %pk':>35}" + (f" | {'resident ours torch  allocated ours torch':>28}" if args.memory else ""))
     rows = []
     for kind in args.kinds:
         configs = [(*config, 1, False) for config in GRID] + [BIDIRECTIONAL]
@@ -230,7 +234,7 @@ def main(argv=None):
     if args.json:
         result = {"machine": platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
                   "numpy": np.__version__, "matmul_peak_gflops": peak, "summary": summary, "rows": rows}
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        atomic_write(args.json, lambda handle: handle.write(json.dumps(result, indent=2)), mode="w")
 
 
 if __name__ == "__main__":

@@ -12,13 +12,26 @@ size follows the live buffers (many small per-step ones as well as a few large) 
 malloc's caches; NumPy's huge pages are off, so a buffer counts its own pages and no more.
 Buffers under 4 KiB still come from malloc's heap and are not seen: torch's per-step tensors at
 batch 1 are that small, so its numbers there are lower bounds.
+
+A second number, printed after the first, counts the same step at the allocator instead: the
+peak of the bytes live in the framework's own allocations above those live before the step.
+For torch that is its CPU allocator's running total ("Total Allocated") as torch.profiler
+records it at every allocation and free (with profile_memory=True), intermediate tensors of
+its fused kernels included; for lstmkit, tracemalloc's peak, which counts every NumPy array's
+data (NumPy reports them to it) and Python's own objects too. Neither sees malloc's caches, so
+small per-step buffers count exactly. lstmkit's scratch buffers (``lstmkit.ops.release_workspace``)
+are dropped before each measured step, so their memory counts inside the step, not before it.
 """
 
 from __future__ import annotations
 
 import gc
+import json
+import os
 import re
 import sys
+import tempfile
+import tracemalloc
 
 
 def _status(field: str) -> int:
@@ -55,17 +68,54 @@ def main(argv) -> None:
             model(x)
             model.backward(dout)
 
+    def settle():
+        model.zero_grad()
+        if framework == "torch":
+            inputs.grad = None
+        else:
+            lstmkit.ops.release_workspace()
+        gc.collect()
+
     for _ in range(2):  # warm-up: libraries loaded, kernels compiled, pools filled
         step()
-    model.zero_grad()
-    if framework == "torch":
-        inputs.grad = None
-    gc.collect()
+    settle()
     before = _status("VmRSS")
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")  # reset the high-water mark to the current resident size
     step()
-    print((_status("VmHWM") - before) / 1024)
+    resident = (_status("VmHWM") - before) / 1024
+    settle()
+    allocated = _torch_allocated_peak(step) if framework == "torch" else _traced_peak(step)
+    print(resident, allocated / 2**20)
+
+
+def _traced_peak(step) -> int:
+    """Bytes: tracemalloc's peak during ``step`` above what was traced when it began."""
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    step()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak - before
+
+
+def _torch_allocated_peak(step) -> int:
+    """Bytes: the largest running total of torch's CPU allocations during ``step``, from the
+    memory events torch.profiler writes (each carries the allocator's total after it)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        step()
+    handle, path = tempfile.mkstemp(suffix=".json")
+    os.close(handle)
+    try:
+        profiler.export_chrome_trace(path)
+        with open(path) as trace:
+            events = json.load(trace)["traceEvents"]
+    finally:
+        os.unlink(path)
+    totals = [event["args"]["Total Allocated"] for event in events if event.get("name") == "[memory]"]
+    return max([0, *totals])  # the total starts from 0 when profiling starts
 
 
 if __name__ == "__main__":

@@ -18,17 +18,18 @@ def markdown(result: dict) -> str:
         f"Matrix-product peak measured in the same run: {result['matmul_peak_gflops']:.0f} GFLOP/s (float32, "
         f"{result['cores']} cores); torch {result['torch']}, numpy {result['numpy']}. Times in ms; ratios are "
         "lstmkit's time over the peer's; % peak is lstmkit's GFLOP/s over the matrix-product peak; memory is a "
-        "training step's peak above what it starts with, in MiB.",
+        "training step's peak above what it starts with, in MiB: resident (what the kernel sees) and allocated "
+        "(bytes live in the framework's own allocations; see benchmarks/memory_probe.py).",
         "",
         "| layer | T | N | I | H | inference lstmkit | torch | ratio | onnxruntime | ratio | % peak "
-        "| training lstmkit | torch | ratio | % peak | memory lstmkit | torch |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| training lstmkit | torch | ratio | % peak | resident lstmkit | torch | allocated lstmkit | torch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         name = row["kind"] + (" (2 layers, bidirectional)" if row["bidirectional"] else "")
         onnx = [_ms(row["onnx_inference"]), f"{row['onnx_ratio']:.2f}"] if "onnx_inference" in row else ["", ""]
-        memory = ([f"{row['ours_training_peak_mib']:.1f}", f"{row['torch_training_peak_mib']:.1f}"]
-                  if "ours_training_peak_mib" in row else ["", ""])
+        memory = ([f"{row[f'{who}_training_{what}_mib']:.1f}" for what in ("peak", "allocated") for who in ("ours", "torch")]
+                  if "ours_training_allocated_mib" in row else ["", "", "", ""])
         cells = [name, row["T"], row["N"], row["I"], row["H"], _ms(row["ours_inference"]), _ms(row["torch_inference"]),
                  f"{row['inference_ratio']:.2f}", *onnx, f"{100 * row['inference_peak_share']:.0f}%",
                  _ms(row["ours_training"]), _ms(row["torch_training"]), f"{row['training_ratio']:.2f}",

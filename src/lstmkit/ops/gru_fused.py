@@ -92,7 +92,9 @@ def _gradients(x, h_previous, dz_input, dz_hidden_n, weights: GRUWeights, dh0):
     dz_flat, h_flat = flat(dz_input), flat(h_previous)
     dx = (dz_flat @ weights.weight_ih).reshape(x.shape)
     dweight_ih = dz_flat.T @ flat(x)
-    dweight_hh = np.concatenate([dz_flat[:, : 2 * hidden].T @ h_flat, flat(dz_hidden_n).T @ h_flat])
+    dweight_hh = np.empty((3 * hidden, hidden), dtype=dz_flat.dtype)  # written block by block: no concatenated copy
+    np.matmul(dz_flat[:, : 2 * hidden].T, h_flat, out=dweight_hh[: 2 * hidden])
+    np.matmul(flat(dz_hidden_n).T, h_flat, out=dweight_hh[2 * hidden :])
     if weights.bias_ih is None:
         return dx, dh0, GRUWeights(dweight_ih, dweight_hh)
     dbias_ih = dz_flat.sum(axis=0)
