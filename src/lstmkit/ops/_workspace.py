@@ -11,6 +11,7 @@ pre-activation gradients of a backward. Buffers over :data:`LARGEST_KEPT` bytes 
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -24,7 +25,7 @@ def scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
     """An uninitialised C-contiguous array of ``shape`` and ``dtype``, valid until this thread
     asks for ``name`` again: the caller must not let it (or a view of it) escape."""
     dtype = np.dtype(dtype)
-    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    size = math.prod(shape) * dtype.itemsize
     if size > LARGEST_KEPT:
         return np.empty(shape, dtype)
     kept = getattr(_buffers, "by_name", None)
