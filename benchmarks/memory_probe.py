@@ -19,8 +19,7 @@ For torch that is its CPU allocator's running total ("Total Allocated") as torch
 records it at every allocation and free (with profile_memory=True), intermediate tensors of
 its fused kernels included; for lstmkit, tracemalloc's peak, which counts every NumPy array's
 data (NumPy reports them to it) and Python's own objects too. Neither sees malloc's caches, so
-small per-step buffers count exactly. lstmkit's scratch buffers (``lstmkit.ops.release_workspace``)
-are dropped before each measured step, so their memory counts inside the step, not before it.
+small per-step buffers count exactly.
 """
 
 from __future__ import annotations
@@ -72,8 +71,6 @@ def main(argv) -> None:
         model.zero_grad()
         if framework == "torch":
             inputs.grad = None
-        else:
-            lstmkit.ops.release_workspace()
         gc.collect()
 
     for _ in range(2):  # warm-up: libraries loaded, kernels compiled, pools filled

@@ -217,8 +217,8 @@ def test_float32_tanh_approximation_within_3e7_of_the_true_tanh():
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
 def test_results_outlive_the_next_call(kind, loop):
-    """Scratch buffers are reused from call to call (ops._workspace): nothing a call returned,
-    inference outputs and states or training gradients, may change when the next call runs."""
+    """Nothing a call returned, inference outputs and states or training gradients, may change
+    when the next call runs (no buffer a fast path hands out is reused)."""
     rng = np.random.default_rng(3)
     sizes = (9, 3, 5, 8)
     if kind == "LSTM":

@@ -7,8 +7,6 @@ import warnings
 
 import numpy as np
 
-from ._workspace import scratch
-
 # A layer whose recurrent product per step, N x H x G·H multiply-adds, is at most this many runs
 # its whole time loop compiled (hand-written product, no call back into Python per step); a
 # larger one calls BLAS for the product from a Python loop, where the call's microseconds no
@@ -44,19 +42,12 @@ def is_small(batch: int, hidden: int, gate_count: int) -> bool:
     return batch * hidden * gate_count * hidden <= SMALL_LAYER_MULTIPLY_ADDS
 
 
-def transposed(weight_hh):
-    """W_hhᵀ (H, G) as a C-contiguous scratch copy (see :mod:`._workspace`): both the compiled
-    product (its inner loop runs along G) and BLAS are faster on it than on W_hh (G, H)."""
-    weight_hh_t = scratch("weight_hh_t", weight_hh.shape[::-1], weight_hh.dtype)
-    np.copyto(weight_hh_t, weight_hh.T)
-    return weight_hh_t
-
-
-def recurrent_products(h, weight_hh_t):
+def recurrent_products(h, weight_hh):
     """The Python loop of a large layer: for t = 0 .. T-1, yields ``(t, h[t] W_hhᵀ)`` (N, G), one
-    BLAS product into one reused buffer. ``h`` is (T+1, N, H), ``weight_hh_t`` (H, G); the
-    caller's step must write h[t+1] before asking for the next product."""
-    product = np.empty((h.shape[1], weight_hh_t.shape[1]), dtype=h.dtype)
+    BLAS product into one reused buffer. ``h`` is (T+1, N, H); the caller's step must write
+    h[t+1] before asking for the next product."""
+    product = np.empty((h.shape[1], weight_hh.shape[0]), dtype=h.dtype)
+    weight_hh_t = np.ascontiguousarray(weight_hh.T)  # BLAS is a little faster on it than on the view
     for t in range(h.shape[0] - 1):
         np.matmul(h[t], weight_hh_t, out=product)
         yield t, product

@@ -4,8 +4,7 @@
 :func:`~.gru.gru_forward` and :func:`~.gru.gru_backward` do (tests prove them equal on random
 inputs); the reference stays what people read. As in :mod:`.lstm_fused`: each step's
 nonlinearities and state update are one compiled pass (:mod:`._kernels`) into buffers
-preallocated for the whole sequence (those that stay inside a call reused from call to call,
-:mod:`._workspace`), a small layer runs its whole time loop compiled, a large
+preallocated for the whole sequence, a small layer runs its whole time loop compiled, a large
 one calls BLAS for the recurrent product from Python, and the input projection and the weight
 gradients are one matrix product over all steps each.
 
@@ -19,9 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._compiled import compiled_kernels, is_small, kernels_for, recurrent_products, transposed
+from ._compiled import compiled_kernels, is_small, kernels_for, recurrent_products
 from .gru import GRUCache, GRUWeights, _hoisted_bias, gru_backward, gru_forward
-from ._workspace import scratch
 from .recurrence import input_projection
 
 
@@ -40,8 +38,7 @@ def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch
         return gru_forward(x, h0, weights, keep_cache, batch_sizes, dropout)
     steps, batch, _ = x.shape
     hidden = h0.shape[-1]
-    gates = None if keep_cache else scratch("gru gates", (steps, batch, 3 * hidden), x.dtype)
-    gates = input_projection(x, weights.weight_ih, _hoisted_bias(weights), out=gates)  # (T, N, 3H), activated in place
+    gates = input_projection(x, weights.weight_ih, _hoisted_bias(weights))  # (T, N, 3H), activated in place
     weight_hh = np.ascontiguousarray(weights.weight_hh, dtype=x.dtype)  # (3H, H)
     bias_hn = np.zeros(hidden, x.dtype) if weights.bias_hh is None else weights.bias_hh[2 * hidden :].astype(x.dtype)
     h = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
@@ -50,7 +47,7 @@ def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch
     if is_small(batch, hidden, 3):
         kernels.gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n)
     else:
-        for t, recurrent in recurrent_products(h, transposed(weight_hh)):
+        for t, recurrent in recurrent_products(h, weight_hh):
             kernels.gru_cell_forward(gates[t], recurrent, bias_hn, h[t], hidden_n[t if keep_cache else 0], h[t + 1])
     if not keep_cache:
         return h[1:], h[-1].copy(), None
@@ -65,7 +62,7 @@ def gru_backward_fused(doutput, dh_last, cache):
     x, h, gates, hidden_n, weights = cache
     weight_hh = np.ascontiguousarray(weights.weight_hh, dtype=x.dtype)  # (3H, H)
     doutput = np.ascontiguousarray(doutput, dtype=x.dtype)
-    dz_input, dz_hidden_n = scratch("gru dz", gates.shape, x.dtype), scratch("gru dz_n", hidden_n.shape, x.dtype)
+    dz_input, dz_hidden_n = np.empty_like(gates), np.empty_like(hidden_n)
     dh = np.array(dh_last, dtype=x.dtype, copy=True)
     batch, hidden = dh.shape
     if is_small(batch, hidden, 3):

@@ -5,9 +5,7 @@
 random inputs); the reference stays what people read. What is different:
 
 - Each step's nonlinearities and state update are one compiled pass (:mod:`._kernels`), writing
-  into buffers preallocated for the whole sequence; nothing is allocated inside the loop, and
-  temporaries that stay inside a call (an inference's gates, a backward's dz) are reused from
-  call to call (:mod:`._workspace`).
+  into buffers preallocated for the whole sequence; nothing is allocated inside the loop.
 - A small layer runs its whole time loop compiled; a large one calls BLAS for the recurrent
   product from Python (:mod:`._compiled` draws the line).
 - The input projection before the loop and the weight gradients after it are one matrix
@@ -23,8 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._compiled import compiled_kernels, is_small, kernels_for, recurrent_products, transposed
-from ._workspace import scratch
+from ._compiled import compiled_kernels, is_small, kernels_for, recurrent_products
 from .lstm import LSTMCache, LSTMWeights, lstm_backward, lstm_forward
 from .recurrence import input_projection, projection_backward
 
@@ -47,8 +44,7 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     steps, batch, _ = x.shape
     hidden = c0.shape[-1]
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
-    gates = None if keep_cache else scratch("lstm gates", (steps, batch, 4 * hidden), x.dtype)
-    gates = input_projection(x, weights.weight_ih, bias, out=gates)  # (T, N, 4H), activated in place below
+    gates = input_projection(x, weights.weight_ih, bias)  # (T, N, 4H), activated in place below
     weight_hh = np.ascontiguousarray(weights.weight_hh, dtype=x.dtype)  # (4H, H)
     depth = steps + 1 if keep_cache else 2
     h = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
@@ -58,7 +54,7 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     if is_small(batch, hidden, 4):
         kernels.lstm_loop_forward(gates, weight_hh, h, c, tanh_c)
     else:
-        for t, recurrent in recurrent_products(h, transposed(weight_hh)):
+        for t, recurrent in recurrent_products(h, weight_hh):
             kernels.lstm_cell_forward(gates[t], recurrent, c[t % depth], c[(t + 1) % depth],
                                       tanh_c[t if keep_cache else 0], h[t + 1])
     c_last = c[steps % depth].copy()
@@ -77,7 +73,7 @@ def lstm_backward_fused(doutput, dh_last, dc_last, cache):
     hidden = h.shape[-1]
     weight_hh = np.ascontiguousarray(weights.weight_hh, dtype=x.dtype)  # (4H, H)
     doutput = np.ascontiguousarray(doutput, dtype=x.dtype)
-    dz = scratch("lstm dz", gates.shape, x.dtype)
+    dz = np.empty_like(gates)
     dh = np.array(dh_last, dtype=x.dtype, copy=True)
     dc = np.array(dc_last, dtype=x.dtype, copy=True)
     if is_small(batch, hidden, 4):

@@ -75,18 +75,14 @@ def _blocks(weight, masks, axis=0):
     return np.split(weight, len(masks), axis=axis)
 
 
-def gate_product(a, weight, masks=None, out=None):
+def gate_product(a, weight, masks=None):
     """``a Wᵀ`` (..., N, F) x (G, F) -> (..., N, G), with block k of W's rows applied to
-    ``a ⊙ masks[k]``. ``masks`` (K, M, F), M >= N: its first N rows count (the active ones).
-    ``out``: a C-contiguous array of the result's shape to write it into, or None."""
-    flat_out = None if out is None else _flat(out)
+    ``a ⊙ masks[k]``. ``masks`` (K, M, F), M >= N: its first N rows count (the active ones)."""
     if masks is None:
-        flat = np.matmul(_flat(a), weight.T, out=flat_out)
-    else:
-        rows = a.shape[-2]
-        parts = [_flat(a * mask[:rows]) @ block.T for mask, block in zip(masks, _blocks(weight, masks))]
-        flat = np.concatenate(parts, axis=-1, out=flat_out)
-    return flat.reshape(*a.shape[:-1], -1)
+        return (_flat(a) @ weight.T).reshape(*a.shape[:-1], -1)
+    rows = a.shape[-2]
+    parts = [_flat(a * mask[:rows]) @ block.T for mask, block in zip(masks, _blocks(weight, masks))]
+    return np.concatenate(parts, axis=-1).reshape(*a.shape[:-1], -1)
 
 
 def gate_product_input_grad(dz, weight, masks=None):
@@ -107,11 +103,11 @@ def gate_product_weight_grad(dz, a, masks=None):
     return np.concatenate(parts, axis=0)
 
 
-def input_projection(x, weight_ih, bias=None, masks=None, out=None):
+def input_projection(x, weight_ih, bias=None, masks=None):
     """``x W_ihᵀ + bias`` for all T steps as one matrix product (T*N, I) x (I, G): the part
     of the pre-activations that does not depend on the previous state (cuDNN's trick).
-    ``masks``: :attr:`GateDropout.input`, or None; ``out``: see :func:`gate_product`."""
-    z_input = gate_product(x, weight_ih, masks, out)
+    ``masks``: :attr:`GateDropout.input`, or None."""
+    z_input = gate_product(x, weight_ih, masks)
     if bias is not None:
         z_input += bias
     return z_input
