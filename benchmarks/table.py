@@ -15,7 +15,8 @@ def _ms(seconds: float) -> str:
 
 def markdown(result: dict) -> str:
     lines = [
-        f"Matrix-product peak measured in the same run: {result['matmul_peak_gflops']:.0f} GFLOP/s (float32, "
+        f"Matrix-product peak measured in the same run: {result['matmul_peak_gflops']:.0f} GFLOP/s (float32, the "
+        f"best of measurements before every row; the worst was {result['matmul_peak_gflops_worst']:.0f}; "
         f"{result['cores']} cores); torch {result['torch']}, numpy {result['numpy']}. Times in ms; ratios are "
         "lstmkit's time over the peer's; % peak is lstmkit's GFLOP/s over the matrix-product peak; memory is a "
         "training step's peak above what it starts with, in MiB: resident (what the kernel sees) and allocated "
