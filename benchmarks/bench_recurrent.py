@@ -6,9 +6,10 @@ backward with parameter gradients) in one process, alternating the frameworks, m
 --repeats runs after warm-up, float32. onnxruntime's LSTM/GRU operator is a second inference peer.
 Prints a table (times, ratios lstmkit/peer, GFLOP/s, % of the float32 matrix-product peak
 measured in the same run, per-step latency of batch-1 rows, peak memory of a training step with
---memory) and writes JSON. The peak is measured before every row and the best of them taken (this
-machine's speed drifts by 10-15% within minutes), so the shares are against the fastest the
-machine was during the run.
+--memory) and writes JSON. The peak is a float32 (2048 x 2048) x (2048 x 2048) product with
+NumPy's BLAS, timed for every row in turn with the frameworks, median of the same --repeats runs:
+this machine's speed drifts by 10-30% within minutes, and a row's share is only meaningful against
+a peak measured in the same moments.
 
     pip install -e '.[bench]'
     python benchmarks/bench_recurrent.py --memory --json benchmarks/results-cpu-2core.json
@@ -44,12 +45,13 @@ GATES = {"LSTM": 4, "GRU": 3}
 HERE = Path(__file__).resolve().parent
 
 
-def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
-    """GFLOP/s of a float32 (size x size) matrix product with NumPy's BLAS (the best of ``repeats``)."""
-    a, b = (np.random.default_rng(0).standard_normal((size, size)).astype(np.float32) for _ in range(2))
-    a @ b
-    best = min(_seconds(lambda: a @ b) for _ in range(repeats))
-    return 2 * size**3 / best / 1e9
+PEAK_SIZE = 2048
+
+
+def matmul_peak_function():
+    """A float32 (PEAK_SIZE x PEAK_SIZE) matrix product with NumPy's BLAS: the machine's peak."""
+    a, b = (np.random.default_rng(0).standard_normal((PEAK_SIZE, PEAK_SIZE)).astype(np.float32) for _ in range(2))
+    return lambda: a @ b
 
 
 def _seconds(function) -> float:
@@ -146,6 +148,7 @@ def measure(kind, config, repeats, prime, onnx, memory):
     ours, theirs = build(kind, features, hidden, layers, bidirectional)
     x = np.random.default_rng(1).standard_normal((steps, batch, features)).astype(np.float32)
     functions, errors = timed_functions(kind, ours, theirs, x, onnx)
+    functions["matmul_peak"] = matmul_peak_function()
     times = {name: [] for name in functions}
     for function in functions.values():  # warm-up
         function()
@@ -159,14 +162,16 @@ def measure(kind, config, repeats, prime, onnx, memory):
            "bidirectional": bidirectional, "max_abs_difference": errors,
            "forward_gflop": forward_flops(kind, steps, batch, features, hidden, layers, 2 if bidirectional else 1) / 1e9}
     row.update({name: statistics.median(values) for name, values in times.items()})
+    row["matmul_peak_gflops"] = 2 * PEAK_SIZE**3 / row.pop("matmul_peak") / 1e9
     if memory:
         for framework, prefix in (("lstmkit", "ours"), ("torch", "torch")):
             row[f"{prefix}_training_peak_mib"], row[f"{prefix}_training_allocated_mib"] = peak_memory(framework, kind, config)
     return row
 
 
-def _summary(rows, peak):
+def _summary(rows):
     for row in rows:
+        peak = row["matmul_peak_gflops"]
         row["inference_ratio"] = row["ours_inference"] / row["torch_inference"]
         row["training_ratio"] = row["ours_training"] / row["torch_training"]
         if "onnx_inference" in row:
@@ -191,7 +196,7 @@ def _print_row(row):
              f"{row['ours_inference'] * 1e3:>8.2f}{row['torch_inference'] * 1e3:>8.2f}{row['inference_ratio']:>6.2f}"]
     if "onnx_inference" in row:
         cells[-1] += f"{row['onnx_inference'] * 1e3:>8.2f}{row['onnx_ratio']:>6.2f}"
-    cells[-1] += f"{100 * row['inference_peak_share']:>5.0f}%"
+    cells[-1] += f"{100 * row['inference_peak_share']:>5.0f}%{row['matmul_peak_gflops']:>5.0f}"
     cells.append(f"{row['ours_training'] * 1e3:>8.2f}{row['torch_training'] * 1e3:>8.2f}{row['training_ratio']:>6.2f}"
                  f"{100 * row['training_peak_share']:>5.0f}%")
     if "ours_training_peak_mib" in row:
@@ -212,24 +217,21 @@ def main(argv=None):
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
-    peaks = [matmul_peak()]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), numpy {np.__version__}; float32 matmul peak {peaks[0]:.0f} GFLOP/s")
-    print("times in ms; ratio = lstmkit/peer; %pk = lstmkit's GFLOP/s over the best matmul peak so far; memory in MiB")
-    print(f"{'layer  T    N   I   H':<26} | {'ours   torch  ratio    onnx  ratio  %pk':>44} | "
+          f"({torch.get_num_threads()} threads), numpy {np.__version__}")
+    print("times in ms; ratio = lstmkit/peer; %pk = lstmkit's GFLOP/s over the row's matmul peak; memory in MiB")
+    print(f"{'layer  T    N   I   H':<26} | {'ours   torch  ratio    onnx  ratio  %pk peak':>49} | "
           f"{'train ours  torch  ratio  %pk':>35}" + (f" | {'resident ours torch  allocated ours torch':>28}" if args.memory else ""))
     rows = []
     for kind in args.kinds:
         configs = [(*config, 1, False) for config in GRID] + [BIDIRECTIONAL]
         for config in [configs[index] for index in args.rows] if args.rows else configs:
-            peaks.append(matmul_peak(repeats=3))
             rows.append(measure(kind, config, args.repeats, args.prime, not args.no_onnx, args.memory))
-            rows[-1]["matmul_peak_gflops_before"] = peaks[-1]
-            _summary(rows[-1:], max(peaks))
+            _summary(rows[-1:])
             _print_row(rows[-1])
-    peak = max(peaks)
-    print(f"float32 matmul peak: best {peak:.0f} GFLOP/s, worst {min(peaks):.0f}, over {len(peaks)} measurements")
-    summary = _summary(rows, peak)
+    peaks = [row["matmul_peak_gflops"] for row in rows]
+    print(f"float32 matmul peak, the rows' medians: {min(peaks):.0f} to {max(peaks):.0f} GFLOP/s")
+    summary = _summary(rows)
     for name, values in summary.items():
         print(f"{name}: geometric mean {values['geometric_mean']:.2f}, worst {values['worst']:.2f}")
     for row in rows:
@@ -239,8 +241,7 @@ def main(argv=None):
                   f"torch {row['torch_inference'] / row['T'] * 1e6:.1f} µs")
     if args.json:
         result = {"machine": platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
-                  "numpy": np.__version__, "matmul_peak_gflops": peak,
-                  "matmul_peak_gflops_worst": min(peaks), "summary": summary, "rows": rows}
+                  "numpy": np.__version__, "summary": summary, "rows": rows}
         atomic_write(args.json, lambda handle: handle.write(json.dumps(result, indent=2)), mode="w")
 
 

@@ -15,16 +15,16 @@ def _ms(seconds: float) -> str:
 
 def markdown(result: dict) -> str:
     lines = [
-        f"Matrix-product peak measured in the same run: {result['matmul_peak_gflops']:.0f} GFLOP/s (float32, the "
-        f"best of measurements before every row; the worst was {result['matmul_peak_gflops_worst']:.0f}; "
-        f"{result['cores']} cores); torch {result['torch']}, numpy {result['numpy']}. Times in ms; ratios are "
-        "lstmkit's time over the peer's; % peak is lstmkit's GFLOP/s over the matrix-product peak; memory is a "
+        f"{result['cores']} cores; torch {result['torch']}, numpy {result['numpy']}. Times in ms; ratios are "
+        "lstmkit's time over the peer's; % peak is lstmkit's GFLOP/s over the matrix-product peak (GFLOP/s of a "
+        "float32 2048-square product with NumPy's BLAS, timed in turn with the frameworks for that row: the "
+        "peak column); memory is a "
         "training step's peak above what it starts with, in MiB: resident (what the kernel sees) and allocated "
         "(bytes live in the framework's own allocations; see benchmarks/memory_probe.py).",
         "",
         "| layer | T | N | I | H | inference lstmkit | torch | ratio | onnxruntime | ratio | % peak "
-        "| training lstmkit | torch | ratio | % peak | resident lstmkit | torch | allocated lstmkit | torch |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| training lstmkit | torch | ratio | % peak | peak | resident lstmkit | torch | allocated lstmkit | torch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         name = row["kind"] + (" (2 layers, bidirectional)" if row["bidirectional"] else "")
@@ -34,7 +34,7 @@ def markdown(result: dict) -> str:
         cells = [name, row["T"], row["N"], row["I"], row["H"], _ms(row["ours_inference"]), _ms(row["torch_inference"]),
                  f"{row['inference_ratio']:.2f}", *onnx, f"{100 * row['inference_peak_share']:.0f}%",
                  _ms(row["ours_training"]), _ms(row["torch_training"]), f"{row['training_ratio']:.2f}",
-                 f"{100 * row['training_peak_share']:.0f}%", *memory]
+                 f"{100 * row['training_peak_share']:.0f}%", f"{row['matmul_peak_gflops']:.0f}", *memory]
         lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
     lines.append("")
     names = {"inference_ratio": "inference vs torch", "training_ratio": "training step vs torch",
