@@ -175,16 +175,30 @@ def lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, dz):
 
 
 @_jit
+def lstm_step_forward(t, gates, recurrent, h, c, tanh_c):
+    """Step t of the time loop (arrays as in :func:`lstm_loop_forward`), given ``recurrent`` (N, 4H)
+    = h[t] W_hhᵀ: the slicing happens here, so that a Python loop pays for one call of few arguments."""
+    depth, keep = c.shape[0], tanh_c.shape[0] == gates.shape[0]
+    lstm_cell_forward(gates[t], recurrent, c[t % depth], c[(t + 1) % depth], tanh_c[t if keep else 0], h[t + 1])
+
+
+@_jit
+def lstm_step_backward(t, doutput, dh, dc, gates, c, tanh_c, dz):
+    """Step t of BPTT (arrays as in :func:`lstm_loop_backward`): adds doutput[t] into dh, then
+    writes dz[t] and turns dc into c_{t-1}'s gradient; dh's path through W_hh is the caller's."""
+    dh += doutput[t]
+    lstm_cell_backward(dh, dc, gates[t], c[t], tanh_c[t], dz[t])
+
+
+@_jit
 def lstm_loop_forward(gates, weight_hh, h, c, tanh_c):
     """The whole time loop of a small layer: gates (T, N, 4H) hold the input's pre-activations
     and become the activated gates; h (T+1, N, H) and c (T+1 or 2, N, H) start from h[0], c[0];
     tanh_c is (T, N, H), or (1, N, H) when nothing is kept for backward. W_hh is (4H, H)."""
-    steps = gates.shape[0]
-    depth, keep = c.shape[0], tanh_c.shape[0] == steps
     recurrent = np.empty_like(gates[0])
-    for t in range(steps):
+    for t in range(gates.shape[0]):
         matmul_transposed_into(h[t], weight_hh, recurrent)
-        lstm_cell_forward(gates[t], recurrent, c[t % depth], c[(t + 1) % depth], tanh_c[t if keep else 0], h[t + 1])
+        lstm_step_forward(t, gates, recurrent, h, c, tanh_c)
 
 
 @_jit
@@ -192,8 +206,7 @@ def lstm_loop_backward(doutput, dh, dc, gates, c, tanh_c, weight_hh, dz):
     """BPTT of :func:`lstm_loop_forward`: dz (T, N, 4H) written, dh and dc (N, H) turned from the
     final state's gradients into the initial state's. W_hh is (4H, H)."""
     for t in range(gates.shape[0] - 1, -1, -1):
-        dh += doutput[t]
-        lstm_cell_backward(dh, dc, gates[t], c[t], tanh_c[t], dz[t])
+        lstm_step_backward(t, doutput, dh, dc, gates, c, tanh_c, dz)
         matmul_into(dz[t], weight_hh, dh)
 
 
@@ -248,15 +261,29 @@ def gru_cell_backward(dh, h_prev, gates, hidden_n, dz_input, dz_hidden, dz_hidde
 
 
 @_jit
+def gru_step_forward(t, gates, recurrent, bias_hn, h, hidden_n):
+    """Step t of the time loop (arrays as in :func:`gru_loop_forward`), given ``recurrent`` (N, 3H)
+    = h[t] W_hhᵀ."""
+    gru_cell_forward(gates[t], recurrent, bias_hn, h[t], hidden_n[t if hidden_n.shape[0] == gates.shape[0] else 0], h[t + 1])
+
+
+@_jit
+def gru_step_backward(t, doutput, dh, h, gates, hidden_n, dz_input, dz_hidden, dz_hidden_n, direct):
+    """Step t of BPTT (arrays as in :func:`gru_loop_backward`; dz_hidden (N, 3H) and direct (N, H)
+    are scratch): adds doutput[t] into dh and writes what :func:`gru_cell_backward` writes. The
+    caller then sets dh = dz_hidden W_hh + direct."""
+    dh += doutput[t]
+    gru_cell_backward(dh, h[t], gates[t], hidden_n[t], dz_input[t], dz_hidden, dz_hidden_n[t], direct)
+
+
+@_jit
 def gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n):
     """The whole time loop of a small GRU: gates (T, N, 3H) in, activated out; h (T+1, N, H)
     from h[0]; hidden_n (T, N, H), or (1, N, H) when nothing is kept for backward. W_hh is (3H, H)."""
-    steps = gates.shape[0]
-    keep = hidden_n.shape[0] == steps
     recurrent = np.empty_like(gates[0])
-    for t in range(steps):
+    for t in range(gates.shape[0]):
         matmul_transposed_into(h[t], weight_hh, recurrent)
-        gru_cell_forward(gates[t], recurrent, bias_hn, h[t], hidden_n[t if keep else 0], h[t + 1])
+        gru_step_forward(t, gates, recurrent, bias_hn, h, hidden_n)
 
 
 @_jit
@@ -267,7 +294,6 @@ def gru_loop_backward(doutput, dh, h, gates, hidden_n, weight_hh, dz_input, dz_h
     direct = np.empty_like(dh)
     dz_hidden = np.empty_like(dz_input[0])
     for t in range(gates.shape[0] - 1, -1, -1):
-        dh += doutput[t]
-        gru_cell_backward(dh, h[t], gates[t], hidden_n[t], dz_input[t], dz_hidden, dz_hidden_n[t], direct)
+        gru_step_backward(t, doutput, dh, h, gates, hidden_n, dz_input, dz_hidden, dz_hidden_n, direct)
         matmul_into(dz_hidden, weight_hh, dh)
         dh += direct

@@ -48,7 +48,7 @@ def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch
         kernels.gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n)
     else:
         for t, recurrent in recurrent_products(h, weight_hh):
-            kernels.gru_cell_forward(gates[t], recurrent, bias_hn, h[t], hidden_n[t if keep_cache else 0], h[t + 1])
+            kernels.gru_step_forward(t, gates, recurrent, bias_hn, h, hidden_n)
     if not keep_cache:
         return h[1:], h[-1].copy(), None
     return h[1:], h[-1].copy(), FusedGRUCache(x, h, gates, hidden_n, weights)
@@ -70,8 +70,7 @@ def gru_backward_fused(doutput, dh_last, cache):
     else:
         dz_hidden, direct = np.empty((batch, 3 * hidden), dtype=x.dtype), np.empty_like(dh)
         for t in reversed(range(x.shape[0])):
-            dh += doutput[t]
-            kernels.gru_cell_backward(dh, h[t], gates[t], hidden_n[t], dz_input[t], dz_hidden, dz_hidden_n[t], direct)
+            kernels.gru_step_backward(t, doutput, dh, h, gates, hidden_n, dz_input, dz_hidden, dz_hidden_n, direct)
             np.matmul(dz_hidden, weight_hh, out=dh)  # through W_hh h_{t-1}
             dh += direct  # and through z ⊙ h_{t-1}
     return _gradients(x, h[:-1], dz_input, dz_hidden_n, weights, dh)

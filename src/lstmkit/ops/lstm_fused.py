@@ -55,8 +55,7 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
         kernels.lstm_loop_forward(gates, weight_hh, h, c, tanh_c)
     else:
         for t, recurrent in recurrent_products(h, weight_hh):
-            kernels.lstm_cell_forward(gates[t], recurrent, c[t % depth], c[(t + 1) % depth],
-                                      tanh_c[t if keep_cache else 0], h[t + 1])
+            kernels.lstm_step_forward(t, gates, recurrent, h, c, tanh_c)
     c_last = c[steps % depth].copy()
     if not keep_cache:
         return h[1:], h[-1].copy(), c_last, None
@@ -80,8 +79,7 @@ def lstm_backward_fused(doutput, dh_last, dc_last, cache):
         kernels.lstm_loop_backward(doutput, dh, dc, gates, c, tanh_c, weight_hh, dz)
     else:
         for t in reversed(range(steps)):
-            dh += doutput[t]
-            kernels.lstm_cell_backward(dh, dc, gates[t], c[t], tanh_c[t], dz[t])
+            kernels.lstm_step_backward(t, doutput, dh, dc, gates, c, tanh_c, dz)
             np.matmul(dz[t], weight_hh, out=dh)  # z = ... + W_hh h_prev
     dx, *dprojections = projection_backward(x, h[:-1], dz, dz, weights)
     return dx, dh, dc, LSTMWeights(*dprojections)
