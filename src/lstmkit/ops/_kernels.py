@@ -264,7 +264,8 @@ def gru_cell_backward(dh, h_prev, gates, hidden_n, dz_input, dz_hidden, dz_hidde
 def gru_step_forward(t, gates, recurrent, bias_hn, h, hidden_n):
     """Step t of the time loop (arrays as in :func:`gru_loop_forward`), given ``recurrent`` (N, 3H)
     = h[t] W_hhᵀ."""
-    gru_cell_forward(gates[t], recurrent, bias_hn, h[t], hidden_n[t if hidden_n.shape[0] == gates.shape[0] else 0], h[t + 1])
+    keep = hidden_n.shape[0] == gates.shape[0]
+    gru_cell_forward(gates[t], recurrent, bias_hn, h[t], hidden_n[t if keep else 0], h[t + 1])
 
 
 @_jit
