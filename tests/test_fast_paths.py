@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from lstmkit.ops import _compiled
+from lstmkit.ops import _compiled, _pipeline
 from lstmkit.ops.gru import GRUWeights, gru_backward, gru_forward
 from lstmkit.ops.gru_fused import FusedGRUCache, gru_backward_fused, gru_forward_fused
 from lstmkit.ops.lstm import LSTMWeights, lstm_backward, lstm_forward
@@ -16,10 +16,12 @@ SIZES = [(1, 1, 3, 2), (7, 4, 5, 6), (30, 9, 16, 32), (5, 20, 8, 64)]
 CASES = list(itertools.product([np.float64, np.float32], [True, False], SIZES))
 
 
-@pytest.fixture(params=["compiled loop", "python loop"])
+@pytest.fixture(params=["compiled loop", "python loop", "compiled loop, projection pipelined"])
 def loop(request, monkeypatch):
-    """Run each fast path both ways: the whole time loop compiled, and BLAS called per step."""
-    monkeypatch.setattr(_compiled, "SMALL_LAYER_MULTIPLY_ADDS", 1 << 40 if request.param == "compiled loop" else 0)
+    """Run each fast path every way: the whole time loop compiled (its input projection one BLAS
+    product, or computed beside the loop a step at a time), and BLAS called per step."""
+    monkeypatch.setattr(_compiled, "SMALL_LAYER_MULTIPLY_ADDS", 0 if request.param == "python loop" else 1 << 40)
+    monkeypatch.setattr(_pipeline, "CHUNK_MULTIPLY_ADDS", 1 if "pipelined" in request.param else 1 << 40)
     return request.param
 
 

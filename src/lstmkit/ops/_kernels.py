@@ -24,6 +24,8 @@ import math
 import numba
 import numpy as np
 
+from ._atomics import atomic_add, atomic_load, atomic_store
+
 # No "nnan"/"ninf": NaN and infinities must behave as in NumPy.
 _FLAGS = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "arcp", "afn"})
 _jit = numba.njit(**_FLAGS)
@@ -100,30 +102,143 @@ def matmul_into(a, b, out):
             k += 1
 
 
-@numba.njit(**{**_FLAGS, "fastmath": _FLAGS["fastmath"] | {"reassoc"}})  # reassoc: sums vectorise along K
+_jit_reassociating = numba.njit(**{**_FLAGS, "fastmath": _FLAGS["fastmath"] | {"reassoc"}})  # sums vectorise along K
+
+
+@_jit_reassociating
+def _dot_row(a, n, w, out):
+    """Row n of ``out = a @ wᵀ``: four rows of ``w`` at a time, each a dot product along K."""
+    inner, width = a.shape[1], w.shape[0]
+    j = 0
+    while j + 4 <= width:
+        s0 = s1 = s2 = s3 = a.dtype.type(0)
+        for k in range(inner):
+            value = a[n, k]
+            s0 += value * w[j, k]
+            s1 += value * w[j + 1, k]
+            s2 += value * w[j + 2, k]
+            s3 += value * w[j + 3, k]
+        out[n, j], out[n, j + 1], out[n, j + 2], out[n, j + 3] = s0, s1, s2, s3
+        j += 4
+    while j < width:
+        total = a.dtype.type(0)
+        for k in range(inner):
+            total += a[n, k] * w[j, k]
+        out[n, j] = total
+        j += 1
+
+
+@_jit_reassociating
 def matmul_transposed_into(a, w, out):
     """``out = a @ wᵀ`` for small matrices, (N, K) x (G, K)ᵀ: W_hh as PyTorch stores it, no copy.
-    Four rows of ``w`` at a time, each a dot product along K (vectorised)."""
+    Four rows of ``a`` against two of ``w`` at a time (eight dot products along K, vectorised,
+    sharing each load: a third of the time of one row against four where N >= 4), then the
+    remaining rows one by one."""
     rows, inner = a.shape
     width = w.shape[0]
+    n = 0
+    while n + 4 <= rows and width % 2 == 0:
+        for j in range(0, width, 2):
+            s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = a.dtype.type(0)
+            for k in range(inner):
+                w0, w1 = w[j, k], w[j + 1, k]
+                a0, a1, a2, a3 = a[n, k], a[n + 1, k], a[n + 2, k], a[n + 3, k]
+                s00 += a0 * w0
+                s01 += a0 * w1
+                s10 += a1 * w0
+                s11 += a1 * w1
+                s20 += a2 * w0
+                s21 += a2 * w1
+                s30 += a3 * w0
+                s31 += a3 * w1
+            out[n, j], out[n, j + 1], out[n + 1, j], out[n + 1, j + 1] = s00, s01, s10, s11
+            out[n + 2, j], out[n + 2, j + 1], out[n + 3, j], out[n + 3, j + 1] = s20, s21, s30, s31
+        n += 4
+    while n < rows:
+        _dot_row(a, n, w, out)
+        n += 1
+
+
+# ---- the input projection, chunk by chunk, beside the time loop ----------------------------
+# A small layer's time loop runs on one core; its input projection (x W_ihᵀ + b for all steps)
+# can run on the other at the same time, a chunk of steps ahead. ``pipeline`` is the tuple
+# (mailbox, claims, chunk, x, weight_ih, bias) of :func:`._pipeline.start_projection`: claims[0]
+# counts the chunks taken, claims[1 + k] is 1 once chunk k (steps k·chunk ...) is in ``gates``.
+# Whoever takes a chunk computes it, the helper thread or the loop that needs it: the loop
+# never waits for a thread that has not started, and the result is the same either way.
+@_jit
+def project_next_chunk(pipeline, gates):
+    """Takes the next chunk nobody has taken and writes its ``x W_ihᵀ + b`` into ``gates``;
+    False when none is left."""
+    _, claims, chunk, x, weight_ih, bias = pipeline
+    count = claims.shape[0] - 1
+    if atomic_load(claims, 0) >= count:
+        return False
+    k = atomic_add(claims, 0, 1)
+    if k >= count:
+        return False
+    start, stop = k * chunk, min((k + 1) * chunk, x.shape[0])
+    rows, width = (stop - start) * x.shape[1], gates.shape[2]
+    out = gates[start:stop].reshape(rows, width)
+    matmul_transposed_into(x[start:stop].reshape(rows, x.shape[2]), weight_ih, out)
     for n in range(rows):
-        j = 0
-        while j + 4 <= width:
-            s0 = s1 = s2 = s3 = a.dtype.type(0)
-            for k in range(inner):
-                value = a[n, k]
-                s0 += value * w[j, k]
-                s1 += value * w[j + 1, k]
-                s2 += value * w[j + 2, k]
-                s3 += value * w[j + 3, k]
-            out[n, j], out[n, j + 1], out[n, j + 2], out[n, j + 3] = s0, s1, s2, s3
-            j += 4
-        while j < width:
-            total = a.dtype.type(0)
-            for k in range(inner):
-                total += a[n, k] * w[j, k]
-            out[n, j] = total
-            j += 1
+        for j in range(width):
+            out[n, j] += bias[j]
+    atomic_store(claims, 1 + k, 1)
+    return True
+
+
+@_jit
+def project_chunks(pipeline, gates):
+    """The helper thread's job: chunks until none is left."""
+    while project_next_chunk(pipeline, gates):
+        pass
+
+
+@_jit
+def _announce(pipeline):
+    """Tells a spinning helper thread that a job is posted (called with the GIL released)."""
+    if pipeline is not None:
+        atomic_add(pipeline[0], 0, 1)
+
+
+@_jit
+def _await_projection(t, pipeline, gates):
+    """Before step t: its chunk is in ``gates``, computed here if nobody else has taken it."""
+    if pipeline is not None and t % pipeline[2] == 0:
+        done = pipeline[1]
+        while atomic_load(done, 1 + t // pipeline[2]) == 0:
+            project_next_chunk(pipeline, gates)
+
+
+@_jit
+def wait_for_post(mailbox, seen, spins):
+    """The helper thread's wait: mailbox[0] once it differs from ``seen``, or ``seen`` after
+    ``spins`` reads."""
+    for _ in range(spins):
+        posted = atomic_load(mailbox, 0)
+        if posted != seen:
+            return posted
+    return seen
+
+
+@_jit
+def take_numbers(counter, taken):
+    """Fills ``taken`` with numbers drawn from counter[0] by atomic addition (the atomics' test)."""
+    for i in range(taken.shape[0]):
+        taken[i] = atomic_add(counter, 0, 1)
+
+
+@_jit
+def store(array, index, value):
+    """``atomic_store`` for Python callers."""
+    atomic_store(array, index, value)
+
+
+@_jit
+def load(array, index):
+    """``atomic_load`` for Python callers."""
+    return atomic_load(array, index)
 
 
 # ---- LSTM, PyTorch's gate blocks i, f, g, o -----------------------------------------------
@@ -191,12 +306,15 @@ def lstm_step_backward(t, doutput, dh, dc, gates, c, tanh_c, dz):
 
 
 @_jit
-def lstm_loop_forward(gates, weight_hh, h, c, tanh_c):
+def lstm_loop_forward(gates, weight_hh, h, c, tanh_c, pipeline=None):
     """The whole time loop of a small layer: gates (T, N, 4H) hold the input's pre-activations
-    and become the activated gates; h (T+1, N, H) and c (T+1 or 2, N, H) start from h[0], c[0];
-    tanh_c is (T, N, H), or (1, N, H) when nothing is kept for backward. W_hh is (4H, H)."""
+    (or, with a ``pipeline``, receive them chunk by chunk) and become the activated gates;
+    h (T+1, N, H) and c (T+1 or 2, N, H) start from h[0], c[0]; tanh_c is (T, N, H), or
+    (1, N, H) when nothing is kept for backward. W_hh is (4H, H)."""
+    _announce(pipeline)
     recurrent = np.empty_like(gates[0])
     for t in range(gates.shape[0]):
+        _await_projection(t, pipeline, gates)
         matmul_transposed_into(h[t], weight_hh, recurrent)
         lstm_step_forward(t, gates, recurrent, h, c, tanh_c)
 
@@ -278,11 +396,14 @@ def gru_step_backward(t, doutput, dh, h, gates, hidden_n, dz_input, dz_hidden, d
 
 
 @_jit
-def gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n):
-    """The whole time loop of a small GRU: gates (T, N, 3H) in, activated out; h (T+1, N, H)
-    from h[0]; hidden_n (T, N, H), or (1, N, H) when nothing is kept for backward. W_hh is (3H, H)."""
+def gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n, pipeline=None):
+    """The whole time loop of a small GRU: gates (T, N, 3H) in (or filled by a ``pipeline`` as
+    in :func:`lstm_loop_forward`), activated out; h (T+1, N, H) from h[0]; hidden_n (T, N, H),
+    or (1, N, H) when nothing is kept for backward. W_hh is (3H, H)."""
+    _announce(pipeline)
     recurrent = np.empty_like(gates[0])
     for t in range(gates.shape[0]):
+        _await_projection(t, pipeline, gates)
         matmul_transposed_into(h[t], weight_hh, recurrent)
         gru_step_forward(t, gates, recurrent, bias_hn, h, hidden_n)
 

@@ -19,8 +19,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ._compiled import compiled_kernels, is_small, kernels_for, recurrent_products
+from ._pipeline import input_gates
 from .gru import GRUCache, GRUWeights, _hoisted_bias, gru_backward, gru_forward
-from .recurrence import input_projection
 
 
 class FusedGRUCache(NamedTuple):
@@ -38,14 +38,15 @@ def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch
         return gru_forward(x, h0, weights, keep_cache, batch_sizes, dropout)
     steps, batch, _ = x.shape
     hidden = h0.shape[-1]
-    gates = input_projection(x, weights.weight_ih, _hoisted_bias(weights))  # (T, N, 3H), activated in place
+    small = is_small(batch, hidden, 3)
+    gates, pipeline = input_gates(x, weights.weight_ih, _hoisted_bias(weights), small)  # (T, N, 3H), activated in place
     weight_hh = np.ascontiguousarray(weights.weight_hh, dtype=x.dtype)  # (3H, H)
     bias_hn = np.zeros(hidden, x.dtype) if weights.bias_hh is None else weights.bias_hh[2 * hidden :].astype(x.dtype)
     h = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
     hidden_n = np.empty((steps if keep_cache else 1, batch, hidden), dtype=x.dtype)
     h[0] = h0
-    if is_small(batch, hidden, 3):
-        kernels.gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n)
+    if small:
+        kernels.gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n, pipeline)
     else:
         for t, recurrent in recurrent_products(h, weight_hh):
             kernels.gru_step_forward(t, gates, recurrent, bias_hn, h, hidden_n)

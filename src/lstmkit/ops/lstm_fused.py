@@ -22,8 +22,9 @@ from typing import NamedTuple
 import numpy as np
 
 from ._compiled import compiled_kernels, is_small, kernels_for, recurrent_products
+from ._pipeline import input_gates
 from .lstm import LSTMCache, LSTMWeights, lstm_backward, lstm_forward
-from .recurrence import input_projection, projection_backward
+from .recurrence import projection_backward
 
 
 class FusedLSTMCache(NamedTuple):
@@ -44,15 +45,16 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     steps, batch, _ = x.shape
     hidden = c0.shape[-1]
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
-    gates = input_projection(x, weights.weight_ih, bias)  # (T, N, 4H), activated in place below
+    small = is_small(batch, hidden, 4)
+    gates, pipeline = input_gates(x, weights.weight_ih, bias, small)  # (T, N, 4H), activated in place below
     weight_hh = np.ascontiguousarray(weights.weight_hh, dtype=x.dtype)  # (4H, H)
     depth = steps + 1 if keep_cache else 2
     h = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
     c = np.empty((depth, batch, hidden), dtype=x.dtype)
     tanh_c = np.empty((steps if keep_cache else 1, batch, hidden), dtype=x.dtype)
     h[0], c[0] = h0, c0
-    if is_small(batch, hidden, 4):
-        kernels.lstm_loop_forward(gates, weight_hh, h, c, tanh_c)
+    if small:
+        kernels.lstm_loop_forward(gates, weight_hh, h, c, tanh_c, pipeline)
     else:
         for t, recurrent in recurrent_products(h, weight_hh):
             kernels.lstm_step_forward(t, gates, recurrent, h, c, tanh_c)

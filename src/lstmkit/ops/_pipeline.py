@@ -1,0 +1,142 @@
+"""The input projection of a small layer, computed on a second core while the time loop runs.
+
+A small layer (batch 1, say) runs its whole time loop compiled on one core, and the loop is
+bound by reading W_hh every step; the input projection before it, ``x W_ihᵀ + b`` for all
+steps, is a fifth of the call's time and has no dependency on the loop. So a helper thread
+computes it chunk by chunk, a chunk ahead of the loop, on the other core
+(:func:`._kernels.project_next_chunk` has the protocol; the loop computes any chunk the helper
+has not taken yet, so it never waits for a thread that is asleep or busy elsewhere, and the
+numbers do not depend on who computed what).
+
+The helper is one daemon thread per process, started on first use (again in a forked child).
+After a job it spins for about a millisecond on the mailbox, so that the next call's job
+starts at once, then sleeps until a call wakes it, as OpenMP's and OpenBLAS's threads do.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from ._compiled import compiled_kernels
+from .recurrence import input_projection
+
+# Reads of the mailbox the helper spins through before it sleeps (about 1 ms here).
+SPINS_BEFORE_SLEEP = 1 << 19
+# A chunk holds about this many multiply-adds of the projection (a few microseconds' work).
+CHUNK_MULTIPLY_ADDS = 1 << 18
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class _Helper:
+    """The helper thread and its mailbox: mailbox[0] counts the jobs posted (the time loop adds
+    one when it starts), mailbox[1] is 1 while the thread sleeps on ``_wake``."""
+
+    def __init__(self, kernels):
+        self.kernels = kernels
+        self.mailbox = np.zeros(2, dtype=np.int64)
+        self.pid = os.getpid()  # the process it was started in
+        self._job = None
+        self._wake = threading.Event()
+        threading.Thread(target=self._serve, name="lstmkit-projection", daemon=True).start()
+
+    def post(self, function, *arguments) -> None:
+        """Makes ``function(*arguments)`` the job of the next posting (the loop announces it)."""
+        self._job = (function, arguments)
+        if self.kernels.load(self.mailbox, 1):
+            self._wake.set()
+
+    def _serve(self) -> None:
+        seen = 0
+        while True:
+            posted = self.kernels.wait_for_post(self.mailbox, seen, SPINS_BEFORE_SLEEP)
+            if posted == seen:
+                self._sleep(seen)
+                continue
+            seen, job = posted, self._job
+            if job is not None:
+                try:
+                    job[0](*job[1])
+                except Exception:  # pragma: no cover - the loop computes whatever was left
+                    pass
+                if self._job is job:
+                    self._job = None  # the arrays are the caller's again
+
+    def _sleep(self, seen: int) -> None:
+        self.kernels.store(self.mailbox, 1, 1)
+        if self.kernels.load(self.mailbox, 0) == seen:  # a job posted meanwhile is not missed
+            self._wake.wait()
+        self._wake.clear()
+        self.kernels.store(self.mailbox, 1, 0)
+
+
+_helper: _Helper | None = None
+_helper_lock = threading.Lock()
+enabled = _usable_cores() >= 2  # tests switch it off to run the loop's own projection
+
+
+def _forget_the_parents_helper() -> None:
+    """In a forked child: the parent's thread does not exist here; the next call starts one."""
+    global _helper, _helper_lock
+    _helper, _helper_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_the_parents_helper)
+
+
+def _get_helper(kernels) -> _Helper | None:
+    global _helper
+    if not enabled:
+        return None
+    with _helper_lock:
+        if _helper is None:
+            _helper = _Helper(kernels)
+        return _helper
+
+
+def chunk_steps(batch: int, features: int, gates: int) -> int:
+    """Steps per chunk: about CHUNK_MULTIPLY_ADDS multiply-adds of (N, I) x (I, G) each."""
+    return max(1, CHUNK_MULTIPLY_ADDS // max(1, batch * features * gates))
+
+
+def start_projection(x, weight_ih, bias, gates, force: bool = False):
+    """The ``pipeline`` argument of the compiled loops (see :mod:`._kernels`) that has ``gates``
+    (T, N, G, uninitialised) receive ``x W_ihᵀ + bias`` chunk by chunk, on the helper thread
+    and in the loop; None where no helper can run (one core), unless ``force``: then the loop
+    computes every chunk itself. ``bias`` is (G,) or None."""
+    kernels = compiled_kernels()
+    steps, batch, features = x.shape
+    helper = _get_helper(kernels)
+    if helper is None and not force:
+        return None
+    chunk = chunk_steps(batch, features, gates.shape[-1])
+    claims = np.zeros(1 + -(-steps // chunk), dtype=np.int64)
+    bias = np.zeros(gates.shape[-1], dtype=x.dtype) if bias is None else bias
+    mailbox = np.zeros(2, dtype=np.int64) if helper is None else helper.mailbox
+    pipeline = (mailbox, claims, chunk, np.ascontiguousarray(x), np.ascontiguousarray(weight_ih), bias)
+    if helper is not None:
+        helper.post(kernels.project_chunks, pipeline, gates)
+    return pipeline
+
+
+def input_gates(x, weight_ih, bias, small: bool):
+    """``(gates, pipeline)`` for a fused forward: the pre-activations ``x W_ihᵀ + bias`` (T, N, G)
+    as one BLAS product with pipeline None, or, for a small layer (``small``) of at least two
+    chunks on a machine with a helper, an array the loop fills through ``pipeline``."""
+    steps, batch, features = x.shape
+    width = weight_ih.shape[0]
+    if small and steps >= 2 * chunk_steps(batch, features, width):
+        gates = np.empty((steps, batch, width), dtype=x.dtype)
+        pipeline = start_projection(x, weight_ih, bias, gates)
+        if pipeline is not None:
+            return gates, pipeline
+    return input_projection(x, weight_ih, bias), None

@@ -1,0 +1,134 @@
+"""The input projection computed beside the time loop (ops/_pipeline.py): the same numbers
+whoever computes each chunk, from any thread, in a forked child; and the kernels under it."""
+
+import multiprocessing
+import threading
+
+import numpy as np
+import pytest
+
+import lstmkit
+from lstmkit.ops import _compiled, _pipeline
+from lstmkit.ops.recurrence import input_projection
+
+kernels = _compiled.compiled_kernels()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows,inner,width", [(1, 3, 5), (4, 64, 512), (5, 7, 6), (9, 32, 128), (8, 1, 3), (13, 70, 2)])
+def test_small_matrix_product_equals_numpy(dtype, rows, inner, width):
+    rng = np.random.default_rng(rows * inner + width)
+    a, w = rng.standard_normal((rows, inner)).astype(dtype), rng.standard_normal((width, inner)).astype(dtype)
+    out = np.full((rows, width), np.nan, dtype=dtype)
+    kernels.matmul_transposed_into(a, w, out)
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(out, a @ w.T, rtol=tolerance, atol=tolerance * np.sqrt(inner))
+
+
+def test_atomic_add_hands_out_each_value_once_across_threads():
+    counter = np.zeros(1, dtype=np.int64)
+    taken = [np.zeros(20000, dtype=np.int64) for _ in range(2)]
+    threads = [threading.Thread(target=kernels.take_numbers, args=(counter, mine)) for mine in taken]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counter[0] == 40000
+    assert sorted(np.concatenate(taken).tolist()) == list(range(40000))
+
+
+def _pipelined_gates(x, weight_ih, bias, force):
+    gates = np.full((*x.shape[:2], weight_ih.shape[0]), np.nan, dtype=x.dtype)
+    pipeline = _pipeline.start_projection(x, weight_ih, bias, gates, force=force)
+    assert pipeline is not None
+    while kernels.project_next_chunk(pipeline, gates):  # the loop's share: what the helper has not taken
+        pass
+    claims = pipeline[1]
+    while not claims[1:].all():  # the chunks the helper took
+        pass
+    return gates
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_projection_is_the_same_whoever_computes_each_chunk(dtype, monkeypatch):
+    monkeypatch.setattr(_pipeline, "CHUNK_MULTIPLY_ADDS", 1)  # a chunk per step
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((37, 2, 5)).astype(dtype)
+    weight_ih, bias = rng.standard_normal((24, 5)).astype(dtype), rng.standard_normal(24).astype(dtype)
+    with_helper = _pipelined_gates(x, weight_ih, bias, force=False)
+    monkeypatch.setattr(_pipeline, "enabled", False)
+    alone = _pipelined_gates(x, weight_ih, bias, force=True)
+    np.testing.assert_array_equal(with_helper, alone)  # bit for bit: one kernel computes every chunk
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(alone, input_projection(x, weight_ih, bias), rtol=tolerance, atol=tolerance)
+    without_bias = _pipelined_gates(x, weight_ih, None, force=True)
+    np.testing.assert_allclose(without_bias, input_projection(x, weight_ih), rtol=tolerance, atol=tolerance)
+
+
+@pytest.fixture(autouse=True)
+def short_chunks(monkeypatch):
+    """Chunks of 8 steps in the layers below, so that their 300 steps are pipelined."""
+    monkeypatch.setattr(_pipeline, "CHUNK_MULTIPLY_ADDS", 8 * 8 * 64)
+
+
+def _layers(kind):
+    layer = getattr(lstmkit, kind)(8, 16, seed=1, dtype=np.float64)
+    x = np.random.default_rng(2).standard_normal((300, 1, 8))
+    return layer, x
+
+
+def _run(layer, x):
+    with lstmkit.no_grad():
+        output, state = layer(x)
+    return output
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_pipelined_layer_equals_the_one_product_projection(kind, monkeypatch):
+    layer, x = _layers(kind)
+    assert _pipeline.input_gates(x, layer.weight_ih_l0.data, None, small=True)[1] is not None  # pipelined here
+    pipelined = _run(layer, x)
+    monkeypatch.setattr(_pipeline, "enabled", False)
+    assert _pipeline.input_gates(x, layer.weight_ih_l0.data, None, small=True)[1] is None
+    np.testing.assert_allclose(pipelined, _run(layer, x), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_layers_called_from_two_threads_at_once(kind):
+    layer, x = _layers(kind)
+    expected = _run(layer, x)
+    results = [[], []]
+
+    def calls(results):
+        for _ in range(30):
+            results.append(_run(layer, x))
+
+    threads = [threading.Thread(target=calls, args=(mine,)) for mine in results]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for output in results[0] + results[1]:
+        np.testing.assert_array_equal(output, expected)
+
+
+def _child(connection):
+    _pipeline.CHUNK_MULTIPLY_ADDS = 8 * 8 * 64
+    layer, x = _layers("LSTM")
+    connection.send((_run(layer, x), _pipeline._helper is not None and _pipeline._helper.pid))
+    connection.close()
+
+
+def test_a_forked_child_starts_its_own_helper():
+    layer, x = _layers("LSTM")
+    expected = _run(layer, x)  # the parent's helper is running now
+    assert _pipeline._helper is not None
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_child, args=(sender,))
+    child.start()
+    output, child_helper_pid = receiver.recv()
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(output, expected)
+    assert child_helper_pid == child.pid
