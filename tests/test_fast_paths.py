@@ -12,7 +12,7 @@ from lstmkit.ops.lstm import LSTMWeights, lstm_backward, lstm_forward
 from lstmkit.ops.lstm_fused import FusedLSTMCache, lstm_backward_fused, lstm_forward_fused
 from lstmkit.ops.recurrence import GateDropout
 
-SIZES = [(1, 1, 3, 2), (7, 4, 5, 6), (30, 9, 16, 32), (5, 20, 8, 64)]
+SIZES = [(1, 1, 3, 2), (7, 4, 5, 6), (30, 9, 16, 32), (5, 20, 8, 64), (12, 2, 5, 7)]
 CASES = list(itertools.product([np.float64, np.float32], [True, False], SIZES))
 
 

@@ -25,6 +25,18 @@ def test_small_matrix_product_equals_numpy(dtype, rows, inner, width):
     np.testing.assert_allclose(out, a @ w.T, rtol=tolerance, atol=tolerance * np.sqrt(inner))
 
 
+@pytest.mark.parametrize("batch,hidden", [(1, 32), (2, 7), (3, 64), (4, 5), (1, 128)])
+def test_recurrent_product_takes_w_hh_stored_or_transposed(batch, hidden):
+    rng = np.random.default_rng(batch + hidden)
+    h, weight_hh = rng.standard_normal((batch, hidden)), rng.standard_normal((4 * hidden, hidden))
+    chosen = _compiled.recurrent_weight(weight_hh, batch, np.float64)
+    assert chosen.flags.c_contiguous and chosen.shape == ((hidden, 4 * hidden) if batch < 4 and hidden <= 64 else weight_hh.shape)
+    for layout in (weight_hh, np.ascontiguousarray(weight_hh.T), chosen):
+        out = np.full((batch, 4 * hidden), np.nan)
+        kernels.recurrent_product(h, layout, out)
+        np.testing.assert_allclose(out, h @ weight_hh.T, rtol=1e-12, atol=1e-12)
+
+
 def test_atomic_add_hands_out_each_value_once_across_threads():
     counter = np.zeros(1, dtype=np.int64)
     taken = [np.zeros(20000, dtype=np.int64) for _ in range(2)]

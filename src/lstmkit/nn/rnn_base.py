@@ -30,6 +30,11 @@ class _Saved(NamedTuple):
     layout: object  # how the caller's arrays map to time-major ones (see _layouts)
 
 
+def _stacked(arrays) -> np.ndarray:
+    """``np.stack(arrays)`` (a new array), without its cost for the single array of a one-layer layer."""
+    return arrays[0][None].copy() if len(arrays) == 1 else np.stack(arrays)
+
+
 class RNNBase(Module):
     """The machinery of a multi-layer, optionally bidirectional recurrent layer (PyTorch's RNNBase).
 
@@ -58,6 +63,7 @@ class RNNBase(Module):
                 f"{owner}: proj_size must be smaller than hidden_size={self.hidden_size}, got {self.proj_size}"
             )
         self._rng = np.random.default_rng(seed)
+        self._weight_names: dict[tuple[int, int], dict[str, str]] = {}  # (layer, direction) -> base -> name
         self._register_weights()
 
     # ---- parameters ------------------------------------------------------------------
@@ -102,8 +108,11 @@ class RNNBase(Module):
         register_uniform_weights(self, names_and_shapes, self.hidden_size, self._rng, self.dtype)
 
     def _weights(self, layer: int, direction: int):
-        suffix = self._suffix(layer, direction)
-        return self._kind.weights(**{base: self._parameters[base + suffix].data for base in self._weight_shapes(layer)})
+        names = self._weight_names.get((layer, direction))
+        if names is None:  # each call would otherwise rebuild them (a few µs of a small layer's call)
+            suffix = self._suffix(layer, direction)
+            names = self._weight_names[layer, direction] = {base: base + suffix for base in self._weight_shapes(layer)}
+        return self._kind.weights(**{base: self._parameters[name].data for base, name in names.items()})
 
     def _accumulate(self, layer: int, direction: int, gradients) -> None:
         suffix = self._suffix(layer, direction)
@@ -118,6 +127,9 @@ class RNNBase(Module):
 
     def _check_state(self, hx, name: str, batch: int, batched: bool) -> tuple[np.ndarray, ...]:
         """``hx`` (or the gradient of the final state) as a tuple of (D*num_layers, N, size) arrays."""
+        if hx is None:
+            count = self.num_directions * self.num_layers
+            return tuple(np.zeros((count, batch, size), dtype=self.dtype) for size in self._state_sizes())
         suffix = "_0" if name == "hx" else "_n"
         part_names = tuple(("" if name == "hx" else "d") + part + suffix for part in self._kind.state_parts)
         count = self.num_directions * self.num_layers
@@ -203,7 +215,7 @@ class RNNBase(Module):
             caches.append(layer_caches)
             masks.append(mask)
             layer_input = layer_output
-        states_n = tuple(np.stack(parts) for parts in zip(*final_states))
+        states_n = tuple(_stacked(parts) for parts in zip(*final_states))
         saved = _Saved(caches, masks, batch_sizes, None) if keep_cache else None
         return layer_input, states_n, saved
 
@@ -258,7 +270,7 @@ class RNNBase(Module):
                 for slot, value in zip(dstate0, dstate):
                     slot[index] = value
             dlayer_output = dlayer_input
-        return dlayer_output, tuple(np.stack(parts) for parts in dstate0)
+        return dlayer_output, tuple(_stacked(parts) for parts in dstate0)
 
     def extra_repr(self) -> str:
         parts = [f"{self.input_size}, {self.hidden_size}"]

@@ -159,6 +159,17 @@ def matmul_transposed_into(a, w, out):
         n += 1
 
 
+@_jit
+def recurrent_product(h_prev, weight_hh, out):
+    """``out = h_prev W_hhᵀ`` (N, G) with W_hh as PyTorch stores it (G, H), or given as its
+    transpose (H, G), C-contiguous, which tiny layers run faster with (each h_prev entry scales a
+    row, in registers; see :func:`._compiled.recurrent_weight`). G is never H, so the shape says which."""
+    if weight_hh.shape[0] == out.shape[1]:
+        matmul_transposed_into(h_prev, weight_hh, out)
+    else:
+        matmul_into(h_prev, weight_hh, out)
+
+
 # ---- the input projection, chunk by chunk, beside the time loop ----------------------------
 # A small layer's time loop runs on one core; its input projection (x W_ihᵀ + b for all steps)
 # can run on the other at the same time, a chunk of steps ahead. ``pipeline`` is the tuple
@@ -310,12 +321,13 @@ def lstm_loop_forward(gates, weight_hh, h, c, tanh_c, pipeline=None):
     """The whole time loop of a small layer: gates (T, N, 4H) hold the input's pre-activations
     (or, with a ``pipeline``, receive them chunk by chunk) and become the activated gates;
     h (T+1, N, H) and c (T+1 or 2, N, H) start from h[0], c[0]; tanh_c is (T, N, H), or
-    (1, N, H) when nothing is kept for backward. W_hh is (4H, H)."""
+    (1, N, H) when nothing is kept for backward. W_hh is (4H, H), or (H, 4H) as in
+    :func:`recurrent_product`."""
     _announce(pipeline)
     recurrent = np.empty_like(gates[0])
     for t in range(gates.shape[0]):
         _await_projection(t, pipeline, gates)
-        matmul_transposed_into(h[t], weight_hh, recurrent)
+        recurrent_product(h[t], weight_hh, recurrent)
         lstm_step_forward(t, gates, recurrent, h, c, tanh_c)
 
 
@@ -399,12 +411,13 @@ def gru_step_backward(t, doutput, dh, h, gates, hidden_n, dz_input, dz_hidden, d
 def gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n, pipeline=None):
     """The whole time loop of a small GRU: gates (T, N, 3H) in (or filled by a ``pipeline`` as
     in :func:`lstm_loop_forward`), activated out; h (T+1, N, H) from h[0]; hidden_n (T, N, H),
-    or (1, N, H) when nothing is kept for backward. W_hh is (3H, H)."""
+    or (1, N, H) when nothing is kept for backward. W_hh is (3H, H), or (H, 3H) as in
+    :func:`recurrent_product`."""
     _announce(pipeline)
     recurrent = np.empty_like(gates[0])
     for t in range(gates.shape[0]):
         _await_projection(t, pipeline, gates)
-        matmul_transposed_into(h[t], weight_hh, recurrent)
+        recurrent_product(h[t], weight_hh, recurrent)
         gru_step_forward(t, gates, recurrent, bias_hn, h, hidden_n)
 
 

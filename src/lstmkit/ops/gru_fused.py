@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._compiled import compiled_kernels, is_small, kernels_for, recurrent_products
+from ._compiled import compiled_kernels, is_small, kernels_for, recurrent_products, recurrent_weight
 from ._pipeline import input_gates
 from .gru import GRUCache, GRUWeights, _hoisted_bias, gru_backward, gru_forward
 
@@ -40,15 +40,14 @@ def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch
     hidden = h0.shape[-1]
     small = is_small(batch, hidden, 3)
     gates, pipeline = input_gates(x, weights.weight_ih, _hoisted_bias(weights), small)  # (T, N, 3H), activated in place
-    weight_hh = np.ascontiguousarray(weights.weight_hh, dtype=x.dtype)  # (3H, H)
     bias_hn = np.zeros(hidden, x.dtype) if weights.bias_hh is None else weights.bias_hh[2 * hidden :].astype(x.dtype)
     h = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
     hidden_n = np.empty((steps if keep_cache else 1, batch, hidden), dtype=x.dtype)
     h[0] = h0
     if small:
-        kernels.gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n, pipeline)
+        kernels.gru_loop_forward(gates, recurrent_weight(weights.weight_hh, batch, x.dtype), bias_hn, h, hidden_n, pipeline)
     else:
-        for t, recurrent in recurrent_products(h, weight_hh):
+        for t, recurrent in recurrent_products(h, weights.weight_hh):
             kernels.gru_step_forward(t, gates, recurrent, bias_hn, h, hidden_n)
     if not keep_cache:
         return h[1:], h[-1].copy(), None

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._compiled import compiled_kernels, is_small, kernels_for, recurrent_products
+from ._compiled import compiled_kernels, is_small, kernels_for, recurrent_products, recurrent_weight
 from ._pipeline import input_gates
 from .lstm import LSTMCache, LSTMWeights, lstm_backward, lstm_forward
 from .recurrence import projection_backward
@@ -47,16 +47,15 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
     small = is_small(batch, hidden, 4)
     gates, pipeline = input_gates(x, weights.weight_ih, bias, small)  # (T, N, 4H), activated in place below
-    weight_hh = np.ascontiguousarray(weights.weight_hh, dtype=x.dtype)  # (4H, H)
     depth = steps + 1 if keep_cache else 2
     h = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
     c = np.empty((depth, batch, hidden), dtype=x.dtype)
     tanh_c = np.empty((steps if keep_cache else 1, batch, hidden), dtype=x.dtype)
     h[0], c[0] = h0, c0
     if small:
-        kernels.lstm_loop_forward(gates, weight_hh, h, c, tanh_c, pipeline)
+        kernels.lstm_loop_forward(gates, recurrent_weight(weights.weight_hh, batch, x.dtype), h, c, tanh_c, pipeline)
     else:
-        for t, recurrent in recurrent_products(h, weight_hh):
+        for t, recurrent in recurrent_products(h, weights.weight_hh):
             kernels.lstm_step_forward(t, gates, recurrent, h, c, tanh_c)
     c_last = c[steps % depth].copy()
     if not keep_cache:
