@@ -144,3 +144,24 @@ def test_a_forked_child_starts_its_own_helper():
     assert child.exitcode == 0
     np.testing.assert_array_equal(output, expected)
     assert child_helper_pid == child.pid
+
+
+def test_the_first_job_of_each_dtype_runs_in_the_callers_thread():
+    """Compiling a job in the helper would hold the GIL for seconds (and abort inside LLVM if
+    the process ended meanwhile), so the first one of each dtype runs where it is posted."""
+    helper = _pipeline._Helper(kernels)
+    ran_in = []
+
+    def job(array):
+        ran_in.append(threading.get_ident())
+
+    helper.post(job, np.zeros(1))
+    assert ran_in == [threading.get_ident()]
+    helper.post(job, np.zeros(1))  # the next one is the helper's, once a loop announces it
+    assert ran_in == [threading.get_ident()]
+    kernels.store(helper.mailbox, 0, 1)
+    for _ in range(5000):
+        if len(ran_in) == 2:
+            break
+        threading.Event().wait(0.001)
+    assert len(ran_in) == 2 and ran_in[1] != threading.get_ident()

@@ -45,11 +45,22 @@ class _Helper:
         self.mailbox = np.zeros(2, dtype=np.int64)
         self.pid = os.getpid()  # the process it was started in
         self._job = None
+        self._compiled: set = set()  # (job, dtype) run once in a caller's thread (see post)
         self._wake = threading.Event()
         threading.Thread(target=self._serve, name="lstmkit-projection", daemon=True).start()
 
     def post(self, function, *arguments) -> None:
-        """Makes ``function(*arguments)`` the job of the next posting (the loop announces it)."""
+        """Makes ``function(*arguments)`` the job of the next posting (the loop announces it).
+
+        The first job of each dtype runs here instead, whole, before the loop (which then finds
+        every chunk done): that call compiles it (or loads it from Numba's cache) in the
+        caller's thread. Compiled in the helper, it would hold the GIL for seconds, and a
+        process ending meanwhile aborts inside LLVM."""
+        kind = (function, arguments[-1].dtype)
+        if kind not in self._compiled:
+            function(*arguments)
+            self._compiled.add(kind)
+            return
         self._job = (function, arguments)
         if self.kernels.load(self.mailbox, 1):
             self._wake.set()
