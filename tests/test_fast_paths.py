@@ -16,11 +16,16 @@ SIZES = [(1, 1, 3, 2), (7, 4, 5, 6), (30, 9, 16, 32), (5, 20, 8, 64), (12, 2, 5,
 CASES = list(itertools.product([np.float64, np.float32], [True, False], SIZES))
 
 
-@pytest.fixture(params=["compiled loop", "python loop", "compiled loop, projection pipelined"])
+@pytest.fixture(params=["compiled loop", "python loop", "compiled loop, projection pipelined",
+                        "compiled forward, python backward"])
 def loop(request, monkeypatch):
     """Run each fast path every way: the whole time loop compiled (its input projection one BLAS
-    product, or computed beside the loop a step at a time), and BLAS called per step."""
-    monkeypatch.setattr(_compiled, "SMALL_LAYER_MULTIPLY_ADDS", 0 if request.param == "python loop" else 1 << 40)
+    product, or computed beside the loop a step at a time), BLAS called per step, and the
+    forward compiled with the backward calling BLAS (their limits differ)."""
+    compiled_forward = request.param != "python loop"
+    compiled_backward = request.param.startswith("compiled loop")
+    monkeypatch.setattr(_compiled, "SMALL_LAYER_MULTIPLY_ADDS", 1 << 40 if compiled_backward else 1)
+    monkeypatch.setattr(_compiled, "FORWARD_FACTOR", 1 if compiled_backward or not compiled_forward else 1 << 40)
     monkeypatch.setattr(_pipeline, "CHUNK_MULTIPLY_ADDS", 1 if "pipelined" in request.param else 1 << 40)
     return request.param
 

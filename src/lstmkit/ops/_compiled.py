@@ -8,11 +8,15 @@ import warnings
 import numpy as np
 
 # A layer whose recurrent product per step, N x H x G·H multiply-adds, is at most this many runs
-# its whole time loop compiled (hand-written product, no call back into Python per step); a
-# larger one calls BLAS for the product from a Python loop, where the call's microseconds no
-# longer matter. Measured here, one step's product by hand and by BLAS (with NumPy's call) take
-# the same time near 2^16 multiply-adds (N=1, H=128: 4 µs), and BLAS is faster above.
+# its backward time loop compiled (hand-written product, no call back into Python per step),
+# and its forward loop up to FORWARD_FACTOR times as many; a larger one calls BLAS for the
+# product from a Python loop, where the call's microseconds no longer matter. Measured here at
+# 2^18 multiply-adds (LSTM N=4, H=128; N=16, H=64; N=64, H=32; GRU N=4, H=128 and N=16, H=64),
+# the compiled forward took 0.59-0.94 of the Python loop's time, but training steps with both
+# loops compiled took 1.06-1.25 of it at N >= 16 (the forward's product takes four rows at a
+# time; the backward's dz W_hh has no such kernel), hence the smaller backward limit.
 SMALL_LAYER_MULTIPLY_ADDS = 1 << 16
+FORWARD_FACTOR = 4
 
 
 @functools.cache
@@ -37,9 +41,11 @@ def kernels_for(x, weights):
     return compiled_kernels()
 
 
-def is_small(batch: int, hidden: int, gate_count: int) -> bool:
-    """Whether a layer runs its whole time loop in compiled code (see SMALL_LAYER_MULTIPLY_ADDS)."""
-    return batch * hidden * gate_count * hidden <= SMALL_LAYER_MULTIPLY_ADDS
+def is_small(batch: int, hidden: int, gate_count: int, forward: bool = False) -> bool:
+    """Whether a layer runs its whole time loop, forward or backward, in compiled code (see
+    SMALL_LAYER_MULTIPLY_ADDS)."""
+    limit = SMALL_LAYER_MULTIPLY_ADDS * (FORWARD_FACTOR if forward else 1)
+    return batch * hidden * gate_count * hidden <= limit
 
 
 # A small layer with at most this many batch rows and hidden units runs its recurrent product
