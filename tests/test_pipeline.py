@@ -25,12 +25,14 @@ def test_small_matrix_product_equals_numpy(dtype, rows, inner, width):
     np.testing.assert_allclose(out, a @ w.T, rtol=tolerance, atol=tolerance * np.sqrt(inner))
 
 
-@pytest.mark.parametrize("batch,hidden", [(1, 32), (2, 7), (3, 64), (4, 5), (1, 128)])
+@pytest.mark.parametrize("batch,hidden", [(1, 32), (2, 7), (3, 64), (4, 5), (1, 128), (1, 64)])
 def test_recurrent_product_takes_w_hh_stored_or_transposed(batch, hidden):
     rng = np.random.default_rng(batch + hidden)
     h, weight_hh = rng.standard_normal((batch, hidden)), rng.standard_normal((4 * hidden, hidden))
     chosen = _compiled.recurrent_weight(weight_hh, batch, np.float64)
-    assert chosen.flags.c_contiguous and chosen.shape == ((hidden, 4 * hidden) if batch < 4 and hidden <= 64 else weight_hh.shape)
+    transposed = _compiled.transposes_recurrent_weight(batch, hidden)
+    assert transposed == ((batch, hidden) in [(1, 32), (2, 7), (3, 64)])
+    assert chosen.flags.c_contiguous and chosen.shape == ((hidden, 4 * hidden) if transposed else weight_hh.shape)
     for layout in (weight_hh, np.ascontiguousarray(weight_hh.T), chosen):
         out = np.full((batch, 4 * hidden), np.nan)
         kernels.recurrent_product(h, layout, out)

@@ -10,11 +10,12 @@ import numpy as np
 # A layer whose recurrent product per step, N x H x G·H multiply-adds, is at most this many runs
 # its backward time loop compiled (hand-written product, no call back into Python per step),
 # and its forward loop up to FORWARD_FACTOR times as many; a larger one calls BLAS for the
-# product from a Python loop, where the call's microseconds no longer matter. Measured here at
-# 2^18 multiply-adds (LSTM N=4, H=128; N=16, H=64; N=64, H=32; GRU N=4, H=128 and N=16, H=64),
-# the compiled forward took 0.59-0.94 of the Python loop's time, but training steps with both
-# loops compiled took 1.06-1.25 of it at N >= 16 (the forward's product takes four rows at a
-# time; the backward's dz W_hh has no such kernel), hence the smaller backward limit.
+# product from a Python loop, where the call's microseconds no longer matter. Measured at 2^18
+# multiply-adds (`python benchmarks/ab.py loops`: LSTM N=4, H=128; N=16, H=64; N=64, H=32; GRU
+# N=4, H=128 and N=16, H=64), over two runs the compiled forward took 0.45-0.93 of the Python
+# loop's time (once 1.17, where the same setting also read 0.77); training steps with both loops
+# compiled took 0.68-1.23 (the forward's product takes four rows at a time, the backward's
+# dz W_hh has no such kernel), so the backward keeps the smaller limit.
 SMALL_LAYER_MULTIPLY_ADDS = 1 << 16
 FORWARD_FACTOR = 4
 
@@ -48,17 +49,24 @@ def is_small(batch: int, hidden: int, gate_count: int, forward: bool = False) ->
     return batch * hidden * gate_count * hidden <= limit
 
 
-# A small layer with at most this many batch rows and hidden units runs its recurrent product
-# with W_hh transposed (see _kernels.recurrent_product): at N=1, H=32 a step took 0.67 µs
-# against 0.83 µs with W_hh as stored; from H=128, or N >= 4, the stored layout was as fast or faster.
+# The tiniest layers run their recurrent product with W_hh transposed (see
+# _kernels.recurrent_product). `python benchmarks/ab.py transposed`, time a step transposed over
+# as stored: N=1, H=32: LSTM 0.82, GRU 0.82; N=2, H=64: 0.89; but N=1, H=64: 1.19; from N=4 the
+# stored layout's four-row products win.
 TRANSPOSED_PRODUCT_MAX_BATCH, TRANSPOSED_PRODUCT_MAX_HIDDEN = 3, 64
+
+
+def transposes_recurrent_weight(batch: int, hidden: int) -> bool:
+    """Whether a small layer's compiled loop reads W_hh transposed (see above)."""
+    if batch > TRANSPOSED_PRODUCT_MAX_BATCH or hidden > TRANSPOSED_PRODUCT_MAX_HIDDEN:
+        return False
+    return batch >= 2 or 2 * hidden <= TRANSPOSED_PRODUCT_MAX_HIDDEN
 
 
 def recurrent_weight(weight_hh, batch: int, dtype):
     """W_hh (G, H) as a small layer's compiled loop takes it: as stored, or transposed (H, G)
     for the tiniest layers, C-contiguous either way."""
-    hidden = weight_hh.shape[1]
-    if batch <= TRANSPOSED_PRODUCT_MAX_BATCH and hidden <= TRANSPOSED_PRODUCT_MAX_HIDDEN:
+    if transposes_recurrent_weight(batch, weight_hh.shape[1]):
         return np.ascontiguousarray(weight_hh.T, dtype=dtype)
     return np.ascontiguousarray(weight_hh, dtype=dtype)
 

@@ -1,0 +1,148 @@
+"""A/B measurements behind the fast paths' choices, each in one process, taking turns.
+
+Every choice below is a switch in ``lstmkit.ops`` (a module constant); this script times a layer
+call with the switch one way and the other (and onnxruntime where it is the question), in short
+alternating windows (0.1 s of untimed calls, then timed ones, median), and prints the medians and
+the median of the per-window ratios, which is steadier than a ratio of medians on a machine whose
+speed drifts.
+
+    python benchmarks/ab.py pipeline   # input projection on the helper thread, against onnxruntime
+    python benchmarks/ab.py loops      # compiled loops (both; lstmkit's default) against the Python loop over BLAS
+    python benchmarks/ab.py transposed # tiny layers reading W_hh transposed, or as stored
+    python benchmarks/ab.py overhead   # a layer call's own Python cost (T=1, H=4)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import lstmkit
+from lstmkit.ops import _compiled, _pipeline
+
+
+def _median_times(functions: dict, rounds: int, calls: int = 15) -> dict:
+    """Per-window medians (seconds) of each function, the functions taking turns."""
+    for function in functions.values():
+        function()
+    times = {name: [] for name in functions}
+    for _ in range(rounds):
+        for name, function in functions.items():
+            started = time.perf_counter()
+            while time.perf_counter() - started < 0.1:
+                function()
+            window = []
+            for _ in range(calls):
+                start = time.perf_counter()
+                function()
+                window.append(time.perf_counter() - start)
+            times[name].append(statistics.median(window))
+    return times
+
+
+def _report(label: str, times: dict, baseline: str, scale: float, unit: str) -> None:
+    medians = "  ".join(f"{name} {statistics.median(values) * scale:.2f}" for name, values in times.items())
+    ratios = "  ".join(f"{name}/{baseline} {statistics.median([a / b for a, b in zip(values, times[baseline])]):.2f}"
+                       for name, values in times.items() if name != baseline)
+    print(f"{label}: {medians} {unit} | {ratios}", flush=True)
+
+
+def _switched(module, name, value, function):
+    def call():
+        setattr(module, name, value)
+        function()
+    return call
+
+
+def _inference(layer, x):
+    def call():
+        with lstmkit.no_grad():
+            layer(x)
+    return call
+
+
+def _training(layer, x):
+    doutput = np.ones((*x.shape[:2], layer.hidden_size), dtype=x.dtype)
+
+    def call():
+        layer.zero_grad()
+        layer(x)
+        layer.backward(doutput)
+    return call
+
+
+def _problem(kind, steps, batch, features, hidden):
+    layer = getattr(lstmkit, kind)(features, hidden, seed=0)
+    x = np.random.default_rng(1).standard_normal((steps, batch, features)).astype(np.float32)
+    return layer, x
+
+
+def pipeline(rounds):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import torch
+    from onnx_peer import onnx_session
+
+    default = _pipeline.enabled
+    for kind, steps, features, hidden in [("LSTM", 100, 64, 128), ("LSTM", 1000, 32, 32), ("GRU", 100, 64, 128),
+                                          ("GRU", 1000, 32, 32)]:
+        layer, x = _problem(kind, steps, 1, features, hidden)
+        session = onnx_session(kind, layer, torch.get_num_threads())
+        times = _median_times({"helper": _switched(_pipeline, "enabled", default, _inference(layer, x)),
+                               "no-helper": _switched(_pipeline, "enabled", False, _inference(layer, x)),
+                               "onnxruntime": lambda: session.run(None, {"X": x})}, rounds)
+        _report(f"{kind} T={steps} N=1 H={hidden}, µs a step", times, "onnxruntime", 1e6 / steps, "")
+    _pipeline.enabled = default
+
+
+def loops(rounds):
+    default = _compiled.FORWARD_FACTOR, _compiled.SMALL_LAYER_MULTIPLY_ADDS
+    for kind, steps, batch, features, hidden in [("LSTM", 100, 4, 64, 128), ("LSTM", 200, 16, 32, 64),
+                                                 ("LSTM", 100, 64, 32, 32), ("GRU", 100, 4, 64, 128),
+                                                 ("GRU", 200, 16, 32, 64)]:
+        layer, x = _problem(kind, steps, batch, features, hidden)
+        for name, make in (("inference", _inference), ("training", _training)):
+            def with_limits(forward_factor, limit, function=make(layer, x)):
+                def call():
+                    _compiled.FORWARD_FACTOR, _compiled.SMALL_LAYER_MULTIPLY_ADDS = forward_factor, limit
+                    function()
+                return call
+            times = _median_times({"compiled": with_limits(1, 1 << 40), "default": with_limits(*default),
+                                   "python-loop": with_limits(1, 1)}, rounds, 7)
+            _report(f"{kind} T={steps} N={batch} H={hidden} {name}, ms", times, "python-loop", 1e3, "")
+    _compiled.FORWARD_FACTOR, _compiled.SMALL_LAYER_MULTIPLY_ADDS = default
+
+
+def transposed(rounds):
+    default = _compiled.TRANSPOSED_PRODUCT_MAX_HIDDEN
+    for kind, steps, batch, hidden in [("LSTM", 1000, 1, 32), ("LSTM", 200, 1, 64), ("LSTM", 200, 2, 64),
+                                       ("GRU", 1000, 1, 32)]:
+        layer, x = _problem(kind, steps, batch, 32, hidden)
+        function = _inference(layer, x)
+        times = _median_times({"transposed": _switched(_compiled, "TRANSPOSED_PRODUCT_MAX_HIDDEN", 1 << 30, function),
+                               "as-stored": _switched(_compiled, "TRANSPOSED_PRODUCT_MAX_HIDDEN", 0, function)}, rounds)
+        _report(f"{kind} T={steps} N={batch} H={hidden}, µs a step", times, "as-stored", 1e6 / steps, "")
+    _compiled.TRANSPOSED_PRODUCT_MAX_HIDDEN = default
+
+
+def overhead(rounds):
+    layer, x = _problem("LSTM", 1, 1, 4, 4)
+    times = _median_times({"inference": _inference(layer, x), "training": _training(layer, x)}, rounds, 200)
+    print("LSTM T=1 N=1 H=4, µs a call: " + "  ".join(f"{name} {statistics.median(v) * 1e6:.1f}"
+                                                     for name, v in times.items()))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["pipeline", "loops", "transposed", "overhead"])
+    parser.add_argument("--rounds", type=int, default=9)
+    args = parser.parse_args(argv)
+    globals()[args.what](args.rounds)
+
+
+if __name__ == "__main__":
+    main()
