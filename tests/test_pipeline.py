@@ -4,11 +4,13 @@ whoever computes each chunk, from any thread, in a forked child; and the kernels
 import multiprocessing
 import threading
 
+import numba
 import numpy as np
 import pytest
 
 import lstmkit
 from lstmkit.ops import _compiled, _pipeline
+from lstmkit.ops._atomics import atomic_add, atomic_load
 from lstmkit.ops.recurrence import input_projection
 
 kernels = _compiled.compiled_kernels()
@@ -39,28 +41,50 @@ def test_recurrent_product_takes_w_hh_stored_or_transposed(batch, hidden):
         np.testing.assert_allclose(out, h @ weight_hh.T, rtol=1e-12, atol=1e-12)
 
 
+@numba.njit(nogil=True)
+def take_numbers(ready, counter, taken):
+    """Once both threads are ready (so that they race), fills ``taken`` with numbers drawn from
+    counter[0] by atomic addition. (With ``v = counter[0]; counter[0] = v + 1`` instead, the
+    test below fails: checked by hand.)"""
+    atomic_add(ready, 0, 1)
+    while atomic_load(ready, 0) < 2:
+        pass
+    for i in range(taken.shape[0]):
+        taken[i] = atomic_add(counter, 0, 1)
+
+
 def test_atomic_add_hands_out_each_value_once_across_threads():
-    counter = np.zeros(1, dtype=np.int64)
-    taken = [np.zeros(20000, dtype=np.int64) for _ in range(2)]
-    threads = [threading.Thread(target=kernels.take_numbers, args=(counter, mine)) for mine in taken]
+    take_numbers(np.full(1, 2, dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64))  # compiled
+    ready, counter = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    taken = [np.zeros(200_000, dtype=np.int64) for _ in range(2)]
+    threads = [threading.Thread(target=take_numbers, args=(ready, counter, mine)) for mine in taken]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert counter[0] == 40000
-    assert sorted(np.concatenate(taken).tolist()) == list(range(40000))
+    assert counter[0] == 400_000
+    assert np.array_equal(np.sort(np.concatenate(taken)), np.arange(400_000))
 
 
-def _pipelined_gates(x, weight_ih, bias, force):
+def _pipelined_gates(x, weight_ih, bias, by_helper):
+    """The gates a pipeline fills: every chunk computed by the helper thread, or every chunk by
+    the caller (as a loop does when no helper runs)."""
+    def pipeline_into(gates):
+        return _pipeline.start_projection(x, weight_ih, bias, gates, force=True)
+
     gates = np.full((*x.shape[:2], weight_ih.shape[0]), np.nan, dtype=x.dtype)
-    pipeline = _pipeline.start_projection(x, weight_ih, bias, gates, force=force)
-    assert pipeline is not None
-    while kernels.project_next_chunk(pipeline, gates):  # the loop's share: what the helper has not taken
-        pass
-    claims = pipeline[1]
-    while not claims[1:].all():  # the chunks the helper took
-        pass
-    return gates
+    if not by_helper:
+        pipeline = pipeline_into(gates)
+        while kernels.project_next_chunk(pipeline, gates):
+            pass
+        return gates
+    pipeline_into(np.empty_like(gates))  # the first job of a dtype runs in the caller (see _Helper.post)
+    pipeline = pipeline_into(gates)  # posted: the helper takes the job (nothing here claims a chunk)
+    for _ in range(10_000):
+        if pipeline[0][1:].all():
+            return gates
+        threading.Event().wait(0.001)
+    raise AssertionError("the helper did not compute the chunks")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -69,13 +93,12 @@ def test_projection_is_the_same_whoever_computes_each_chunk(dtype, monkeypatch):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((37, 2, 5)).astype(dtype)
     weight_ih, bias = rng.standard_normal((24, 5)).astype(dtype), rng.standard_normal(24).astype(dtype)
-    with_helper = _pipelined_gates(x, weight_ih, bias, force=False)
-    monkeypatch.setattr(_pipeline, "enabled", False)
-    alone = _pipelined_gates(x, weight_ih, bias, force=True)
-    np.testing.assert_array_equal(with_helper, alone)  # bit for bit: one kernel computes every chunk
+    by_helper = _pipelined_gates(x, weight_ih, bias, by_helper=True)
+    alone = _pipelined_gates(x, weight_ih, bias, by_helper=False)
+    np.testing.assert_array_equal(by_helper, alone)  # bit for bit: one kernel computes every chunk
     tolerance = 1e-12 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(alone, input_projection(x, weight_ih, bias), rtol=tolerance, atol=tolerance)
-    without_bias = _pipelined_gates(x, weight_ih, None, force=True)
+    without_bias = _pipelined_gates(x, weight_ih, None, by_helper=False)
     np.testing.assert_allclose(without_bias, input_projection(x, weight_ih), rtol=tolerance, atol=tolerance)
 
 
@@ -159,9 +182,7 @@ def test_the_first_job_of_each_dtype_runs_in_the_callers_thread():
 
     helper.post(job, np.zeros(1))
     assert ran_in == [threading.get_ident()]
-    helper.post(job, np.zeros(1))  # the next one is the helper's, once a loop announces it
-    assert ran_in == [threading.get_ident()]
-    kernels.store(helper.mailbox, 0, 1)
+    helper.post(job, np.zeros(1))  # the next one is the helper's
     for _ in range(5000):
         if len(ran_in) == 2:
             break

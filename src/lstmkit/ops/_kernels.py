@@ -173,7 +173,7 @@ def recurrent_product(h_prev, weight_hh, out):
 # ---- the input projection, chunk by chunk, beside the time loop ----------------------------
 # A small layer's time loop runs on one core; its input projection (x W_ihᵀ + b for all steps)
 # can run on the other at the same time, a chunk of steps ahead. ``pipeline`` is the tuple
-# (mailbox, claims, chunk, x, weight_ih, bias) of :func:`._pipeline.start_projection`: claims[0]
+# (claims, chunk, x, weight_ih, bias) of :func:`._pipeline.start_projection`: claims[0]
 # counts the chunks taken, claims[1 + k] is 1 once chunk k (steps k·chunk ...) is in ``gates``.
 # Whoever takes a chunk computes it, the helper thread or the loop that needs it: the loop
 # never waits for a thread that has not started, and the result is the same either way.
@@ -181,7 +181,7 @@ def recurrent_product(h_prev, weight_hh, out):
 def project_next_chunk(pipeline, gates):
     """Takes the next chunk nobody has taken and writes its ``x W_ihᵀ + b`` into ``gates``;
     False when none is left."""
-    _, claims, chunk, x, weight_ih, bias = pipeline
+    claims, chunk, x, weight_ih, bias = pipeline
     count = claims.shape[0] - 1
     if atomic_load(claims, 0) >= count:
         return False
@@ -207,18 +207,11 @@ def project_chunks(pipeline, gates):
 
 
 @_jit
-def _announce(pipeline):
-    """Tells a spinning helper thread that a job is posted (called with the GIL released)."""
-    if pipeline is not None:
-        atomic_add(pipeline[0], 0, 1)
-
-
-@_jit
 def _await_projection(t, pipeline, gates):
     """Before step t: its chunk is in ``gates``, computed here if nobody else has taken it."""
-    if pipeline is not None and t % pipeline[2] == 0:
-        done = pipeline[1]
-        while atomic_load(done, 1 + t // pipeline[2]) == 0:
+    if pipeline is not None and t % pipeline[1] == 0:
+        done = pipeline[0]
+        while atomic_load(done, 1 + t // pipeline[1]) == 0:
             project_next_chunk(pipeline, gates)
 
 
@@ -234,10 +227,9 @@ def wait_for_post(mailbox, seen, spins):
 
 
 @_jit
-def take_numbers(counter, taken):
-    """Fills ``taken`` with numbers drawn from counter[0] by atomic addition (the atomics' test)."""
-    for i in range(taken.shape[0]):
-        taken[i] = atomic_add(counter, 0, 1)
+def announce(mailbox):
+    """Adds one to mailbox[0], the count of jobs posted (a spinning helper sees it at once)."""
+    atomic_add(mailbox, 0, 1)
 
 
 @_jit
@@ -323,7 +315,6 @@ def lstm_loop_forward(gates, weight_hh, h, c, tanh_c, pipeline=None):
     h (T+1, N, H) and c (T+1 or 2, N, H) start from h[0], c[0]; tanh_c is (T, N, H), or
     (1, N, H) when nothing is kept for backward. W_hh is (4H, H), or (H, 4H) as in
     :func:`recurrent_product`."""
-    _announce(pipeline)
     recurrent = np.empty_like(gates[0])
     for t in range(gates.shape[0]):
         _await_projection(t, pipeline, gates)
@@ -413,7 +404,6 @@ def gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n, pipeline=None):
     in :func:`lstm_loop_forward`), activated out; h (T+1, N, H) from h[0]; hidden_n (T, N, H),
     or (1, N, H) when nothing is kept for backward. W_hh is (3H, H), or (H, 3H) as in
     :func:`recurrent_product`."""
-    _announce(pipeline)
     recurrent = np.empty_like(gates[0])
     for t in range(gates.shape[0]):
         _await_projection(t, pipeline, gates)

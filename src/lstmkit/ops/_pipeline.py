@@ -37,8 +37,10 @@ def _usable_cores() -> int:
 
 
 class _Helper:
-    """The helper thread and its mailbox: mailbox[0] counts the jobs posted (the time loop adds
-    one when it starts), mailbox[1] is 1 while the thread sleeps on ``_wake``."""
+    """The helper thread and its mailbox: mailbox[0] counts the jobs posted, mailbox[1] is 1
+    while the thread sleeps on ``_wake``. Posting adds to the count before it looks whether
+    the thread sleeps, and the thread says it sleeps before it looks at the count once more
+    (both atomic): one of the two always sees the other, so no job is left unseen."""
 
     def __init__(self, kernels):
         self.kernels = kernels
@@ -50,7 +52,7 @@ class _Helper:
         threading.Thread(target=self._serve, name="lstmkit-projection", daemon=True).start()
 
     def post(self, function, *arguments) -> None:
-        """Makes ``function(*arguments)`` the job of the next posting (the loop announces it).
+        """Makes ``function(*arguments)`` the helper's job, and wakes the helper if it sleeps.
 
         The first job of each dtype runs here instead, whole, before the loop (which then finds
         every chunk done): that call compiles it (or loads it from Numba's cache) in the
@@ -62,6 +64,7 @@ class _Helper:
             self._compiled.add(kind)
             return
         self._job = (function, arguments)
+        self.kernels.announce(self.mailbox)
         if self.kernels.load(self.mailbox, 1):
             self._wake.set()
 
@@ -132,8 +135,7 @@ def start_projection(x, weight_ih, bias, gates, force: bool = False):
     chunk = chunk_steps(batch, features, gates.shape[-1])
     claims = np.zeros(1 + -(-steps // chunk), dtype=np.int64)
     bias = np.zeros(gates.shape[-1], dtype=x.dtype) if bias is None else bias
-    mailbox = np.zeros(2, dtype=np.int64) if helper is None else helper.mailbox
-    pipeline = (mailbox, claims, chunk, np.ascontiguousarray(x), np.ascontiguousarray(weight_ih), bias)
+    pipeline = (claims, chunk, np.ascontiguousarray(x), np.ascontiguousarray(weight_ih), bias)
     if helper is not None:
         helper.post(kernels.project_chunks, pipeline, gates)
     return pipeline
