@@ -210,8 +210,8 @@ def project_chunks(pipeline, gates):
 def _await_projection(t, pipeline, gates):
     """Before step t: its chunk is in ``gates``, computed here if nobody else has taken it."""
     if pipeline is not None and t % pipeline[1] == 0:
-        done = pipeline[0]
-        while atomic_load(done, 1 + t // pipeline[1]) == 0:
+        claims, chunk = pipeline[0], pipeline[1]
+        while atomic_load(claims, 1 + t // chunk) == 0:
             project_next_chunk(pipeline, gates)
 
 
