@@ -10,6 +10,7 @@ speed drifts.
     python benchmarks/ab.py loops      # compiled loops (both; lstmkit's default) against the Python loop over BLAS
     python benchmarks/ab.py transposed # tiny layers reading W_hh transposed, or as stored
     python benchmarks/ab.py overhead   # a layer call's own Python cost (T=1, H=4)
+    python benchmarks/ab.py cores      # batch-1 LSTM loops on two cores or one, against onnxruntime
 """
 
 from __future__ import annotations
@@ -99,6 +100,34 @@ def pipeline(rounds):
     _pipeline.enabled = default
 
 
+def cores(rounds):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import torch
+    from onnx_peer import onnx_session
+
+    default = _compiled.TWO_CORE_MAX_BATCH
+    for steps, features, hidden in [(100, 64, 128), (1000, 64, 128), (100, 64, 256), (100, 32, 64), (30, 64, 128)]:
+        layer, x = _problem("LSTM", steps, 1, features, hidden)
+        session = onnx_session("LSTM", layer, torch.get_num_threads())
+        one_and_two = {"two-cores": _switched(_compiled, "TWO_CORE_MAX_BATCH", 1, _inference(layer, x)),
+                       "one-core": _switched(_compiled, "TWO_CORE_MAX_BATCH", 0, _inference(layer, x))}
+        with _rules_allowing_two_cores():
+            times = _median_times({**one_and_two, "onnxruntime": lambda: session.run(None, {"X": x})}, rounds)
+        _report(f"LSTM T={steps} N=1 I={features} H={hidden}, µs a step", times, "onnxruntime", 1e6 / steps, "")
+    _compiled.TWO_CORE_MAX_BATCH = default
+
+
+class _rules_allowing_two_cores:
+    """Lets any hidden size and length run on two cores (the switch above decides)."""
+
+    def __enter__(self):
+        self.saved = _compiled.TWO_CORE_MIN_HIDDEN, _compiled.TWO_CORE_MIN_STEPS
+        _compiled.TWO_CORE_MIN_HIDDEN = _compiled.TWO_CORE_MIN_STEPS = 1
+
+    def __exit__(self, *exception):
+        _compiled.TWO_CORE_MIN_HIDDEN, _compiled.TWO_CORE_MIN_STEPS = self.saved
+
+
 def loops(rounds):
     default = _compiled.FORWARD_FACTOR, _compiled.SMALL_LAYER_MULTIPLY_ADDS
     for kind, steps, batch, features, hidden in [("LSTM", 100, 4, 64, 128), ("LSTM", 200, 16, 32, 64),
@@ -138,7 +167,7 @@ def overhead(rounds):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["pipeline", "loops", "transposed", "overhead"])
+    parser.add_argument("what", choices=["pipeline", "loops", "transposed", "overhead", "cores"])
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args(argv)
     globals()[args.what](args.rounds)

@@ -63,6 +63,19 @@ def transposes_recurrent_weight(batch: int, hidden: int) -> bool:
     return batch >= 2 or 2 * hidden <= TRANSPOSED_PRODUCT_MAX_HIDDEN
 
 
+# A small batch-1 LSTM of at least TWO_CORE_MIN_HIDDEN units and TWO_CORE_MIN_STEPS steps runs its
+# forward loop on two cores, half of the units each (_pipeline.lstm_loop_on_two_cores), where a
+# helper thread can take part. The loop of one core is bound by reading W_hh from its cache every
+# step; two read half each, but meet once a step and pay some 40 µs a call to start.
+# `python benchmarks/ab.py cores`, time a step on two cores over one: see the README.
+TWO_CORE_MAX_BATCH, TWO_CORE_MIN_HIDDEN, TWO_CORE_MIN_STEPS = 1, 128, 32
+
+
+def runs_on_two_cores(steps: int, batch: int, hidden: int) -> bool:
+    """Whether a small LSTM's forward loop is shared between two cores (see above)."""
+    return batch <= TWO_CORE_MAX_BATCH and hidden >= TWO_CORE_MIN_HIDDEN and steps >= TWO_CORE_MIN_STEPS
+
+
 def recurrent_weight(weight_hh, batch: int, dtype):
     """W_hh (G, H) as a small layer's compiled loop takes it: as stored, or transposed (H, G)
     for the tiniest layers, C-contiguous either way."""

@@ -218,7 +218,8 @@ def _await_projection(t, pipeline, gates):
 @_jit
 def wait_for_post(mailbox, seen, spins):
     """The helper thread's wait: mailbox[0] once it differs from ``seen``, or ``seen`` after
-    ``spins`` reads."""
+    ``spins`` reads. mailbox[2] = ``seen`` on entry: the helper is back, done with job ``seen``."""
+    atomic_store(mailbox, 2, seen)
     for _ in range(spins):
         posted = atomic_load(mailbox, 0)
         if posted != seen:
@@ -228,8 +229,9 @@ def wait_for_post(mailbox, seen, spins):
 
 @_jit
 def announce(mailbox):
-    """Adds one to mailbox[0], the count of jobs posted (a spinning helper sees it at once)."""
-    atomic_add(mailbox, 0, 1)
+    """Adds one to mailbox[0], the count of jobs posted (a spinning helper sees it at once);
+    returns the new count, the job's number."""
+    return atomic_add(mailbox, 0, 1) + 1
 
 
 @_jit
@@ -329,6 +331,123 @@ def lstm_loop_backward(doutput, dh, dc, gates, c, tanh_c, weight_hh, dz):
     for t in range(gates.shape[0] - 1, -1, -1):
         lstm_step_backward(t, doutput, dh, dc, gates, c, tanh_c, dz)
         matmul_into(dz[t], weight_hh, dh)
+
+
+# ---- a batch-1 LSTM's time loop on two cores --------------------------------------------
+# One core's loop is bound by reading W_hh (4H x H) from L2 every step. Two threads can each
+# run the loop for half of the hidden units (their gate rows of W_ih and W_hh, a different half
+# in each core's cache), meeting once a step: part p writes its half of h[t+1], says so in
+# sync[PROGRESS + 8p], and waits for the other half. ``sync`` (int64, 32 entries: each counter
+# on its own cache line) also holds JOIN, which decides whether part 1 runs at all (the helper
+# thread's atomic_add gets 0 first, or the caller's does, and then runs everything alone), and
+# DONE, which part 1 counts up once its last writes are made.
+SYNC_JOIN, SYNC_DONE, SYNC_PROGRESS = 0, 8, 16
+
+
+@_jit
+def _copy(source, target):
+    for i in range(source.shape[0]):
+        target[i] = source[i]
+
+
+@_jit
+def lstm_loop_forward_part(part, x, weight_ih, bias, weight_hh, h, c, tanh_c, gates, sync, chunk):
+    """Part 0 or 1 (the hidden units [0, ⌈H/2⌉) or the rest) of :func:`lstm_loop_forward` on the same
+    h, c, tanh_c and gates (activated gates written only when gates has T steps), projecting its
+    own gates from x (T, N, I), W_ih (4H, I) and bias (4H,) ``chunk`` steps at a time.
+
+    Its rows of W_hh are copied once, split by columns: those multiplying its own units of h_t,
+    which it computed itself, and those multiplying the other part's. Each step first takes the
+    product with its own half, then waits for the other half, so that the wait overlaps work.
+    Part 1 returns at once unless it is the first to count JOIN (its buffers are allocated
+    before: once it has joined, nothing in it can fail)."""
+    steps, batch, features = x.shape
+    hidden = weight_hh.shape[1]
+    units = (hidden + 1) // 2 if part == 0 else hidden // 2
+    first = 0 if part == 0 else hidden - units
+    others = hidden - units
+    others_first = units if part == 0 else 0
+    w_ih = np.empty((4 * units, features), dtype=x.dtype)  # this part's gate rows, blocks i, f, g, o
+    b = np.empty(4 * units, dtype=x.dtype)
+    w_own = np.empty((4 * units, units), dtype=x.dtype)
+    w_others = np.empty((4 * units, others), dtype=x.dtype)
+    projected = np.empty((chunk * batch, 4 * units), dtype=x.dtype)  # x W_ihᵀ + b of a chunk
+    recurrent = np.empty((batch, 4 * units), dtype=x.dtype)
+    partial = np.empty((batch, 4 * units), dtype=x.dtype)
+    c_part = np.empty((2, batch, units), dtype=x.dtype)
+    tanh_part = np.empty((batch, units), dtype=x.dtype)
+    h_own = np.empty((batch, units), dtype=x.dtype)
+    h_others = np.empty((batch, others), dtype=x.dtype)
+    if part == 1 and atomic_add(sync, SYNC_JOIN, 1) != 0:
+        return
+    for k in range(4):  # (loops on 1-D views: numba's slice assignments cost microseconds, 2-D offsets do not vectorise)
+        for j in range(units):
+            row, source = k * units + j, k * hidden + first + j
+            b[row] = bias[source]
+            _copy(weight_ih[source], w_ih[row])
+            _copy(weight_hh[source, first:first + units], w_own[row])
+            _copy(weight_hh[source, others_first:others_first + others], w_others[row])
+    for n in range(batch):
+        for j in range(units):
+            h_own[n, j], c_part[0, n, j] = h[0, n, first + j], c[0, n, first + j]
+    depth, keep = c.shape[0], gates.shape[0] == steps
+    for t in range(steps):
+        s = t % chunk
+        if s == 0:
+            stop = min(t + chunk, steps)
+            rows = (stop - t) * batch
+            matmul_transposed_into(x[t:stop].reshape(rows, features), w_ih, projected[:rows])
+            for r in range(rows):
+                for j in range(4 * units):
+                    projected[r, j] += b[j]
+        matmul_transposed_into(h_own, w_own, recurrent)
+        while atomic_load(sync, SYNC_PROGRESS + 8 * (1 - part)) < t:
+            pass
+        for n in range(batch):
+            for j in range(others):
+                h_others[n, j] = h[t, n, others_first + j]
+        matmul_transposed_into(h_others, w_others, partial)
+        for n in range(batch):
+            for j in range(4 * units):
+                recurrent[n, j] += partial[n, j]
+        z = projected[s * batch:(s + 1) * batch]
+        lstm_cell_forward(z, recurrent, c_part[t % 2], c_part[(t + 1) % 2], tanh_part, h_own)
+        for n in range(batch):
+            for j in range(units):
+                h[t + 1, n, first + j] = h_own[n, j]
+                c[(t + 1) % depth, n, first + j] = c_part[(t + 1) % 2, n, j]
+            if keep:
+                for j in range(units):
+                    tanh_c[t, n, first + j] = tanh_part[n, j]
+                for k in range(4):
+                    for j in range(units):
+                        gates[t, n, k * hidden + first + j] = z[n, k * units + j]
+        atomic_store(sync, SYNC_PROGRESS + 8 * part, t + 1)
+    if part == 1:
+        atomic_add(sync, SYNC_DONE, 1)
+
+
+@_jit
+def lstm_loop_forward_lead(mailbox, spins, x, weight_ih, bias, weight_hh, h, c, tanh_c, gates, sync, chunk):
+    """The caller's side of the two-core loop: announces the job the helper thread has been handed
+    (part 1, see :mod:`._pipeline`), waits at most ``spins`` reads for it to join, and runs part 0
+    with it; False, having computed nothing, if the helper did not join in time. Before it
+    returns, it waits (``spins`` reads at most) for the helper to be back in its wait for the next
+    job: the helper needs the GIL on its way there, which this thread does not hold meanwhile, and
+    would otherwise sleep on the GIL until the next call (tens of microseconds to wake)."""
+    job = announce(mailbox)
+    for _ in range(spins):
+        if atomic_load(sync, SYNC_JOIN) != 0:
+            break
+    if atomic_add(sync, SYNC_JOIN, 1) == 0:
+        return False
+    lstm_loop_forward_part(0, x, weight_ih, bias, weight_hh, h, c, tanh_c, gates, sync, chunk)
+    while atomic_load(sync, SYNC_DONE) == 0:
+        pass
+    for _ in range(spins):
+        if atomic_load(mailbox, 2) >= job:
+            break
+    return True
 
 
 # ---- GRU, PyTorch's gate blocks r, z, n ---------------------------------------------------

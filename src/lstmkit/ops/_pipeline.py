@@ -8,6 +8,11 @@ computes it chunk by chunk, a chunk ahead of the loop, on the other core
 has not taken yet, so it never waits for a thread that is asleep or busy elsewhere, and the
 numbers do not depend on who computed what).
 
+A batch-1 LSTM with enough units and steps goes further (:func:`lstm_loop_on_two_cores`): the
+helper runs the whole loop for half of the hidden units, the caller for the other half, each
+projecting its own gates, meeting once a step. There the caller does wait for the helper, at
+most JOIN_SPINS reads, and runs the usual loop if it does not join in time.
+
 The helper is one daemon thread per process, started on first use (again in a forked child).
 After a job it spins a fraction of a millisecond on the mailbox, so that the next call's job
 starts at once, then sleeps until a call wakes it, as OpenMP's and OpenBLAS's threads do.
@@ -39,13 +44,13 @@ def _usable_cores() -> int:
 
 class _Helper:
     """The helper thread and its mailbox: mailbox[0] counts the jobs posted, mailbox[1] is 1
-    while the thread sleeps on ``_wake``. Posting adds to the count before it looks whether
+    while the thread sleeps on ``_wake``, mailbox[2] is the last job it finished and came back from. Posting adds to the count before it looks whether
     the thread sleeps, and the thread says it sleeps before it looks at the count once more
     (both atomic): one of the two always sees the other, so no job is left unseen."""
 
     def __init__(self, kernels):
         self.kernels = kernels
-        self.mailbox = np.zeros(2, dtype=np.int64)
+        self.mailbox = np.zeros(3, dtype=np.int64)
         self.pid = os.getpid()  # the process it was started in
         self._job = None
         self._compiled: set = set()  # (job, dtype) run once in a caller's thread (see post)
@@ -66,6 +71,14 @@ class _Helper:
             return
         self._job = (function, arguments)
         self.kernels.announce(self.mailbox)
+        if self.kernels.load(self.mailbox, 1):
+            self._wake.set()
+
+    def stage(self, function, *arguments) -> None:
+        """Makes ``function(*arguments)`` the helper's job without announcing it: the caller's
+        compiled code announces it (``kernels.announce``) once it has let go of the GIL, which the
+        helper needs to start a job. A sleeping helper is woken now."""
+        self._job = (function, arguments)
         if self.kernels.load(self.mailbox, 1):
             self._wake.set()
 
@@ -140,6 +153,37 @@ def start_projection(x, weight_ih, bias, gates, force: bool = False):
     if helper is not None:
         helper.post(kernels.project_chunks, pipeline, gates)
     return pipeline
+
+
+# Reads of the join flag the caller spends waiting for the helper to take part in a two-core loop
+# (a few microseconds: the helper wakes from its spin, takes the GIL and calls the job).
+JOIN_SPINS = 1 << 21
+_parts_compiled: set = set()  # dtypes whose loop part has been compiled in a caller's thread
+
+
+def lstm_loop_on_two_cores(x, weight_ih, bias, weight_hh, h, c, tanh_c, gates) -> bool:
+    """Runs a small LSTM's time loop, input projection included, on this thread and the helper,
+    half of the hidden units each (``_kernels.lstm_loop_forward_part``), writing h, c, tanh_c
+    and gates as ``lstm_loop_forward`` does (gates only when it has T steps). False, having
+    computed nothing, when the helper cannot take part now (one core; asleep; busy)."""
+    kernels = compiled_kernels()
+    helper = _get_helper(kernels)
+    if helper is None:
+        return False
+    steps, batch, features = x.shape
+    hidden = weight_hh.shape[1]
+    chunk = min(steps, chunk_steps(batch, features, 4 * hidden))
+    bias = np.zeros(4 * hidden, dtype=x.dtype) if bias is None else bias
+    arguments = (np.ascontiguousarray(x), np.ascontiguousarray(weight_ih), bias, np.ascontiguousarray(weight_hh),
+                 h, c, tanh_c, gates)
+    sync = np.zeros(32, dtype=np.int64)
+    if x.dtype not in _parts_compiled:  # compiled here, not in the helper (see _Helper.post): JOIN taken, it returns at once
+        sync[kernels.SYNC_JOIN] = 1
+        kernels.lstm_loop_forward_part(1, *arguments, sync, chunk)
+        sync[kernels.SYNC_JOIN] = 0
+        _parts_compiled.add(x.dtype)
+    helper.stage(kernels.lstm_loop_forward_part, 1, *arguments, sync, chunk)
+    return kernels.lstm_loop_forward_lead(helper.mailbox, JOIN_SPINS, *arguments, sync, chunk)
 
 
 def input_gates(x, weight_ih, bias, small: bool):

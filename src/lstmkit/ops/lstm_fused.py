@@ -7,7 +7,8 @@ random inputs); the reference stays what people read. What is different:
 - Each step's nonlinearities and state update are one compiled pass (:mod:`._kernels`), writing
   into buffers preallocated for the whole sequence; nothing is allocated inside the loop.
 - A small layer runs its whole time loop compiled; a large one calls BLAS for the recurrent
-  product from Python (:mod:`._compiled` draws the line).
+  product from Python (:mod:`._compiled` draws the line). A small batch-1 LSTM with enough
+  units and steps shares its loop between two cores, half of the units each (:mod:`._pipeline`).
 - The input projection before the loop and the weight gradients after it are one matrix
   product over all steps each, as in the reference.
 
@@ -21,8 +22,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._compiled import compiled_kernels, is_small, kernels_for, recurrent_products, recurrent_weight
-from ._pipeline import input_gates
+from ._compiled import compiled_kernels, is_small, kernels_for, recurrent_products, recurrent_weight, runs_on_two_cores
+from ._pipeline import input_gates, lstm_loop_on_two_cores
 from .lstm import LSTMCache, LSTMWeights, lstm_backward, lstm_forward
 from .recurrence import projection_backward
 
@@ -46,17 +47,22 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     hidden = c0.shape[-1]
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
     small = is_small(batch, hidden, 4, forward=True)
-    gates, pipeline = input_gates(x, weights.weight_ih, bias, small)  # (T, N, 4H), activated in place below
     depth = steps + 1 if keep_cache else 2
     h = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
     c = np.empty((depth, batch, hidden), dtype=x.dtype)
     tanh_c = np.empty((steps if keep_cache else 1, batch, hidden), dtype=x.dtype)
     h[0], c[0] = h0, c0
-    if small:
-        kernels.lstm_loop_forward(gates, recurrent_weight(weights.weight_hh, batch, x.dtype), h, c, tanh_c, pipeline)
-    else:
-        for t, recurrent in recurrent_products(h, weights.weight_hh):
-            kernels.lstm_step_forward(t, gates, recurrent, h, c, tanh_c)
+    on_two_cores = small and runs_on_two_cores(steps, batch, hidden)
+    if on_two_cores:  # gates receive the activated gates only if kept for backward
+        gates = np.empty((steps if keep_cache else 1, batch, 4 * hidden), dtype=x.dtype)
+        on_two_cores = lstm_loop_on_two_cores(x, weights.weight_ih, bias, weights.weight_hh, h, c, tanh_c, gates)
+    if not on_two_cores:
+        gates, pipeline = input_gates(x, weights.weight_ih, bias, small)  # (T, N, 4H), activated in place below
+        if small:
+            kernels.lstm_loop_forward(gates, recurrent_weight(weights.weight_hh, batch, x.dtype), h, c, tanh_c, pipeline)
+        else:
+            for t, recurrent in recurrent_products(h, weights.weight_hh):
+                kernels.lstm_step_forward(t, gates, recurrent, h, c, tanh_c)
     c_last = c[steps % depth].copy()
     if not keep_cache:
         return h[1:], h[-1].copy(), c_last, None
