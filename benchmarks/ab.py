@@ -106,7 +106,8 @@ def cores(rounds):
     from onnx_peer import onnx_session
 
     default = _compiled.TWO_CORE_MAX_BATCH
-    for steps, features, hidden in [(100, 64, 128), (1000, 32, 32), (200, 32, 64), (100, 32, 48), (100, 64, 256), (32, 64, 128)]:
+    for steps, features, hidden in [(100, 64, 128), (1000, 32, 32), (200, 32, 64), (100, 32, 48), (100, 64, 256),
+                                    (32, 64, 128)]:
         layer, x = _problem("LSTM", steps, 1, features, hidden)
         session = onnx_session("LSTM", layer, torch.get_num_threads())
         one_and_two = {"two-cores": _switched(_compiled, "TWO_CORE_MAX_BATCH", 1, _inference(layer, x)),

@@ -82,8 +82,8 @@ def test_the_caller_runs_alone_when_no_helper_joins():
                                             weights.weight_hh, h, c, tanh_c, gates, sync, 2)
     assert not joined and np.isnan(h[1:]).all() and sync[kernels.SYNC_JOIN] == 1
     # the helper's part, were it to arrive now, finds JOIN taken and leaves at once
-    kernels.lstm_loop_forward_part(1, x, weights.weight_ih, _bias(weights), weights.weight_hh, h, c, tanh_c, gates,
-                                   sync, 2)
+    kernels.lstm_loop_forward_second(x, weights.weight_ih, _bias(weights), weights.weight_hh, h, c, tanh_c, gates,
+                                     sync, 2)
     assert np.isnan(h[1:]).all() and sync[kernels.SYNC_DONE] == 0
 
 

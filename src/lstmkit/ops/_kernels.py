@@ -346,67 +346,72 @@ SYNC_JOIN, SYNC_DONE, SYNC_PROGRESS = 0, 8, 16
 
 @_jit
 def _copy(source, target):
+    """``target[:] = source`` for 1-D arrays (numba's slice assignment costs microseconds)."""
     for i in range(source.shape[0]):
         target[i] = source[i]
 
 
 @_jit
-def lstm_loop_forward_part(part, x, weight_ih, bias, weight_hh, h, c, tanh_c, gates, sync, chunk):
-    """Part 0 or 1 (the hidden units [0, ⌈H/2⌉) or the rest) of :func:`lstm_loop_forward` on the same
-    h, c, tanh_c and gates (activated gates written only when gates has T steps), projecting its
-    own gates from x (T, N, I), W_ih (4H, I) and bias (4H,) ``chunk`` steps at a time.
-
-    Its rows of W_hh are copied once, split by columns: those multiplying its own units of h_t,
-    which it computed itself, and those multiplying the other part's. Each step first takes the
-    product with its own half, then waits for the other half, so that the wait overlaps work.
-    Part 1 returns at once unless it is the first to count JOIN (its buffers are allocated
-    before: once it has joined, nothing in it can fail)."""
-    steps, batch, features = x.shape
-    hidden = weight_hh.shape[1]
+def _part_units(part, hidden):
+    """(first unit, count) of part 0 or 1: [0, ⌈H/2⌉) or the rest."""
     units = (hidden + 1) // 2 if part == 0 else hidden // 2
-    first = 0 if part == 0 else hidden - units
-    others = hidden - units
+    return (0 if part == 0 else hidden - units), units
+
+
+@_jit
+def _part_setup(part, x, weight_hh, chunk):
+    """A part's own buffers, and its rows of W_hh copied out split by columns: ``own`` multiplies
+    its own units of h_t, ``others`` the other part's (4u, u) and (4u, H-u), gate blocks i, f, g, o."""
+    batch, hidden = x.shape[1], weight_hh.shape[1]
+    first, units = _part_units(part, hidden)
     others_first = units if part == 0 else 0
-    w_ih = np.empty((4 * units, features), dtype=x.dtype)  # this part's gate rows, blocks i, f, g, o
-    b = np.empty(4 * units, dtype=x.dtype)
-    w_own = np.empty((4 * units, units), dtype=x.dtype)
-    w_others = np.empty((4 * units, others), dtype=x.dtype)
-    projected = np.empty((chunk * batch, 4 * units), dtype=x.dtype)  # x W_ihᵀ + b of a chunk
+    own = np.empty((4 * units, units), dtype=x.dtype)
+    others = np.empty((4 * units, hidden - units), dtype=x.dtype)
+    for k in range(4):  # loops on 1-D views: 2-D offsets do not vectorise
+        for j in range(units):
+            row = weight_hh[k * hidden + first + j]
+            _copy(row[first:first + units], own[k * units + j])
+            _copy(row[others_first:others_first + hidden - units], others[k * units + j])
+    projected = np.empty((chunk * batch, 4 * units), dtype=x.dtype)  # x W_ihᵀ + b of a chunk of steps
+    c_part = np.empty((2, batch, units), dtype=x.dtype)
+    return own, others, projected, c_part
+
+
+@_jit
+def _part_run(part, setup, x, weight_ih, bias, h, c, tanh_c, gates, sync):
+    """The time loop of one part (see :func:`lstm_loop_forward_second`)."""
+    own, others, projected, c_part = setup
+    steps, batch, features = x.shape
+    hidden = h.shape[2]
+    first, units = _part_units(part, hidden)
+    others_first, chunk = (units if part == 0 else 0), projected.shape[0] // batch
     recurrent = np.empty((batch, 4 * units), dtype=x.dtype)
     partial = np.empty((batch, 4 * units), dtype=x.dtype)
-    c_part = np.empty((2, batch, units), dtype=x.dtype)
     tanh_part = np.empty((batch, units), dtype=x.dtype)
     h_own = np.empty((batch, units), dtype=x.dtype)
-    h_others = np.empty((batch, others), dtype=x.dtype)
-    if part == 1 and atomic_add(sync, SYNC_JOIN, 1) != 0:
-        return
-    for k in range(4):  # (loops on 1-D views: numba's slice assignments cost microseconds, 2-D offsets do not vectorise)
-        for j in range(units):
-            row, source = k * units + j, k * hidden + first + j
-            b[row] = bias[source]
-            _copy(weight_ih[source], w_ih[row])
-            _copy(weight_hh[source, first:first + units], w_own[row])
-            _copy(weight_hh[source, others_first:others_first + others], w_others[row])
+    h_others = np.empty((batch, hidden - units), dtype=x.dtype)
     for n in range(batch):
-        for j in range(units):
-            h_own[n, j], c_part[0, n, j] = h[0, n, first + j], c[0, n, first + j]
+        _copy(h[0, n, first:first + units], h_own[n])
+        _copy(c[0, n, first:first + units], c_part[0, n])
     depth, keep = c.shape[0], gates.shape[0] == steps
     for t in range(steps):
         s = t % chunk
-        if s == 0:
+        if s == 0:  # the next chunk's x W_ihᵀ + b, this part's rows of each gate block
             stop = min(t + chunk, steps)
             rows = (stop - t) * batch
-            matmul_transposed_into(x[t:stop].reshape(rows, features), w_ih, projected[:rows])
-            for r in range(rows):
-                for j in range(4 * units):
-                    projected[r, j] += b[j]
-        matmul_transposed_into(h_own, w_own, recurrent)
-        while atomic_load(sync, SYNC_PROGRESS + 8 * (1 - part)) < t:
+            for k in range(4):
+                block = weight_ih[k * hidden + first:k * hidden + first + units]
+                out = projected[:rows, k * units:(k + 1) * units]
+                matmul_transposed_into(x[t:stop].reshape(rows, features), block, out)
+                for r in range(rows):
+                    for j in range(units):
+                        projected[r, k * units + j] += bias[k * hidden + first + j]
+        matmul_transposed_into(h_own, own, recurrent)  # h_t's own units: computed here last step
+        while atomic_load(sync, SYNC_PROGRESS + 8 * (1 - part)) < t:  # the other part's units of h_t
             pass
         for n in range(batch):
-            for j in range(others):
-                h_others[n, j] = h[t, n, others_first + j]
-        matmul_transposed_into(h_others, w_others, partial)
+            _copy(h[t, n, others_first:others_first + hidden - units], h_others[n])
+        matmul_transposed_into(h_others, others, partial)
         for n in range(batch):
             for j in range(4 * units):
                 recurrent[n, j] += partial[n, j]
@@ -423,25 +428,41 @@ def lstm_loop_forward_part(part, x, weight_ih, bias, weight_hh, h, c, tanh_c, ga
                     for j in range(units):
                         gates[t, n, k * hidden + first + j] = z[n, k * units + j]
         atomic_store(sync, SYNC_PROGRESS + 8 * part, t + 1)
-    if part == 1:
-        atomic_add(sync, SYNC_DONE, 1)
+
+
+@_jit
+def lstm_loop_forward_second(x, weight_ih, bias, weight_hh, h, c, tanh_c, gates, sync, chunk):
+    """The helper's side (part 1 of the units; part 0 is :func:`lstm_loop_forward_lead`'s) of
+    :func:`lstm_loop_forward` on two cores, on the same h, c, tanh_c and gates (activated gates
+    written only when gates has T steps): a part projects its own gates from x (T, N, I), W_ih
+    (4H, I) and bias (4H,), ``chunk`` steps at a time, and runs its units' cells. Each step first
+    multiplies its own units of h_t, which it computed itself, then waits for the other part's,
+    so that the wait overlaps work. Returns at once unless it is the first to count JOIN (its
+    buffers are made before: once it has joined, nothing in it can fail)."""
+    setup = _part_setup(1, x, weight_hh, chunk)
+    if atomic_add(sync, SYNC_JOIN, 1) != 0:
+        return
+    _part_run(1, setup, x, weight_ih, bias, h, c, tanh_c, gates, sync)
+    atomic_add(sync, SYNC_DONE, 1)
 
 
 @_jit
 def lstm_loop_forward_lead(mailbox, spins, x, weight_ih, bias, weight_hh, h, c, tanh_c, gates, sync, chunk):
     """The caller's side of the two-core loop: announces the job the helper thread has been handed
-    (part 1, see :mod:`._pipeline`), waits at most ``spins`` reads for it to join, and runs part 0
-    with it; False, having computed nothing, if the helper did not join in time. Before it
-    returns, it waits (``spins`` reads at most) for the helper to be back in its wait for the next
-    job: the helper needs the GIL on its way there, which this thread does not hold meanwhile, and
-    would otherwise sleep on the GIL until the next call (tens of microseconds to wake)."""
+    (part 1, see :mod:`._pipeline`), makes its own part's buffers meanwhile, waits at most
+    ``spins`` reads for the helper to join, and runs part 0 with it; False, having computed
+    nothing, if the helper did not join in time. Before it returns, it waits (``spins`` reads at
+    most) for the helper to be back in its wait for the next job: the helper needs the GIL on its
+    way there, which this thread does not hold meanwhile, and would otherwise sleep on the GIL
+    until the next call (tens of microseconds to wake)."""
     job = announce(mailbox)
+    setup = _part_setup(0, x, weight_hh, chunk)
     for _ in range(spins):
         if atomic_load(sync, SYNC_JOIN) != 0:
             break
     if atomic_add(sync, SYNC_JOIN, 1) == 0:
         return False
-    lstm_loop_forward_part(0, x, weight_ih, bias, weight_hh, h, c, tanh_c, gates, sync, chunk)
+    _part_run(0, setup, x, weight_ih, bias, h, c, tanh_c, gates, sync)
     while atomic_load(sync, SYNC_DONE) == 0:
         pass
     for _ in range(spins):

@@ -44,9 +44,10 @@ def _usable_cores() -> int:
 
 class _Helper:
     """The helper thread and its mailbox: mailbox[0] counts the jobs posted, mailbox[1] is 1
-    while the thread sleeps on ``_wake``, mailbox[2] is the last job it finished and came back from. Posting adds to the count before it looks whether
-    the thread sleeps, and the thread says it sleeps before it looks at the count once more
-    (both atomic): one of the two always sees the other, so no job is left unseen."""
+    while the thread sleeps on ``_wake``, mailbox[2] is the last job it came back from. Posting
+    adds to the count before it looks whether the thread sleeps, and the thread says it sleeps
+    before it looks at the count once more (both atomic): one of the two always sees the other,
+    so no job is left unseen."""
 
     def __init__(self, kernels):
         self.kernels = kernels
@@ -158,12 +159,12 @@ def start_projection(x, weight_ih, bias, gates, force: bool = False):
 # Reads of the join flag the caller spends waiting for the helper to take part in a two-core loop
 # (a few microseconds: the helper wakes from its spin, takes the GIL and calls the job).
 JOIN_SPINS = 1 << 21
-_parts_compiled: set = set()  # dtypes whose loop part has been compiled in a caller's thread
+_second_compiled: set = set()  # dtypes whose helper's side has been compiled, in a caller's thread
 
 
 def lstm_loop_on_two_cores(x, weight_ih, bias, weight_hh, h, c, tanh_c, gates) -> bool:
     """Runs a small LSTM's time loop, input projection included, on this thread and the helper,
-    half of the hidden units each (``_kernels.lstm_loop_forward_part``), writing h, c, tanh_c
+    half of the hidden units each (``_kernels.lstm_loop_forward_lead`` and ``_second``), writing h, c, tanh_c
     and gates as ``lstm_loop_forward`` does (gates only when it has T steps). False, having
     computed nothing, when the helper cannot take part now (one core; asleep; busy)."""
     kernels = compiled_kernels()
@@ -177,12 +178,12 @@ def lstm_loop_on_two_cores(x, weight_ih, bias, weight_hh, h, c, tanh_c, gates) -
     arguments = (np.ascontiguousarray(x), np.ascontiguousarray(weight_ih), bias, np.ascontiguousarray(weight_hh),
                  h, c, tanh_c, gates)
     sync = np.zeros(32, dtype=np.int64)
-    if x.dtype not in _parts_compiled:  # compiled here, not in the helper (see _Helper.post): JOIN taken, it returns at once
+    if x.dtype not in _second_compiled:  # compiled here, not in the helper (see post); JOIN taken: it returns
         sync[kernels.SYNC_JOIN] = 1
-        kernels.lstm_loop_forward_part(1, *arguments, sync, chunk)
+        kernels.lstm_loop_forward_second(*arguments, sync, chunk)
         sync[kernels.SYNC_JOIN] = 0
-        _parts_compiled.add(x.dtype)
-    helper.stage(kernels.lstm_loop_forward_part, 1, *arguments, sync, chunk)
+        _second_compiled.add(x.dtype)
+    helper.stage(kernels.lstm_loop_forward_second, *arguments, sync, chunk)
     return kernels.lstm_loop_forward_lead(helper.mailbox, JOIN_SPINS, *arguments, sync, chunk)
 
 

@@ -59,7 +59,8 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     if not on_two_cores:
         gates, pipeline = input_gates(x, weights.weight_ih, bias, small)  # (T, N, 4H), activated in place below
         if small:
-            kernels.lstm_loop_forward(gates, recurrent_weight(weights.weight_hh, batch, x.dtype), h, c, tanh_c, pipeline)
+            weight_hh = recurrent_weight(weights.weight_hh, batch, x.dtype)
+            kernels.lstm_loop_forward(gates, weight_hh, h, c, tanh_c, pipeline)
         else:
             for t, recurrent in recurrent_products(h, weights.weight_hh):
                 kernels.lstm_step_forward(t, gates, recurrent, h, c, tanh_c)
