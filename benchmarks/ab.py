@@ -88,7 +88,8 @@ def pipeline(rounds):
     import torch
     from onnx_peer import onnx_session
 
-    default = _pipeline.enabled
+    default, two_cores = _pipeline.enabled, _compiled.TWO_CORE_MAX_BATCH
+    _compiled.TWO_CORE_MAX_BATCH = 0  # the projection beside the one-core loop (`cores` times the two-core loop)
     for kind, steps, features, hidden in [("LSTM", 100, 64, 128), ("LSTM", 1000, 32, 32), ("GRU", 100, 64, 128),
                                           ("GRU", 1000, 32, 32)]:
         layer, x = _problem(kind, steps, 1, features, hidden)
@@ -97,7 +98,7 @@ def pipeline(rounds):
                                "no-helper": _switched(_pipeline, "enabled", False, _inference(layer, x)),
                                "onnxruntime": lambda: session.run(None, {"X": x})}, rounds)
         _report(f"{kind} T={steps} N=1 H={hidden}, µs a step", times, "onnxruntime", 1e6 / steps, "")
-    _pipeline.enabled = default
+    _pipeline.enabled, _compiled.TWO_CORE_MAX_BATCH = default, two_cores
 
 
 def cores(rounds):
