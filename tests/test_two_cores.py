@@ -2,6 +2,9 @@
 the same numbers as the one-core loop and the reference, whichever halves the units split into,
 for inference and for the arrays a backward needs; and the caller never waits on an absent helper."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -39,10 +42,11 @@ def _bias(weights):
 
 def _on_two_cores(x, weights, arrays):
     """Calls until the helper joins (the first call of a process may find it still starting)."""
-    for _ in range(200):
+    started = time.monotonic()
+    while time.monotonic() - started < 60:
         if _pipeline.lstm_loop_on_two_cores(x, weights.weight_ih, _bias(weights), weights.weight_hh, *arrays):
             return
-    pytest.fail("the helper thread never joined the two-core loop")
+    pytest.fail("the helper thread did not join the two-core loop within a minute")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -128,3 +132,31 @@ def test_layer_gradients_are_the_same_on_two_cores(monkeypatch):
     assert len(calls) == count  # the one-core loop this time
     for mine, theirs in zip(shared, alone):
         np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-12)
+
+
+def test_two_threads_calling_two_core_layers_at_once(monkeypatch):
+    """Two callers, one helper: whichever caller the helper joins, the other runs alone; every
+    output is the same as a call made alone."""
+    monkeypatch.setattr(_compiled, "TWO_CORE_MIN_STEPS", 1)
+    layer = lstmkit.LSTM(5, 128, seed=6, dtype=np.float64)
+    x = np.random.default_rng(7).standard_normal((12, 1, 5))
+
+    def run():
+        with lstmkit.no_grad():
+            return layer(x)[0]
+
+    expected = run()
+    results = [[], []]
+
+    def calls(results):
+        for _ in range(40):
+            results.append(run())
+
+    threads = [threading.Thread(target=calls, args=(mine,)) for mine in results]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results[0]) == len(results[1]) == 40
+    for output in results[0] + results[1]:
+        np.testing.assert_allclose(output, expected, rtol=0, atol=1e-12)

@@ -66,7 +66,7 @@ def transposes_recurrent_weight(batch: int, hidden: int) -> bool:
 # A small batch-1 LSTM of at least TWO_CORE_MIN_HIDDEN units and TWO_CORE_MIN_STEPS steps runs its
 # forward loop on two cores, half of the units each (_pipeline.lstm_loop_on_two_cores), where a
 # helper thread can take part. The loop of one core is bound by reading W_hh from its cache every
-# step; two read half each, but meet once a step and pay some 40 µs a call to start.
+# step; two read half each, but meet once a step and pay about 20 µs a call to start.
 # `python benchmarks/ab.py cores`, time a step on two cores over one: see the README.
 TWO_CORE_MAX_BATCH, TWO_CORE_MIN_HIDDEN, TWO_CORE_MIN_STEPS = 1, 128, 32
 

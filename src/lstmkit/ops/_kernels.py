@@ -360,8 +360,9 @@ def _part_units(part, hidden):
 
 @_jit
 def _part_setup(part, x, weight_hh, chunk):
-    """A part's own buffers, and its rows of W_hh copied out split by columns: ``own`` multiplies
-    its own units of h_t, ``others`` the other part's (4u, u) and (4u, H-u), gate blocks i, f, g, o."""
+    """A part's own buffers (all of them: once the helper has joined, nothing it does can fail),
+    and its rows of W_hh copied out split by columns: ``own`` (4u, u) multiplies its own units
+    of h_t, ``others`` (4u, H-u) the other part's; gate blocks i, f, g, o."""
     batch, hidden = x.shape[1], weight_hh.shape[1]
     first, units = _part_units(part, hidden)
     others_first = units if part == 0 else 0
@@ -373,23 +374,22 @@ def _part_setup(part, x, weight_hh, chunk):
             _copy(row[first:first + units], own[k * units + j])
             _copy(row[others_first:others_first + hidden - units], others[k * units + j])
     projected = np.empty((chunk * batch, 4 * units), dtype=x.dtype)  # x W_ihᵀ + b of a chunk of steps
+    recurrent = np.empty((2, batch, 4 * units), dtype=x.dtype)  # h_t W_hhᵀ of its own units, and of the others'
     c_part = np.empty((2, batch, units), dtype=x.dtype)
-    return own, others, projected, c_part
+    h_part = np.empty((2, batch, units), dtype=x.dtype)  # its units of h_t; their tanh(c_t)
+    h_others = np.empty((batch, hidden - units), dtype=x.dtype)
+    return own, others, projected, recurrent, c_part, h_part, h_others
 
 
 @_jit
 def _part_run(part, setup, x, weight_ih, bias, h, c, tanh_c, gates, sync):
     """The time loop of one part (see :func:`lstm_loop_forward_second`)."""
-    own, others, projected, c_part = setup
+    own, others, projected, products, c_part, h_part, h_others = setup
+    recurrent, partial, h_own, tanh_part = products[0], products[1], h_part[0], h_part[1]
     steps, batch, features = x.shape
     hidden = h.shape[2]
     first, units = _part_units(part, hidden)
     others_first, chunk = (units if part == 0 else 0), projected.shape[0] // batch
-    recurrent = np.empty((batch, 4 * units), dtype=x.dtype)
-    partial = np.empty((batch, 4 * units), dtype=x.dtype)
-    tanh_part = np.empty((batch, units), dtype=x.dtype)
-    h_own = np.empty((batch, units), dtype=x.dtype)
-    h_others = np.empty((batch, hidden - units), dtype=x.dtype)
     for n in range(batch):
         _copy(h[0, n, first:first + units], h_own[n])
         _copy(c[0, n, first:first + units], c_part[0, n])

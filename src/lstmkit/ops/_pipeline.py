@@ -56,7 +56,10 @@ class _Helper:
         self._job = None
         self._compiled: set = set()  # (job, dtype) run once in a caller's thread (see post)
         self._wake = threading.Event()
-        threading.Thread(target=self._serve, name="lstmkit-projection", daemon=True).start()
+        # the thread's own kernels, compiled (or loaded from Numba's cache) here, not in the thread
+        kernels.wait_for_post(self.mailbox, 0, 0)
+        kernels.store(self.mailbox, 1, kernels.load(self.mailbox, 1))
+        threading.Thread(target=self._serve, name="lstmkit-helper", daemon=True).start()
 
     def post(self, function, *arguments) -> None:
         """Makes ``function(*arguments)`` the helper's job, and wakes the helper if it sleeps.
@@ -156,17 +159,18 @@ def start_projection(x, weight_ih, bias, gates, force: bool = False):
     return pipeline
 
 
-# Reads of the join flag the caller spends waiting for the helper to take part in a two-core loop
-# (a few microseconds: the helper wakes from its spin, takes the GIL and calls the job).
+# Reads of the join flag the caller spends at most waiting for the helper to take part in a
+# two-core loop (0.7-1.5 ms here): a spinning helper joins within microseconds (it takes the GIL
+# and calls the job), a sleeping one has to be woken first.
 JOIN_SPINS = 1 << 21
 _second_compiled: set = set()  # dtypes whose helper's side has been compiled, in a caller's thread
 
 
 def lstm_loop_on_two_cores(x, weight_ih, bias, weight_hh, h, c, tanh_c, gates) -> bool:
     """Runs a small LSTM's time loop, input projection included, on this thread and the helper,
-    half of the hidden units each (``_kernels.lstm_loop_forward_lead`` and ``_second``), writing h, c, tanh_c
-    and gates as ``lstm_loop_forward`` does (gates only when it has T steps). False, having
-    computed nothing, when the helper cannot take part now (one core; asleep; busy)."""
+    half of the hidden units each (``_kernels.lstm_loop_forward_lead`` and ``_second``), writing
+    h, c, tanh_c and gates as ``lstm_loop_forward`` does (gates only when it has T steps). False,
+    having computed nothing, when the helper does not take part in time (one core; busy)."""
     kernels = compiled_kernels()
     helper = _get_helper(kernels)
     if helper is None:
