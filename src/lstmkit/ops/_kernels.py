@@ -170,6 +170,15 @@ def recurrent_product(h_prev, weight_hh, out):
         matmul_into(h_prev, weight_hh, out)
 
 
+@_jit
+def project_into(x, weight, bias, out):
+    """``out = x weightᵀ + bias``: (R, I) x (G, I)ᵀ + (G,) into (R, G), rows of steps' inputs."""
+    matmul_transposed_into(x, weight, out)
+    for r in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[r, j] += bias[j]
+
+
 # ---- the input projection, chunk by chunk, beside the time loop ----------------------------
 # A small layer's time loop runs on one core; its input projection (x W_ihᵀ + b for all steps)
 # can run on the other at the same time, a chunk of steps ahead. ``pipeline`` is the tuple
@@ -189,12 +198,8 @@ def project_next_chunk(pipeline, gates):
     if k >= count:
         return False
     start, stop = k * chunk, min((k + 1) * chunk, x.shape[0])
-    rows, width = (stop - start) * x.shape[1], gates.shape[2]
-    out = gates[start:stop].reshape(rows, width)
-    matmul_transposed_into(x[start:stop].reshape(rows, x.shape[2]), weight_ih, out)
-    for n in range(rows):
-        for j in range(width):
-            out[n, j] += bias[j]
+    rows = (stop - start) * x.shape[1]
+    project_into(x[start:stop].reshape(rows, x.shape[2]), weight_ih, bias, gates[start:stop].reshape(rows, -1))
     atomic_store(claims, 1 + k, 1)
     return True
 
@@ -400,12 +405,9 @@ def _part_run(part, setup, x, weight_ih, bias, h, c, tanh_c, gates, sync):
             stop = min(t + chunk, steps)
             rows = (stop - t) * batch
             for k in range(4):
-                block = weight_ih[k * hidden + first:k * hidden + first + units]
-                out = projected[:rows, k * units:(k + 1) * units]
-                matmul_transposed_into(x[t:stop].reshape(rows, features), block, out)
-                for r in range(rows):
-                    for j in range(units):
-                        projected[r, k * units + j] += bias[k * hidden + first + j]
+                block = slice(k * hidden + first, k * hidden + first + units)
+                project_into(x[t:stop].reshape(rows, features), weight_ih[block], bias[block],
+                             projected[:rows, k * units:(k + 1) * units])
         matmul_transposed_into(h_own, own, recurrent)  # h_t's own units: computed here last step
         while atomic_load(sync, SYNC_PROGRESS + 8 * (1 - part)) < t:  # the other part's units of h_t
             pass
