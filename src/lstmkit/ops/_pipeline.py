@@ -68,21 +68,30 @@ class _Helper:
         every chunk done): that call compiles it (or loads it from Numba's cache) in the
         caller's thread. Compiled in the helper, it would hold the GIL for seconds, and a
         process ending meanwhile aborts inside LLVM."""
-        kind = (function, arguments[-1].dtype)
-        if kind not in self._compiled:
+        if self.first_of_its_kind(function, arguments[-1].dtype):
             function(*arguments)
-            self._compiled.add(kind)
             return
         self._job = (function, arguments)
         self.kernels.announce(self.mailbox)
-        if self.kernels.load(self.mailbox, 1):
-            self._wake.set()
+        self._wake_if_sleeping()
+
+    def first_of_its_kind(self, function, dtype) -> bool:
+        """True the first time only for each (job function, dtype): the caller then runs that job
+        itself, which compiles it in the caller's thread (see post)."""
+        kind = (function, dtype)
+        if kind in self._compiled:
+            return False
+        self._compiled.add(kind)
+        return True
 
     def stage(self, function, *arguments) -> None:
         """Makes ``function(*arguments)`` the helper's job without announcing it: the caller's
         compiled code announces it (``kernels.announce``) once it has let go of the GIL, which the
         helper needs to start a job. A sleeping helper is woken now."""
         self._job = (function, arguments)
+        self._wake_if_sleeping()
+
+    def _wake_if_sleeping(self) -> None:
         if self.kernels.load(self.mailbox, 1):
             self._wake.set()
 
@@ -163,7 +172,6 @@ def start_projection(x, weight_ih, bias, gates, force: bool = False):
 # two-core loop (0.7-1.5 ms here): a spinning helper joins within microseconds (it takes the GIL
 # and calls the job), a sleeping one has to be woken first.
 JOIN_SPINS = 1 << 21
-_second_compiled: set = set()  # dtypes whose helper's side has been compiled, in a caller's thread
 
 
 def lstm_loop_on_two_cores(x, weight_ih, bias, weight_hh, h, c, tanh_c, gates) -> bool:
@@ -182,11 +190,10 @@ def lstm_loop_on_two_cores(x, weight_ih, bias, weight_hh, h, c, tanh_c, gates) -
     arguments = (np.ascontiguousarray(x), np.ascontiguousarray(weight_ih), bias, np.ascontiguousarray(weight_hh),
                  h, c, tanh_c, gates)
     sync = np.zeros(32, dtype=np.int64)
-    if x.dtype not in _second_compiled:  # compiled here, not in the helper (see post); JOIN taken: it returns
+    if helper.first_of_its_kind(kernels.lstm_loop_forward_second, x.dtype):  # JOIN taken: compiles, returns
         sync[kernels.SYNC_JOIN] = 1
         kernels.lstm_loop_forward_second(*arguments, sync, chunk)
         sync[kernels.SYNC_JOIN] = 0
-        _second_compiled.add(x.dtype)
     helper.stage(kernels.lstm_loop_forward_second, *arguments, sync, chunk)
     return kernels.lstm_loop_forward_lead(helper.mailbox, JOIN_SPINS, *arguments, sync, chunk)
 
