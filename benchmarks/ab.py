@@ -11,6 +11,7 @@ speed drifts.
     python benchmarks/ab.py transposed # tiny layers reading W_hh transposed, or as stored
     python benchmarks/ab.py overhead   # a layer call's own Python cost (T=1, H=4)
     python benchmarks/ab.py cores      # batch-1 LSTM loops on two cores or one, against onnxruntime
+    python benchmarks/ab.py copy       # large layers' per-step BLAS product by a copy of W_hhᵀ or by the view
 """
 
 from __future__ import annotations
@@ -160,6 +161,19 @@ def transposed(rounds):
     _compiled.TRANSPOSED_PRODUCT_MAX_HIDDEN = default
 
 
+def copy(rounds):
+    default = _compiled.TRANSPOSED_COPY_MAX_SIZE
+    for kind, steps, batch, features, hidden in [("LSTM", 28, 64, 28, 128), ("LSTM", 100, 32, 64, 128),
+                                                 ("LSTM", 100, 64, 256, 256), ("LSTM", 50, 128, 512, 512),
+                                                 ("GRU", 100, 32, 64, 128), ("GRU", 50, 128, 512, 512)]:
+        layer, x = _problem(kind, steps, batch, features, hidden)
+        function = _inference(layer, x)
+        times = _median_times({"copy": _switched(_compiled, "TRANSPOSED_COPY_MAX_SIZE", 1 << 40, function),
+                               "view": _switched(_compiled, "TRANSPOSED_COPY_MAX_SIZE", 0, function)}, rounds, 5)
+        _report(f"{kind} T={steps} N={batch} H={hidden} inference, ms", times, "view", 1e3, "")
+    _compiled.TRANSPOSED_COPY_MAX_SIZE = default
+
+
 def overhead(rounds):
     layer, x = _problem("LSTM", 1, 1, 4, 4)
     times = _median_times({"inference": _inference(layer, x), "training": _training(layer, x)}, rounds, 200)
@@ -169,7 +183,7 @@ def overhead(rounds):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["pipeline", "loops", "transposed", "overhead", "cores"])
+    parser.add_argument("what", choices=["pipeline", "loops", "transposed", "overhead", "cores", "copy"])
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args(argv)
     globals()[args.what](args.rounds)

@@ -84,12 +84,22 @@ def recurrent_weight(weight_hh, batch: int, dtype):
     return np.ascontiguousarray(weight_hh, dtype=dtype)
 
 
+# A large layer's per-step product runs on a C-contiguous copy of W_hhᵀ up to this many weights,
+# and on the transposed view above it. `python benchmarks/ab.py copy`, layer inference with the
+# copy over the view: H=128 0.91-1.00 (the copy costs ~0.1 ms), H=256 1.01-1.04, H=512 0.96-0.98
+# (LSTM) and 1.02-1.04 (GRU): no clear winner from H=256 on, where the view saves the copy's
+# memory (4 MiB at H=512) and NumPy's transposing copy (about 5 ms there).
+TRANSPOSED_COPY_MAX_SIZE = 1 << 17
+
+
 def recurrent_products(h, weight_hh):
     """The Python loop of a large layer: for t = 0 .. T-1, yields ``(t, h[t] W_hhᵀ)`` (N, G), one
     BLAS product into one reused buffer. ``h`` is (T+1, N, H); the caller's step must write
     h[t+1] before asking for the next product."""
     product = np.empty((h.shape[1], weight_hh.shape[0]), dtype=h.dtype)
-    weight_hh_t = np.ascontiguousarray(weight_hh.T)  # BLAS is a little faster on it than on the view
+    weight_hh_t = weight_hh.T
+    if weight_hh.size <= TRANSPOSED_COPY_MAX_SIZE:
+        weight_hh_t = np.ascontiguousarray(weight_hh_t)
     for t in range(h.shape[0] - 1):
         np.matmul(h[t], weight_hh_t, out=product)
         yield t, product

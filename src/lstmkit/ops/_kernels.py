@@ -81,6 +81,19 @@ def _sigmoid_for(x):
     return lambda x: _HALF * _tanh_approx(_HALF * x) + _HALF
 
 
+def _plus_bias(value, bias, j):  # pragma: no cover - Numba compiles the overload below in its place
+    raise NotImplementedError
+
+
+@numba.extending.overload(_plus_bias, jit_options=_FLAGS)
+def _plus_bias_for(value, bias, j):
+    """``value + bias[j]``, or ``value`` where ``bias`` is None (the input projection holds it
+    already): decided when Numba compiles, so a loop given None has no extra load."""
+    if isinstance(bias, (numba.types.NoneType, numba.types.Omitted)):
+        return lambda value, bias, j: value
+    return lambda value, bias, j: value + bias[j]
+
+
 @_jit
 def matmul_into(a, b, out):
     """``out = a @ b`` for small matrices, (N, K) x (K, G): the inner loop runs along G, vectorised,
@@ -253,18 +266,20 @@ def load(array, index):
 
 # ---- LSTM, PyTorch's gate blocks i, f, g, o -----------------------------------------------
 @_jit
-def lstm_cell_forward(z, recurrent, c_prev, c_next, tanh_c, h_next):
-    """One step: ``z`` (N, 4H) the input's pre-activations, ``recurrent`` (N, 4H) = h_{t-1} W_hhᵀ;
-    ``z`` becomes the activated gates, and c_t, tanh(c_t), h_t = o ⊙ tanh(c_t) are written.
+def lstm_cell_forward(z, recurrent, c_prev, c_next, tanh_c, h_next, bias=None):
+    """One step: ``z`` (N, 4H) the input's pre-activations, ``recurrent`` (N, 4H) = h_{t-1} W_hhᵀ,
+    ``bias`` (4H,) where z does not hold it yet; ``z`` becomes the activated gates, and c_t,
+    tanh(c_t), h_t = o ⊙ tanh(c_t) are written.
     Every loop starts at 0 and writes one array (LLVM vectorises those, not the others)."""
     rows, hidden = c_prev.shape
+    g, o = 2 * hidden, 3 * hidden
     for n in range(rows):
         for j in range(2 * hidden):  # i, f
-            z[n, j] = _sigmoid(z[n, j] + recurrent[n, j])
+            z[n, j] = _sigmoid(_plus_bias(z[n, j] + recurrent[n, j], bias, j))
         for j in range(hidden):  # g
-            z[n, 2 * hidden + j] = _tanh(z[n, 2 * hidden + j] + recurrent[n, 2 * hidden + j])
+            z[n, g + j] = _tanh(_plus_bias(z[n, g + j] + recurrent[n, g + j], bias, g + j))
         for j in range(hidden):  # o
-            z[n, 3 * hidden + j] = _sigmoid(z[n, 3 * hidden + j] + recurrent[n, 3 * hidden + j])
+            z[n, o + j] = _sigmoid(_plus_bias(z[n, o + j] + recurrent[n, o + j], bias, o + j))
         for j in range(hidden):  # c = f ⊙ c_prev + i ⊙ g
             c_next[n, j] = z[n, hidden + j] * c_prev[n, j] + z[n, j] * z[n, 2 * hidden + j]
         for j in range(hidden):
@@ -300,11 +315,12 @@ def lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, dz):
 
 
 @_jit
-def lstm_step_forward(t, gates, recurrent, h, c, tanh_c):
+def lstm_step_forward(t, gates, recurrent, h, c, tanh_c, bias=None):
     """Step t of the time loop (arrays as in :func:`lstm_loop_forward`), given ``recurrent`` (N, 4H)
-    = h[t] W_hhᵀ: the slicing happens here, so that a Python loop pays for one call of few arguments."""
+    = h[t] W_hhᵀ, and ``bias`` (4H,) where gates do not hold it: the slicing happens here, so that
+    a Python loop pays for one call of few arguments."""
     depth, keep = c.shape[0], tanh_c.shape[0] == gates.shape[0]
-    lstm_cell_forward(gates[t], recurrent, c[t % depth], c[(t + 1) % depth], tanh_c[t if keep else 0], h[t + 1])
+    lstm_cell_forward(gates[t], recurrent, c[t % depth], c[(t + 1) % depth], tanh_c[t if keep else 0], h[t + 1], bias)
 
 
 @_jit
@@ -475,19 +491,20 @@ def lstm_loop_forward_lead(mailbox, spins, x, weight_ih, bias, weight_hh, h, c, 
 
 # ---- GRU, PyTorch's gate blocks r, z, n ---------------------------------------------------
 @_jit
-def gru_cell_forward(z, recurrent, bias_hn, h_prev, hidden_n, h_next):
-    """One step: ``z`` (N, 3H) the input's pre-activations (biases of r and z included),
-    ``recurrent`` (N, 3H) = h_{t-1} W_hhᵀ. ``z`` becomes the activated gates; hidden_n (N, H)
-    gets W_hn h_{t-1} + b_hn and h_next h_t = n + z ⊙ (h_{t-1} - n). (One array written per
-    loop, so that each vectorises: the candidate goes through h_next before its block of z.)"""
+def gru_cell_forward(z, recurrent, bias_hn, h_prev, hidden_n, h_next, bias=None):
+    """One step: ``z`` (N, 3H) the input's pre-activations (biases of r and z included, or given
+    as ``bias`` (3H,), b_ih + [b_hr, b_hz, 0]), ``recurrent`` (N, 3H) = h_{t-1} W_hhᵀ. ``z``
+    becomes the activated gates; hidden_n (N, H) gets W_hn h_{t-1} + b_hn and h_next
+    h_t = n + z ⊙ (h_{t-1} - n). (One array written per loop, so that each vectorises: the
+    candidate goes through h_next before its block of z.)"""
     rows, hidden = h_prev.shape
     for n in range(rows):
         for j in range(2 * hidden):  # r, z
-            z[n, j] = _sigmoid(z[n, j] + recurrent[n, j])
+            z[n, j] = _sigmoid(_plus_bias(z[n, j] + recurrent[n, j], bias, j))
         for j in range(hidden):
             hidden_n[n, j] = recurrent[n, 2 * hidden + j] + bias_hn[j]
         for j in range(hidden):  # n = tanh(a_n + r ⊙ hidden_n)
-            h_next[n, j] = _tanh(z[n, 2 * hidden + j] + z[n, j] * hidden_n[n, j])
+            h_next[n, j] = _tanh(_plus_bias(z[n, 2 * hidden + j], bias, 2 * hidden + j) + z[n, j] * hidden_n[n, j])
         for j in range(hidden):
             z[n, 2 * hidden + j] = h_next[n, j]
         for j in range(hidden):  # h = n + z ⊙ (h_prev - n)
@@ -524,11 +541,11 @@ def gru_cell_backward(dh, h_prev, gates, hidden_n, dz_input, dz_hidden, dz_hidde
 
 
 @_jit
-def gru_step_forward(t, gates, recurrent, bias_hn, h, hidden_n):
+def gru_step_forward(t, gates, recurrent, bias_hn, h, hidden_n, bias=None):
     """Step t of the time loop (arrays as in :func:`gru_loop_forward`), given ``recurrent`` (N, 3H)
-    = h[t] W_hhᵀ."""
+    = h[t] W_hhᵀ, and ``bias`` (3H,) where gates do not hold it (see :func:`gru_cell_forward`)."""
     keep = hidden_n.shape[0] == gates.shape[0]
-    gru_cell_forward(gates[t], recurrent, bias_hn, h[t], hidden_n[t if keep else 0], h[t + 1])
+    gru_cell_forward(gates[t], recurrent, bias_hn, h[t], hidden_n[t if keep else 0], h[t + 1], bias)
 
 
 @_jit

@@ -5,8 +5,8 @@
 inputs); the reference stays what people read. As in :mod:`.lstm_fused`: each step's
 nonlinearities and state update are one compiled pass (:mod:`._kernels`) into buffers
 preallocated for the whole sequence, a small layer runs its whole time loop compiled, a large
-one calls BLAS for the recurrent product from Python, and the input projection and the weight
-gradients are one matrix product over all steps each.
+one calls BLAS for the recurrent product from Python (and adds the biases in each step's cell),
+and the input projection and the weight gradients are one matrix product over all steps each.
 
 Variable lengths (``batch_sizes``), per-gate dropout masks, mixed dtypes, and a machine without
 Numba go to the reference op.
@@ -21,6 +21,7 @@ import numpy as np
 from ._compiled import compiled_kernels, is_small, kernels_for, recurrent_products, recurrent_weight
 from ._pipeline import input_gates
 from .gru import GRUCache, GRUWeights, _hoisted_bias, gru_backward, gru_forward
+from .recurrence import input_projection
 
 
 class FusedGRUCache(NamedTuple):
@@ -39,16 +40,18 @@ def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch
     steps, batch, _ = x.shape
     hidden = h0.shape[-1]
     small = is_small(batch, hidden, 3, forward=True)
-    gates, pipeline = input_gates(x, weights.weight_ih, _hoisted_bias(weights), small)  # (T, N, 3H), activated in place
     bias_hn = np.zeros(hidden, x.dtype) if weights.bias_hh is None else weights.bias_hh[2 * hidden :].astype(x.dtype)
     h = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
     hidden_n = np.empty((steps if keep_cache else 1, batch, hidden), dtype=x.dtype)
     h[0] = h0
-    if small:
-        kernels.gru_loop_forward(gates, recurrent_weight(weights.weight_hh, batch, x.dtype), bias_hn, h, hidden_n, pipeline)
-    else:
+    if small:  # gates (T, N, 3H), activated in place
+        gates, pipeline = input_gates(x, weights.weight_ih, _hoisted_bias(weights), small)
+        weight_hh = recurrent_weight(weights.weight_hh, batch, x.dtype)
+        kernels.gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n, pipeline)
+    else:  # the hoisted bias joins each step's gates in the cell, where they are in cache
+        gates, bias = input_projection(x, weights.weight_ih), _hoisted_bias(weights)
         for t, recurrent in recurrent_products(h, weights.weight_hh):
-            kernels.gru_step_forward(t, gates, recurrent, bias_hn, h, hidden_n)
+            kernels.gru_step_forward(t, gates, recurrent, bias_hn, h, hidden_n, bias)
     if not keep_cache:
         return h[1:], h[-1].copy(), None
     return h[1:], h[-1].copy(), FusedGRUCache(x, h, gates, hidden_n, weights)

@@ -10,7 +10,8 @@ random inputs); the reference stays what people read. What is different:
   product from Python (:mod:`._compiled` draws the line). A small batch-1 LSTM with enough
   units and steps shares its loop between two cores, half of the units each (:mod:`._pipeline`).
 - The input projection before the loop and the weight gradients after it are one matrix
-  product over all steps each, as in the reference.
+  product over all steps each, as in the reference. A large layer adds the bias in each step's
+  cell, where that step's gates are in cache, instead of in a pass over all T·N·4H of them.
 
 Variable lengths (``batch_sizes``), projections (``weight_hr``), per-gate dropout masks, mixed
 dtypes, and a machine without Numba go to the reference op.
@@ -25,7 +26,7 @@ import numpy as np
 from ._compiled import compiled_kernels, is_small, kernels_for, recurrent_products, recurrent_weight, runs_on_two_cores
 from ._pipeline import input_gates, lstm_loop_on_two_cores
 from .lstm import LSTMCache, LSTMWeights, lstm_backward, lstm_forward
-from .recurrence import projection_backward
+from .recurrence import input_projection, projection_backward
 
 
 class FusedLSTMCache(NamedTuple):
@@ -56,14 +57,14 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     if on_two_cores:  # gates receive the activated gates only if kept for backward
         gates = np.empty((steps if keep_cache else 1, batch, 4 * hidden), dtype=x.dtype)
         on_two_cores = lstm_loop_on_two_cores(x, weights.weight_ih, bias, weights.weight_hh, h, c, tanh_c, gates)
-    if not on_two_cores:
+    if not on_two_cores and small:
         gates, pipeline = input_gates(x, weights.weight_ih, bias, small)  # (T, N, 4H), activated in place below
-        if small:
-            weight_hh = recurrent_weight(weights.weight_hh, batch, x.dtype)
-            kernels.lstm_loop_forward(gates, weight_hh, h, c, tanh_c, pipeline)
-        else:
-            for t, recurrent in recurrent_products(h, weights.weight_hh):
-                kernels.lstm_step_forward(t, gates, recurrent, h, c, tanh_c)
+        weight_hh = recurrent_weight(weights.weight_hh, batch, x.dtype)
+        kernels.lstm_loop_forward(gates, weight_hh, h, c, tanh_c, pipeline)
+    elif not on_two_cores:  # the bias joins each step's gates in the cell, where they are in cache
+        gates = input_projection(x, weights.weight_ih)
+        for t, recurrent in recurrent_products(h, weights.weight_hh):
+            kernels.lstm_step_forward(t, gates, recurrent, h, c, tanh_c, bias)
     c_last = c[steps % depth].copy()
     if not keep_cache:
         return h[1:], h[-1].copy(), c_last, None
