@@ -88,7 +88,7 @@ def recurrent_weight(weight_hh, batch: int, dtype):
 # and on the transposed view above it. `python benchmarks/ab.py copy`, layer inference with the
 # copy over the view: H=128 0.91-1.00 (the copy costs ~0.1 ms), H=256 1.01-1.04, H=512 0.96-0.98
 # (LSTM) and 1.02-1.04 (GRU): no clear winner from H=256 on, where the view saves the copy's
-# memory (4 MiB at H=512) and NumPy's transposing copy (about 5 ms there).
+# memory and NumPy's transposing copy (4 MiB at H=512).
 TRANSPOSED_COPY_MAX_SIZE = 1 << 17
 
 
