@@ -281,11 +281,11 @@ def lstm_cell_forward(z, recurrent, c_prev, c_next, tanh_c, h_next, bias=None):
         for j in range(hidden):  # o
             z[n, o + j] = _sigmoid(_plus_bias(z[n, o + j] + recurrent[n, o + j], bias, o + j))
         for j in range(hidden):  # c = f ⊙ c_prev + i ⊙ g
-            c_next[n, j] = z[n, hidden + j] * c_prev[n, j] + z[n, j] * z[n, 2 * hidden + j]
+            c_next[n, j] = z[n, hidden + j] * c_prev[n, j] + z[n, j] * z[n, g + j]
         for j in range(hidden):
             tanh_c[n, j] = _tanh(c_next[n, j])
         for j in range(hidden):  # h = o ⊙ tanh(c)
-            h_next[n, j] = z[n, 3 * hidden + j] * tanh_c[n, j]
+            h_next[n, j] = z[n, o + j] * tanh_c[n, j]
 
 
 @_jit
