@@ -57,14 +57,15 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     if on_two_cores:  # gates receive the activated gates only if kept for backward
         gates = np.empty((steps if keep_cache else 1, batch, 4 * hidden), dtype=x.dtype)
         on_two_cores = lstm_loop_on_two_cores(x, weights.weight_ih, bias, weights.weight_hh, h, c, tanh_c, gates)
-    if not on_two_cores and small:
-        gates, pipeline = input_gates(x, weights.weight_ih, bias, small)  # (T, N, 4H), activated in place below
-        weight_hh = recurrent_weight(weights.weight_hh, batch, x.dtype)
-        kernels.lstm_loop_forward(gates, weight_hh, h, c, tanh_c, pipeline)
-    elif not on_two_cores:  # the bias joins each step's gates in the cell, where they are in cache
-        gates = input_projection(x, weights.weight_ih)
-        for t, recurrent in recurrent_products(h, weights.weight_hh):
-            kernels.lstm_step_forward(t, gates, recurrent, h, c, tanh_c, bias)
+    if not on_two_cores:
+        if small:
+            gates, pipeline = input_gates(x, weights.weight_ih, bias, small)  # (T, N, 4H), activated in place below
+            weight_hh = recurrent_weight(weights.weight_hh, batch, x.dtype)
+            kernels.lstm_loop_forward(gates, weight_hh, h, c, tanh_c, pipeline)
+        else:  # the bias joins each step's gates in the cell, where they are in cache
+            gates = input_projection(x, weights.weight_ih)
+            for t, recurrent in recurrent_products(h, weights.weight_hh):
+                kernels.lstm_step_forward(t, gates, recurrent, h, c, tanh_c, bias)
     c_last = c[steps % depth].copy()
     if not keep_cache:
         return h[1:], h[-1].copy(), c_last, None
