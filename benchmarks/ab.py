@@ -12,6 +12,7 @@ speed drifts.
     python benchmarks/ab.py overhead   # a layer call's own Python cost (T=1, H=4)
     python benchmarks/ab.py cores      # batch-1 LSTM loops on two cores or one, against onnxruntime
     python benchmarks/ab.py copy       # large layers' per-step BLAS product by a copy of W_hhᵀ or by the view
+    python benchmarks/ab.py backward   # small layers' backward loop on W_hhᵀ or on W_hh as stored (training step)
 """
 
 from __future__ import annotations
@@ -174,6 +175,19 @@ def copy(rounds):
     _compiled.TRANSPOSED_COPY_MAX_SIZE = default
 
 
+def backward(rounds):
+    default = _compiled.BACKWARD_TRANSPOSED
+    for kind, steps, batch, features, hidden in [("LSTM", 100, 1, 64, 128), ("LSTM", 1000, 1, 32, 32),
+                                                 ("LSTM", 200, 4, 32, 64), ("GRU", 100, 1, 64, 128),
+                                                 ("GRU", 1000, 1, 32, 32), ("GRU", 200, 4, 32, 64)]:
+        layer, x = _problem(kind, steps, batch, features, hidden)
+        function = _training(layer, x)
+        times = _median_times({"transposed": _switched(_compiled, "BACKWARD_TRANSPOSED", True, function),
+                               "as-stored": _switched(_compiled, "BACKWARD_TRANSPOSED", False, function)}, rounds, 9)
+        _report(f"{kind} T={steps} N={batch} H={hidden} training, ms", times, "as-stored", 1e3, "")
+    _compiled.BACKWARD_TRANSPOSED = default
+
+
 def overhead(rounds):
     layer, x = _problem("LSTM", 1, 1, 4, 4)
     times = _median_times({"inference": _inference(layer, x), "training": _training(layer, x)}, rounds, 200)
@@ -183,7 +197,7 @@ def overhead(rounds):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["pipeline", "loops", "transposed", "overhead", "cores", "copy"])
+    parser.add_argument("what", choices=["pipeline", "loops", "transposed", "overhead", "cores", "copy", "backward"])
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args(argv)
     globals()[args.what](args.rounds)

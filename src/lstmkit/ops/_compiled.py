@@ -84,6 +84,18 @@ def recurrent_weight(weight_hh, batch: int, dtype):
     return np.ascontiguousarray(weight_hh, dtype=dtype)
 
 
+# A small layer's backward loop computes dh = dz W_hh (N, G) x (G, H) from W_hhᵀ (H, G), dot
+# products along G (_kernels.gradient_product), or from W_hh as stored. `python benchmarks/ab.py
+# backward`, a training step with W_hhᵀ over W_hh as stored: see the README.
+BACKWARD_TRANSPOSED = True
+
+
+def backward_weight(weight_hh):
+    """W_hh (G, H), C-contiguous, as a small layer's backward loop takes it: transposed (H, G)
+    where BACKWARD_TRANSPOSED says so (a copy), else as it is."""
+    return np.ascontiguousarray(weight_hh.T) if BACKWARD_TRANSPOSED else weight_hh
+
+
 # A large layer's per-step product runs on a C-contiguous copy of W_hhᵀ up to this many weights,
 # and on the transposed view above it. `python benchmarks/ab.py copy`, layer inference with the
 # copy over the view: H=128 0.91-1.00 (the copy costs ~0.1 ms), H=256 1.01-1.04, H=512 0.96-0.98

@@ -184,6 +184,17 @@ def recurrent_product(h_prev, weight_hh, out):
 
 
 @_jit
+def gradient_product(dz, weight_hh, dh):
+    """``dh = dz W_hh`` (N, H), the gradient reaching h_{t-1} through W_hh, from dz (N, G), with
+    W_hh transposed (H, G), C-contiguous, which small layers' backward loops take (dot products
+    along G; see :func:`._compiled.backward_weight`), or as stored (G, H). G is never H."""
+    if weight_hh.shape[0] == dh.shape[1]:
+        matmul_transposed_into(dz, weight_hh, dh)
+    else:
+        matmul_into(dz, weight_hh, dh)
+
+
+@_jit
 def project_into(x, weight, bias, out):
     """``out = x weightᵀ + bias``: (R, I) x (G, I)ᵀ + (G,) into (R, G), rows of steps' inputs."""
     matmul_transposed_into(x, weight, out)
@@ -348,10 +359,11 @@ def lstm_loop_forward(gates, weight_hh, h, c, tanh_c, pipeline=None):
 @_jit
 def lstm_loop_backward(doutput, dh, dc, gates, c, tanh_c, weight_hh, dz):
     """BPTT of :func:`lstm_loop_forward`: dz (T, N, 4H) written, dh and dc (N, H) turned from the
-    final state's gradients into the initial state's. W_hh is (4H, H)."""
+    final state's gradients into the initial state's. ``weight_hh`` is W_hhᵀ (H, 4H), C-contiguous,
+    or W_hh as stored (4H, H), as in :func:`gradient_product`."""
     for t in range(gates.shape[0] - 1, -1, -1):
         lstm_step_backward(t, doutput, dh, dc, gates, c, tanh_c, dz)
-        matmul_into(dz[t], weight_hh, dh)
+        gradient_product(dz[t], weight_hh, dh)
 
 
 # ---- a batch-1 LSTM's time loop on two cores --------------------------------------------
@@ -574,10 +586,11 @@ def gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n, pipeline=None):
 def gru_loop_backward(doutput, dh, h, gates, hidden_n, weight_hh, dz_input, dz_hidden_n):
     """BPTT of :func:`gru_loop_forward`: dz_input (T, N, 3H) and dz_hidden_n (T, N, H) written
     (see :func:`gru_cell_backward`), dh (N, H) turned from h_T's gradient into h_0's.
-    W_hh is (3H, H)."""
+    ``weight_hh`` is W_hhᵀ (H, 3H), C-contiguous, or W_hh as stored (3H, H), as in
+    :func:`gradient_product`."""
     direct = np.empty_like(dh)
     dz_hidden = np.empty_like(dz_input[0])
     for t in range(gates.shape[0] - 1, -1, -1):
         gru_step_backward(t, doutput, dh, h, gates, hidden_n, dz_input, dz_hidden, dz_hidden_n, direct)
-        matmul_into(dz_hidden, weight_hh, dh)
+        gradient_product(dz_hidden, weight_hh, dh)
         dh += direct

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._compiled import compiled_kernels, is_small, kernels_for, recurrent_products, recurrent_weight
+from ._compiled import backward_weight, compiled_kernels, is_small, kernels_for, recurrent_products, recurrent_weight
 from ._pipeline import input_gates
 from .gru import GRUCache, GRUWeights, _hoisted_bias, gru_backward, gru_forward
 from .recurrence import input_projection
@@ -69,7 +69,7 @@ def gru_backward_fused(doutput, dh_last, cache):
     dh = np.array(dh_last, dtype=x.dtype, copy=True)
     batch, hidden = dh.shape
     if is_small(batch, hidden, 3):
-        kernels.gru_loop_backward(doutput, dh, h, gates, hidden_n, weight_hh, dz_input, dz_hidden_n)
+        kernels.gru_loop_backward(doutput, dh, h, gates, hidden_n, backward_weight(weight_hh), dz_input, dz_hidden_n)
     else:
         dz_hidden, direct = np.empty((batch, 3 * hidden), dtype=x.dtype), np.empty_like(dh)
         for t in reversed(range(x.shape[0])):

@@ -23,7 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._compiled import compiled_kernels, is_small, kernels_for, recurrent_products, recurrent_weight, runs_on_two_cores
+from ._compiled import (backward_weight, compiled_kernels, is_small, kernels_for, recurrent_products, recurrent_weight,
+                        runs_on_two_cores)
 from ._pipeline import input_gates, lstm_loop_on_two_cores
 from .lstm import LSTMCache, LSTMWeights, lstm_backward, lstm_forward
 from .recurrence import input_projection, projection_backward
@@ -86,7 +87,7 @@ def lstm_backward_fused(doutput, dh_last, dc_last, cache):
     dh = np.array(dh_last, dtype=x.dtype, copy=True)
     dc = np.array(dc_last, dtype=x.dtype, copy=True)
     if is_small(batch, hidden, 4):
-        kernels.lstm_loop_backward(doutput, dh, dc, gates, c, tanh_c, weight_hh, dz)
+        kernels.lstm_loop_backward(doutput, dh, dc, gates, c, tanh_c, backward_weight(weight_hh), dz)
     else:
         for t in reversed(range(steps)):
             kernels.lstm_step_backward(t, doutput, dh, dc, gates, c, tanh_c, dz)
