@@ -163,16 +163,16 @@ def transposed(rounds):
 
 
 def copy(rounds):
-    default = _compiled.TRANSPOSED_COPY_MAX_SIZE
+    default = _compiled.TRANSPOSED_COPY
     for kind, steps, batch, features, hidden in [("LSTM", 28, 64, 28, 128), ("LSTM", 100, 32, 64, 128),
                                                  ("LSTM", 100, 64, 256, 256), ("LSTM", 50, 128, 512, 512),
                                                  ("GRU", 100, 32, 64, 128), ("GRU", 50, 128, 512, 512)]:
         layer, x = _problem(kind, steps, batch, features, hidden)
         function = _inference(layer, x)
-        times = _median_times({"copy": _switched(_compiled, "TRANSPOSED_COPY_MAX_SIZE", 1 << 40, function),
-                               "view": _switched(_compiled, "TRANSPOSED_COPY_MAX_SIZE", 0, function)}, rounds, 5)
+        times = _median_times({"copy": _switched(_compiled, "TRANSPOSED_COPY", True, function),
+                               "view": _switched(_compiled, "TRANSPOSED_COPY", False, function)}, rounds, 5)
         _report(f"{kind} T={steps} N={batch} H={hidden} inference, ms", times, "view", 1e3, "")
-    _compiled.TRANSPOSED_COPY_MAX_SIZE = default
+    _compiled.TRANSPOSED_COPY = default
 
 
 def backward(rounds):

@@ -25,7 +25,7 @@ def loop(request, monkeypatch):
     W_hhᵀ or by the view), and the forward compiled with the backward calling BLAS (their limits
     differ); the compiled backward by W_hhᵀ and by W_hh as stored."""
     compiled_forward = not request.param.startswith("python loop")
-    monkeypatch.setattr(_compiled, "TRANSPOSED_COPY_MAX_SIZE", 0 if "view" in request.param else 1 << 40)
+    monkeypatch.setattr(_compiled, "TRANSPOSED_COPY", "view" not in request.param)
     compiled_backward = request.param.startswith("compiled loop")
     monkeypatch.setattr(_compiled, "SMALL_LAYER_MULTIPLY_ADDS", 1 << 40 if compiled_backward else 1)
     monkeypatch.setattr(_compiled, "FORWARD_FACTOR", 1 if compiled_backward or not compiled_forward else 1 << 40)

@@ -96,12 +96,11 @@ def backward_weight(weight_hh):
     return np.ascontiguousarray(weight_hh.T) if BACKWARD_TRANSPOSED else weight_hh
 
 
-# A large layer's per-step product runs on a C-contiguous copy of W_hhᵀ up to this many weights,
-# and on the transposed view above it. `python benchmarks/ab.py copy`, layer inference with the
-# copy over the view: H=128 0.91-1.00 (the copy costs ~0.1 ms), H=256 1.01-1.04, H=512 0.96-0.98
-# (LSTM) and 1.02-1.04 (GRU): no clear winner from H=256 on, where the view saves the copy's
-# memory and NumPy's transposing copy (4 MiB at H=512).
-TRANSPOSED_COPY_MAX_SIZE = 1 << 17
+# A large layer's per-step product runs on a C-contiguous copy of W_hhᵀ (True) or on the transposed
+# view (False). `python benchmarks/ab.py copy`, layer inference with the copy over the view: on the
+# AVX-512 machine of the latest runs 0.84-0.98 at every size (H = 128 to 512, LSTM and GRU); on the
+# AVX2 machine of the sessions before, 0.91-1.00 at H = 128 and 0.96-1.04 above.
+TRANSPOSED_COPY = True
 
 
 def recurrent_products(h, weight_hh):
@@ -109,9 +108,7 @@ def recurrent_products(h, weight_hh):
     BLAS product into one reused buffer. ``h`` is (T+1, N, H); the caller's step must write
     h[t+1] before asking for the next product."""
     product = np.empty((h.shape[1], weight_hh.shape[0]), dtype=h.dtype)
-    weight_hh_t = weight_hh.T
-    if weight_hh.size <= TRANSPOSED_COPY_MAX_SIZE:
-        weight_hh_t = np.ascontiguousarray(weight_hh_t)
+    weight_hh_t = np.ascontiguousarray(weight_hh.T) if TRANSPOSED_COPY else weight_hh.T
     for t in range(h.shape[0] - 1):
         np.matmul(h[t], weight_hh_t, out=product)
         yield t, product
