@@ -3,7 +3,10 @@
 For every configuration: build the layers with identical weights, check that their outputs agree,
 then time inference (forward storing nothing for backward) and a training step (forward plus
 backward with parameter gradients) in one process, alternating the frameworks, median of
---repeats runs after warm-up, float32. onnxruntime's LSTM/GRU operator is a second inference peer.
+--repeats runs after warm-up, float32. A run is the median call of --window seconds of calls (3
+at least); a row's ratios and peak shares are the medians of each round's own ratio (the two
+timed moments apart), which a drift of the machine's speed moves less than a ratio of medians.
+onnxruntime's LSTM/GRU operator is a second inference peer.
 Prints a table (times, ratios lstmkit/peer, GFLOP/s, % of the float32 matrix-product peak
 measured in the same run, per-step latency of batch-1 rows, peak memory of a training step with
 --memory) and writes JSON. The peak is a float32 (2048 x 2048) x (2048 x 2048) product with
@@ -54,10 +57,19 @@ def matmul_peak_function():
     return lambda: a @ b
 
 
-def _seconds(function) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
+def cpu_description() -> str:
+    """The CPU's model name and vector extensions as /proc/cpuinfo gives them (Linux), else what
+    ``platform`` knows: the results depend on them (AVX-512 or not changes torch's and NumPy's speed)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            fields = dict(line.split(":", 1) for line in handle.read().split("\n\n")[0].splitlines() if ":" in line)
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    vectors = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return (f"{fields.get('model name', platform.machine())} (family {fields.get('cpu family', '?')}, "
+            f"model {fields.get('model', '?')}, {vectors})")
 
 
 def forward_flops(kind, steps, batch, features, hidden, layers=1, directions=1) -> float:
@@ -143,7 +155,18 @@ def peak_memory(framework, kind, config) -> tuple[float, float]:
     return float(resident), float(allocated)
 
 
-def measure(kind, config, repeats, prime, onnx, memory):
+def _window_seconds(function, window: float, least: int = 3) -> float:
+    """One timed run: the median call of the calls made in ``window`` seconds (``least`` at least)."""
+    times = []
+    started = time.perf_counter()
+    while len(times) < least or time.perf_counter() - started < window:
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(kind, config, repeats, prime, onnx, memory, window=0.05):
     steps, batch, features, hidden, layers, bidirectional = config
     ours, theirs = build(kind, features, hidden, layers, bidirectional)
     x = np.random.default_rng(1).standard_normal((steps, batch, features)).astype(np.float32)
@@ -157,29 +180,33 @@ def measure(kind, config, repeats, prime, onnx, memory):
             started = time.perf_counter()
             while time.perf_counter() - started < prime:  # untimed: its threads awake, the others' idle
                 function()
-            times[name].append(_seconds(function))
+            times[name].append(_window_seconds(function, window))
+    gflop = forward_flops(kind, steps, batch, features, hidden, layers, 2 if bidirectional else 1) / 1e9
     row = {"kind": kind, "T": steps, "N": batch, "I": features, "H": hidden, "layers": layers,
-           "bidirectional": bidirectional, "max_abs_difference": errors,
-           "forward_gflop": forward_flops(kind, steps, batch, features, hidden, layers, 2 if bidirectional else 1) / 1e9}
+           "bidirectional": bidirectional, "max_abs_difference": errors, "forward_gflop": gflop, "rounds": times}
     row.update({name: statistics.median(values) for name, values in times.items()})
     row["matmul_peak_gflops"] = 2 * PEAK_SIZE**3 / row.pop("matmul_peak") / 1e9
+    row["inference_gflops"] = gflop / row["ours_inference"]
+    row["training_gflops"] = 3 * gflop / row["ours_training"]  # backward: about twice the forward's products
+
+    def per_round(numerators, denominators):  # each round's own ratio, then their median
+        return statistics.median(a / b for a, b in zip(times[numerators], times[denominators]))
+
+    row["inference_ratio"] = per_round("ours_inference", "torch_inference")
+    row["training_ratio"] = per_round("ours_training", "torch_training")
+    if "onnx_inference" in times:
+        row["onnx_ratio"] = per_round("ours_inference", "onnx_inference")
+    peak_flop = 2 * PEAK_SIZE**3 / 1e9  # a round's share: its own GFLOP/s over its own peak
+    row["inference_peak_share"] = gflop / peak_flop * per_round("matmul_peak", "ours_inference")
+    row["training_peak_share"] = 3 * gflop / peak_flop * per_round("matmul_peak", "ours_training")
     if memory:
         for framework, prefix in (("lstmkit", "ours"), ("torch", "torch")):
-            row[f"{prefix}_training_peak_mib"], row[f"{prefix}_training_allocated_mib"] = peak_memory(framework, kind, config)
+            row[f"{prefix}_training_peak_mib"], row[f"{prefix}_training_allocated_mib"] = peak_memory(
+                framework, kind, config)
     return row
 
 
 def _summary(rows):
-    for row in rows:
-        peak = row["matmul_peak_gflops"]
-        row["inference_ratio"] = row["ours_inference"] / row["torch_inference"]
-        row["training_ratio"] = row["ours_training"] / row["torch_training"]
-        if "onnx_inference" in row:
-            row["onnx_ratio"] = row["ours_inference"] / row["onnx_inference"]
-        row["inference_gflops"] = row["forward_gflop"] / row["ours_inference"]
-        row["training_gflops"] = 3 * row["forward_gflop"] / row["ours_training"]
-        row["inference_peak_share"] = row["inference_gflops"] / peak
-        row["training_peak_share"] = row["training_gflops"] / peak
     summary = {}
     for kind in sorted({row["kind"] for row in rows}) + ["all"]:
         for name in ("inference_ratio", "training_ratio", "onnx_ratio"):
@@ -211,13 +238,15 @@ def main(argv=None):
     parser.add_argument("--kinds", nargs="+", default=["LSTM", "GRU"], choices=list(GATES))
     parser.add_argument("--prime", type=float, default=0.15, help="seconds of untimed runs before each timed one")
     parser.add_argument("--no-onnx", action="store_true", help="leave onnxruntime out")
+    parser.add_argument("--window", type=float, default=0.05,
+                        help="seconds of calls in one timed run (3 calls at least); the run's time is their median")
     parser.add_argument("--memory", action="store_true", help="also measure each training step's peak memory")
     parser.add_argument("--rows", nargs="+", type=int, default=None,
                         help="only these rows of the grid (0-7, 7 being the bidirectional one)")
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+    print(f"machine: {cpu_description()}, {os.cpu_count()} cores, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), numpy {np.__version__}")
     print("times in ms; ratio = lstmkit/peer; %pk = lstmkit's GFLOP/s over the row's matmul peak; memory in MiB")
     print(f"{'layer  T    N   I   H':<26} | {'ours   torch  ratio    onnx  ratio  %pk peak':>49} | "
@@ -226,8 +255,7 @@ def main(argv=None):
     for kind in args.kinds:
         configs = [(*config, 1, False) for config in GRID] + [BIDIRECTIONAL]
         for config in [configs[index] for index in args.rows] if args.rows else configs:
-            rows.append(measure(kind, config, args.repeats, args.prime, not args.no_onnx, args.memory))
-            _summary(rows[-1:])
+            rows.append(measure(kind, config, args.repeats, args.prime, not args.no_onnx, args.memory, args.window))
             _print_row(rows[-1])
     peaks = [row["matmul_peak_gflops"] for row in rows]
     print(f"float32 matmul peak, the rows' medians: {min(peaks):.0f} to {max(peaks):.0f} GFLOP/s")
@@ -240,7 +268,8 @@ def main(argv=None):
                   f"{row['ours_inference'] / row['T'] * 1e6:.1f} µs, onnxruntime {row['onnx_inference'] / row['T'] * 1e6:.1f} µs, "
                   f"torch {row['torch_inference'] / row['T'] * 1e6:.1f} µs")
     if args.json:
-        result = {"machine": platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
+        result = {"machine": platform.machine(), "cpu": cpu_description(), "cores": os.cpu_count(),
+                  "torch": torch.__version__,
                   "numpy": np.__version__, "summary": summary, "rows": rows}
         atomic_write(args.json, lambda handle: handle.write(json.dumps(result, indent=2)), mode="w")
 
