@@ -150,42 +150,39 @@ def loops(rounds):
     _compiled.FORWARD_FACTOR, _compiled.SMALL_LAYER_MULTIPLY_ADDS = default
 
 
+def _switch_both_ways(setting, ways, configs, make, rounds, calls, per_step=False):
+    """Times ``make(layer, x)`` with the module constant ``setting`` of _compiled at each of ``ways``
+    ({label: value}, the last one the baseline), for each (kind, T, N, I, H) of ``configs``."""
+    default = getattr(_compiled, setting)
+    baseline = list(ways)[-1]
+    for kind, steps, batch, features, hidden in configs:
+        layer, x = _problem(kind, steps, batch, features, hidden)
+        function = make(layer, x)
+        times = _median_times({label: _switched(_compiled, setting, value, function) for label, value in ways.items()},
+                              rounds, calls)
+        what = "µs a step" if per_step else f"{'training' if make is _training else 'inference'}, ms"
+        _report(f"{kind} T={steps} N={batch} H={hidden} {what}", times, baseline, 1e6 / steps if per_step else 1e3, "")
+    setattr(_compiled, setting, default)
+
+
 def transposed(rounds):
-    default = _compiled.TRANSPOSED_PRODUCT_MAX_HIDDEN
-    for kind, steps, batch, hidden in [("LSTM", 1000, 1, 32), ("LSTM", 200, 1, 64), ("LSTM", 200, 2, 64),
-                                       ("GRU", 1000, 1, 32)]:
-        layer, x = _problem(kind, steps, batch, 32, hidden)
-        function = _inference(layer, x)
-        times = _median_times({"transposed": _switched(_compiled, "TRANSPOSED_PRODUCT_MAX_HIDDEN", 1 << 30, function),
-                               "as-stored": _switched(_compiled, "TRANSPOSED_PRODUCT_MAX_HIDDEN", 0, function)}, rounds)
-        _report(f"{kind} T={steps} N={batch} H={hidden}, µs a step", times, "as-stored", 1e6 / steps, "")
-    _compiled.TRANSPOSED_PRODUCT_MAX_HIDDEN = default
+    _switch_both_ways("TRANSPOSED_PRODUCT_MAX_HIDDEN", {"transposed": 1 << 30, "as-stored": 0},
+                      [("LSTM", 1000, 1, 32, 32), ("LSTM", 200, 1, 32, 64), ("LSTM", 200, 2, 32, 64),
+                       ("GRU", 1000, 1, 32, 32)], _inference, rounds, 15, per_step=True)
 
 
 def copy(rounds):
-    default = _compiled.TRANSPOSED_COPY
-    for kind, steps, batch, features, hidden in [("LSTM", 28, 64, 28, 128), ("LSTM", 100, 32, 64, 128),
-                                                 ("LSTM", 100, 64, 256, 256), ("LSTM", 50, 128, 512, 512),
-                                                 ("GRU", 100, 32, 64, 128), ("GRU", 50, 128, 512, 512)]:
-        layer, x = _problem(kind, steps, batch, features, hidden)
-        function = _inference(layer, x)
-        times = _median_times({"copy": _switched(_compiled, "TRANSPOSED_COPY", True, function),
-                               "view": _switched(_compiled, "TRANSPOSED_COPY", False, function)}, rounds, 5)
-        _report(f"{kind} T={steps} N={batch} H={hidden} inference, ms", times, "view", 1e3, "")
-    _compiled.TRANSPOSED_COPY = default
+    _switch_both_ways("TRANSPOSED_COPY", {"copy": True, "view": False},
+                      [("LSTM", 28, 64, 28, 128), ("LSTM", 100, 32, 64, 128), ("LSTM", 100, 64, 256, 256),
+                       ("LSTM", 50, 128, 512, 512), ("GRU", 100, 32, 64, 128), ("GRU", 50, 128, 512, 512)],
+                      _inference, rounds, 5)
 
 
 def backward(rounds):
-    default = _compiled.BACKWARD_TRANSPOSED
-    for kind, steps, batch, features, hidden in [("LSTM", 100, 1, 64, 128), ("LSTM", 1000, 1, 32, 32),
-                                                 ("LSTM", 200, 4, 32, 64), ("GRU", 100, 1, 64, 128),
-                                                 ("GRU", 1000, 1, 32, 32), ("GRU", 200, 4, 32, 64)]:
-        layer, x = _problem(kind, steps, batch, features, hidden)
-        function = _training(layer, x)
-        times = _median_times({"transposed": _switched(_compiled, "BACKWARD_TRANSPOSED", True, function),
-                               "as-stored": _switched(_compiled, "BACKWARD_TRANSPOSED", False, function)}, rounds, 9)
-        _report(f"{kind} T={steps} N={batch} H={hidden} training, ms", times, "as-stored", 1e3, "")
-    _compiled.BACKWARD_TRANSPOSED = default
+    _switch_both_ways("BACKWARD_TRANSPOSED", {"transposed": True, "as-stored": False},
+                      [("LSTM", 100, 1, 64, 128), ("LSTM", 1000, 1, 32, 32), ("LSTM", 200, 4, 32, 64),
+                       ("GRU", 100, 1, 64, 128), ("GRU", 1000, 1, 32, 32), ("GRU", 200, 4, 32, 64)],
+                      _training, rounds, 9)
 
 
 def overhead(rounds):

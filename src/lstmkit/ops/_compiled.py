@@ -86,7 +86,8 @@ def recurrent_weight(weight_hh, batch: int, dtype):
 
 # A small layer's backward loop computes dh = dz W_hh (N, G) x (G, H) from W_hhᵀ (H, G), dot
 # products along G (_kernels.gradient_product), or from W_hh as stored. `python benchmarks/ab.py
-# backward`, a training step with W_hhᵀ over W_hh as stored: see the README.
+# backward`, a training step with W_hhᵀ over W_hh as stored, two runs on the AVX-512 machine: LSTM
+# 0.74-1.03 (batch 1 at H = 32 and 128, batch 4 at H = 64), GRU 0.84-1.05.
 BACKWARD_TRANSPOSED = True
 
 
