@@ -269,8 +269,7 @@ def main(argv=None):
                   f"torch {row['torch_inference'] / row['T'] * 1e6:.1f} µs")
     if args.json:
         result = {"machine": platform.machine(), "cpu": cpu_description(), "cores": os.cpu_count(),
-                  "torch": torch.__version__,
-                  "numpy": np.__version__, "summary": summary, "rows": rows}
+                  "torch": torch.__version__, "numpy": np.__version__, "summary": summary, "rows": rows}
         atomic_write(args.json, lambda handle: handle.write(json.dumps(result, indent=2)), mode="w")
 
 

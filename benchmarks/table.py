@@ -15,7 +15,8 @@ def _ms(seconds: float) -> str:
 
 def markdown(result: dict) -> str:
     lines = [
-        f"This run: {result.get('cpu', 'CPU not recorded')}, {result['cores']} cores, torch {result['torch']}, numpy {result['numpy']}. Times in ms; ratios are "
+        f"This run: {result.get('cpu', 'CPU not recorded')}, {result['cores']} cores, torch {result['torch']}, "
+        f"numpy {result['numpy']}. Times in ms; ratios are "
         "lstmkit's time over the peer's; % peak is lstmkit's GFLOP/s over the matrix-product peak (GFLOP/s of a "
         "float32 2048-square product with NumPy's BLAS, timed in turn with the frameworks for that row: the "
         "peak column); memory is a "
