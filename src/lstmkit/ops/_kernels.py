@@ -276,6 +276,14 @@ def load(array, index):
     return atomic_load(array, index)
 
 
+@_jit
+def add(array, index, value):
+    """``atomic_add`` for Python callers: sequentially consistent, so that two threads that each
+    write one entry and then read the other's (the helper's sleep against a post) cannot both read
+    the old values, as a release store followed by an acquire load can."""
+    return atomic_add(array, index, value)
+
+
 # ---- LSTM, PyTorch's gate blocks i, f, g, o -----------------------------------------------
 @_jit
 def lstm_cell_forward(z, recurrent, c_prev, c_next, tanh_c, h_next, bias=None):

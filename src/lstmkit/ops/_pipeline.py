@@ -46,8 +46,8 @@ class _Helper:
     """The helper thread and its mailbox: mailbox[0] counts the jobs posted, mailbox[1] is 1
     while the thread sleeps on ``_wake``, mailbox[2] is the last job it came back from. Posting
     adds to the count before it looks whether the thread sleeps, and the thread says it sleeps
-    before it looks at the count once more (both atomic): one of the two always sees the other,
-    so no job is left unseen."""
+    before it looks at the count once more (both sequentially consistent atomics): one of the two
+    always sees the other, so no job is left unseen."""
 
     def __init__(self, kernels):
         self.kernels = kernels
@@ -59,6 +59,7 @@ class _Helper:
         # the thread's own kernels, compiled (or loaded from Numba's cache) here, not in the thread
         kernels.wait_for_post(self.mailbox, 0, 0)
         kernels.store(self.mailbox, 1, kernels.load(self.mailbox, 1))
+        kernels.add(self.mailbox, 1, 0)
         threading.Thread(target=self._serve, name="lstmkit-helper", daemon=True).start()
 
     def post(self, function, *arguments) -> None:
@@ -92,7 +93,7 @@ class _Helper:
         self._wake_if_sleeping()
 
     def _wake_if_sleeping(self) -> None:
-        if self.kernels.load(self.mailbox, 1):
+        if self.kernels.add(self.mailbox, 1, 0):  # a sequentially consistent read (see _sleep)
             self._wake.set()
 
     def _serve(self) -> None:
@@ -112,8 +113,9 @@ class _Helper:
                     self._job = None  # the arrays are the caller's again
 
     def _sleep(self, seen: int) -> None:
-        self.kernels.store(self.mailbox, 1, 1)
-        if self.kernels.load(self.mailbox, 0) == seen:  # a job posted meanwhile is not missed
+        # Both sequentially consistent, as the poster's count and read: one side sees the other.
+        self.kernels.add(self.mailbox, 1, 1)
+        if self.kernels.add(self.mailbox, 0, 0) == seen:  # a job posted meanwhile is not missed
             self._wake.wait()
         self._wake.clear()
         self.kernels.store(self.mailbox, 1, 0)
