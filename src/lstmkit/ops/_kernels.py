@@ -271,12 +271,6 @@ def store(array, index, value):
 
 
 @_jit
-def load(array, index):
-    """``atomic_load`` for Python callers."""
-    return atomic_load(array, index)
-
-
-@_jit
 def add(array, index, value):
     """``atomic_add`` for Python callers: sequentially consistent, so that two threads that each
     write one entry and then read the other's (the helper's sleep against a post) cannot both read

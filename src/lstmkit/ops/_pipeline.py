@@ -58,7 +58,7 @@ class _Helper:
         self._wake = threading.Event()
         # the thread's own kernels, compiled (or loaded from Numba's cache) here, not in the thread
         kernels.wait_for_post(self.mailbox, 0, 0)
-        kernels.store(self.mailbox, 1, kernels.load(self.mailbox, 1))
+        kernels.store(self.mailbox, 1, 0)
         kernels.add(self.mailbox, 1, 0)
         threading.Thread(target=self._serve, name="lstmkit-helper", daemon=True).start()
 
