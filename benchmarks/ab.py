@@ -13,6 +13,7 @@ speed drifts.
     python benchmarks/ab.py cores      # batch-1 LSTM loops on two cores or one, against onnxruntime
     python benchmarks/ab.py copy       # large layers' per-step BLAS product by a copy of W_hhᵀ or by the view
     python benchmarks/ab.py backward   # small layers' backward loop on W_hhᵀ or on W_hh as stored (training step)
+    python benchmarks/ab.py batch-last # large layers' inference on states kept batch last, or batch first
 """
 
 from __future__ import annotations
@@ -161,7 +162,8 @@ def _switch_both_ways(setting, ways, configs, make, rounds, calls, per_step=Fals
         times = _median_times({label: _switched(_compiled, setting, value, function) for label, value in ways.items()},
                               rounds, calls)
         what = "µs a step" if per_step else f"{'training' if make is _training else 'inference'}, ms"
-        _report(f"{kind} T={steps} N={batch} H={hidden} {what}", times, baseline, 1e6 / steps if per_step else 1e3, "")
+        label = f"{kind} T={steps} N={batch} I={features} H={hidden} {what}"
+        _report(label, times, baseline, 1e6 / steps if per_step else 1e3, "")
     setattr(_compiled, setting, default)
 
 
@@ -185,6 +187,13 @@ def backward(rounds):
                       _training, rounds, 9)
 
 
+def batch_last(rounds):
+    _switch_both_ways("BATCH_LAST_INFERENCE", {"batch-last": True, "batch-first": False},
+                      [("LSTM", 28, 64, 28, 128), ("LSTM", 100, 32, 64, 128), ("LSTM", 100, 64, 256, 256),
+                       ("LSTM", 50, 128, 512, 512), ("LSTM", 100, 32, 128, 256), ("LSTM", 100, 32, 512, 256),
+                       ("LSTM", 200, 4, 32, 256)], _inference, rounds, 5)
+
+
 def overhead(rounds):
     layer, x = _problem("LSTM", 1, 1, 4, 4)
     times = _median_times({"inference": _inference(layer, x), "training": _training(layer, x)}, rounds, 200)
@@ -194,10 +203,11 @@ def overhead(rounds):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["pipeline", "loops", "transposed", "overhead", "cores", "copy", "backward"])
+    parser.add_argument("what", choices=["pipeline", "loops", "transposed", "overhead", "cores", "copy", "backward",
+                                         "batch-last"])
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args(argv)
-    globals()[args.what](args.rounds)
+    globals()[args.what.replace("-", "_")](args.rounds)
 
 
 if __name__ == "__main__":

@@ -113,3 +113,60 @@ def recurrent_products(h, weight_hh):
     for t in range(h.shape[0] - 1):
         np.matmul(h[t], weight_hh_t, out=product)
         yield t, product
+
+
+# ---- a large layer's inference in the batch-last layout ----------------------------------
+# Without anything kept for backward, a large layer's loop runs on states stored (H, N), batch
+# last: its per-step product is W_hh h_tᵀ, (G, H) x (H, N), which OpenBLAS computes in 0.77-0.87
+# of the time of h_t W_hhᵀ here (N = 32 to 128, H = 128 to 512), on W_hh as stored; the bias
+# rides in it as a last column of W_hh against a row of ones under h_tᵀ. Each step's gates and
+# states, flattened to one row of G·N or H·N entries (gate k of unit j for batch row n at
+# k·H·N + j·N + n), go through the same compiled cell as the batch-first loop.
+# `python benchmarks/ab.py batch-last`: see the README.
+BATCH_LAST_INFERENCE = True
+
+
+def runs_batch_last(small: bool, keep_cache: bool) -> bool:
+    """Whether a layer's forward runs batch last (see above): a large one, nothing kept."""
+    return BATCH_LAST_INFERENCE and not small and not keep_cache
+
+
+def batch_last_projection(x, weight_ih):
+    """``W_ih x_tᵀ`` for every step: x (T, N, I), W_ih (G, I) -> (T, G, N), one BLAS product a step."""
+    return np.matmul(weight_ih, x.transpose(0, 2, 1))
+
+
+def batch_last_state(initial, steps: int, ones: bool = False):
+    """A state kept batch last: (steps, H, N), [0] = ``initial`` (N, H) transposed; with
+    ``ones``, (steps, H+1, N) whose last row is ones (the bias's partner in the product)."""
+    batch, size = initial.shape
+    state = np.empty((steps, size + ones, batch), dtype=initial.dtype)
+    state[0, :size] = initial.T
+    if ones:
+        state[:, size] = 1
+    return state
+
+
+def flat_steps(state, size: int):
+    """(T, ≥S, B) -> (T, 1, S·B), a view of rows 0 .. S-1 of each step, flattened as the compiled
+    steps take them."""
+    return state[:, :size].reshape(state.shape[0], 1, -1)
+
+
+def batch_last_products(h, weight_hh, bias):
+    """:func:`recurrent_products` batch last: for t = 0 .. T-1 yields ``(t, W_hh h[t] + b)`` as one
+    row (1, G·N). ``h`` is (T+1, H, N), or (T+1, H+1, N) with its row of ones where ``bias`` (G,)
+    is given; the caller's step writes h[t+1] before asking for the next."""
+    product = np.empty((weight_hh.shape[0], h.shape[2]), dtype=h.dtype)
+    if bias is not None:
+        weight_hh = np.concatenate([weight_hh, bias[:, None]], axis=1)
+    weight_hh = np.ascontiguousarray(weight_hh, dtype=h.dtype)
+    row = product.reshape(1, -1)
+    for t in range(h.shape[0] - 1):
+        np.matmul(weight_hh, h[t], out=product)
+        yield t, row
+
+
+def batch_first(state, size: int):
+    """The output (T, N, H), C-contiguous, of states (T+1, ≥H, N) kept batch last."""
+    return np.ascontiguousarray(state[1:, :size].transpose(0, 2, 1))

@@ -338,6 +338,14 @@ def lstm_step_forward(t, gates, recurrent, h, c, tanh_c, bias=None):
 
 
 @_jit
+def lstm_step_forward_on_product(t, projection, product, h, c, tanh_c):
+    """Step t of a loop that keeps nothing (c and tanh_c hold 2 and 1 steps): as
+    :func:`lstm_step_forward`, the gates activated in ``product`` (N, 4H) = h[t] W_hhᵀ, which is
+    in cache, rather than in ``projection`` (T, N, 4H), whose step t is then only read."""
+    lstm_cell_forward(product, projection[t], c[t % 2], c[(t + 1) % 2], tanh_c[0], h[t + 1])
+
+
+@_jit
 def lstm_step_backward(t, doutput, dh, dc, gates, c, tanh_c, dz):
     """Step t of BPTT (arrays as in :func:`lstm_loop_backward`): adds doutput[t] into dh, then
     writes dz[t] and turns dc into c_{t-1}'s gradient; dh's path through W_hh is the caller's."""

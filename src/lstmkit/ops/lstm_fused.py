@@ -23,8 +23,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._compiled import (backward_weight, compiled_kernels, is_small, kernels_for, recurrent_products, recurrent_weight,
-                        runs_on_two_cores)
+from ._compiled import (backward_weight, batch_first, batch_last_products,
+                        batch_last_projection, batch_last_state, compiled_kernels, flat_steps, is_small, kernels_for,
+                        recurrent_products, recurrent_weight, runs_batch_last, runs_on_two_cores)
 from ._pipeline import input_gates, lstm_loop_on_two_cores
 from .lstm import LSTMCache, LSTMWeights, lstm_backward, lstm_forward
 from .recurrence import input_projection, projection_backward
@@ -49,6 +50,9 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     hidden = c0.shape[-1]
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
     small = is_small(batch, hidden, 4, forward=True)
+    if runs_batch_last(small, keep_cache):
+        output, c_last = _large_inference_batch_last(kernels, x, h0, c0, weights, bias)
+        return output, output[-1].copy(), c_last, None
     depth = steps + 1 if keep_cache else 2
     h = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
     c = np.empty((depth, batch, hidden), dtype=x.dtype)
@@ -71,6 +75,19 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     if not keep_cache:
         return h[1:], h[-1].copy(), c_last, None
     return h[1:], h[-1].copy(), c_last, FusedLSTMCache(x, h, c, gates, tanh_c, weights)
+
+
+def _large_inference_batch_last(kernels, x, h0, c0, weights: LSTMWeights, bias):
+    """A large layer's forward with nothing kept, its states batch last (see :mod:`._compiled`):
+    ``(output (T, N, H), c_T (N, H))``."""
+    steps, hidden = x.shape[0], c0.shape[-1]
+    projection = batch_last_projection(x, weights.weight_ih)  # (T, 4H, N)
+    h, c = batch_last_state(h0, steps + 1, ones=bias is not None), batch_last_state(c0, 2)
+    flat_h, flat_c = flat_steps(h, hidden), flat_steps(c, hidden)
+    flat_projection, tanh_c = flat_steps(projection, 4 * hidden), np.empty_like(flat_c[:1])
+    for t, gates in batch_last_products(h, weights.weight_hh, bias):
+        kernels.lstm_step_forward_on_product(t, flat_projection, gates, flat_h, flat_c, tanh_c)
+    return batch_first(h, hidden), c[steps % 2].T.copy()
 
 
 def lstm_backward_fused(doutput, dh_last, dc_last, cache):
