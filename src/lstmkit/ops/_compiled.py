@@ -117,12 +117,15 @@ def recurrent_products(h, weight_hh):
 
 # ---- a large layer's inference in the batch-last layout ----------------------------------
 # Without anything kept for backward, a large layer's loop runs on states stored (H, N), batch
-# last: its per-step product is W_hh h_tᵀ, (G, H) x (H, N), which OpenBLAS computes in 0.77-0.87
-# of the time of h_t W_hhᵀ here (N = 32 to 128, H = 128 to 512), on W_hh as stored; the bias
-# rides in it as a last column of W_hh against a row of ones under h_tᵀ. Each step's gates and
-# states, flattened to one row of G·N or H·N entries (gate k of unit j for batch row n at
-# k·H·N + j·N + n), go through the same compiled cell as the batch-first loop.
-# `python benchmarks/ab.py batch-last`: see the README.
+# last: its per-step product is W_hh h_tᵀ, (G, H) x (H, N), on W_hh as stored, which OpenBLAS
+# computes faster than h_t W_hhᵀ at these shapes; the bias rides in it as a last column of W_hh
+# against a row of ones under h_tᵀ. Each step's gates and states, flattened to one row of G·N or
+# H·N entries (gate k of unit j for batch row n at k·H·N + j·N + n), go through the same compiled
+# cell as the batch-first loop. The input projection costs more (a product per step, not one for
+# all) and the output a transposing copy. `python benchmarks/ab.py batch-last`, layer inference
+# batch last over batch first, two runs on the AVX-512 machine: 0.94-1.01 at T=28, N=64, H=128;
+# 0.93-1.02 at T=100, N=32, H=128; 0.99-1.04 at N=64, H=256; 0.94-0.95 at N=128, H=512;
+# 0.87-0.96 at N=32, H=256; 0.55-0.56 at N=4, H=256.
 BATCH_LAST_INFERENCE = True
 
 

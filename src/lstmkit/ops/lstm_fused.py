@@ -12,6 +12,8 @@ random inputs); the reference stays what people read. What is different:
 - The input projection before the loop and the weight gradients after it are one matrix
   product over all steps each, as in the reference. A large layer adds the bias in each step's
   cell, where that step's gates are in cache, instead of in a pass over all T·N·4H of them.
+- A large layer's inference (nothing kept for backward) keeps its states batch last, (H, N),
+  and multiplies W_hh h_tᵀ each step (:mod:`._compiled` says why).
 
 Variable lengths (``batch_sizes``), projections (``weight_hr``), per-gate dropout masks, mixed
 dtypes, and a machine without Numba go to the reference op.
