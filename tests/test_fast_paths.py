@@ -180,6 +180,24 @@ def test_mixed_dtypes_go_to_the_reference():
     np.testing.assert_array_equal(output, lstm_forward(x, h0, c0, mixed)[0])
 
 
+@pytest.mark.parametrize("sizes", [(1, 3, 4, 5), (6, 1, 4, 5), (6, 3, 4, 1)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_batch_last_inference_matches_batch_first_at_the_edges(sizes, bias, monkeypatch):
+    """One step, one row, one unit, and initial states of another dtype: the batch-last loop of a
+    large layer's inference returns what the batch-first one does, in x's dtype."""
+    monkeypatch.setattr(_compiled, "SMALL_LAYER_MULTIPLY_ADDS", 1)
+    monkeypatch.setattr(_compiled, "FORWARD_FACTOR", 1)
+    x, h0, c0, weights, _ = random_problem(np.random.default_rng(sum(sizes)), np.float32, bias, sizes)
+    h0 = h0.astype(np.float64)
+    results = {}
+    for batch_last in (True, False):
+        monkeypatch.setattr(_compiled, "BATCH_LAST_INFERENCE", batch_last)
+        results[batch_last] = lstm_forward_fused(x, h0, c0, weights, keep_cache=False)
+    for a, e in zip(results[True][:3], results[False][:3]):
+        assert a.dtype == e.dtype == np.float32 and a.shape == e.shape
+        assert float(np.max(np.abs(a - e), initial=0.0)) <= 1e-6
+
+
 NO_NUMBA = """
 import sys, warnings
 sys.modules["numba"] = None  # import numba now raises ImportError

@@ -139,11 +139,11 @@ def batch_last_projection(x, weight_ih):
     return np.matmul(weight_ih, x.transpose(0, 2, 1))
 
 
-def batch_last_state(initial, steps: int, ones: bool = False):
-    """A state kept batch last: (steps, H, N), [0] = ``initial`` (N, H) transposed; with
-    ``ones``, (steps, H+1, N) whose last row is ones (the bias's partner in the product)."""
+def batch_last_state(initial, steps: int, dtype, ones: bool = False):
+    """A state kept batch last: (steps, H, N) of ``dtype``, [0] = ``initial`` (N, H) transposed;
+    with ``ones``, (steps, H+1, N) whose last row is ones (the bias's partner in the product)."""
     batch, size = initial.shape
-    state = np.empty((steps, size + ones, batch), dtype=initial.dtype)
+    state = np.empty((steps, size + ones, batch), dtype=dtype)
     state[0, :size] = initial.T
     if ones:
         state[:, size] = 1
@@ -153,7 +153,7 @@ def batch_last_state(initial, steps: int, ones: bool = False):
 def flat_steps(state, size: int):
     """(T, ≥S, B) -> (T, 1, S·B), a view of rows 0 .. S-1 of each step, flattened as the compiled
     steps take them."""
-    return state[:, :size].reshape(state.shape[0], 1, -1)
+    return state[:, :size].reshape(state.shape[0], 1, size * state.shape[2])
 
 
 def batch_last_products(h, weight_hh, bias):

@@ -340,8 +340,9 @@ def lstm_step_forward(t, gates, recurrent, h, c, tanh_c, bias=None):
 @_jit
 def lstm_step_forward_on_product(t, projection, product, h, c, tanh_c):
     """Step t of a loop that keeps nothing (c and tanh_c hold 2 and 1 steps): as
-    :func:`lstm_step_forward`, the gates activated in ``product`` (N, 4H) = h[t] W_hhᵀ, which is
-    in cache, rather than in ``projection`` (T, N, 4H), whose step t is then only read."""
+    :func:`lstm_step_forward`, the gates activated in ``product``, h[t]'s recurrent product with
+    the bias (laid out as each step of ``projection``, the input's), which is in cache, rather
+    than in ``projection``, whose step t is then only read."""
     lstm_cell_forward(product, projection[t], c[t % 2], c[(t + 1) % 2], tanh_c[0], h[t + 1])
 
 

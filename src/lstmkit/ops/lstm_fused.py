@@ -53,8 +53,7 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
     small = is_small(batch, hidden, 4, forward=True)
     if runs_batch_last(small, keep_cache):
-        output, c_last = _large_inference_batch_last(kernels, x, h0, c0, weights, bias)
-        return output, output[-1].copy(), c_last, None
+        return (*_large_inference_batch_last(kernels, x, h0, c0, weights, bias), None)
     depth = steps + 1 if keep_cache else 2
     h = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
     c = np.empty((depth, batch, hidden), dtype=x.dtype)
@@ -81,15 +80,16 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
 
 def _large_inference_batch_last(kernels, x, h0, c0, weights: LSTMWeights, bias):
     """A large layer's forward with nothing kept, its states batch last (see :mod:`._compiled`):
-    ``(output (T, N, H), c_T (N, H))``."""
+    ``(output (T, N, H), h_T, c_T (N, H))``."""
     steps, hidden = x.shape[0], c0.shape[-1]
     projection = batch_last_projection(x, weights.weight_ih)  # (T, 4H, N)
-    h, c = batch_last_state(h0, steps + 1, ones=bias is not None), batch_last_state(c0, 2)
+    h = batch_last_state(h0, steps + 1, x.dtype, ones=bias is not None)
+    c = batch_last_state(c0, 2, x.dtype)
     flat_h, flat_c = flat_steps(h, hidden), flat_steps(c, hidden)
     flat_projection, tanh_c = flat_steps(projection, 4 * hidden), np.empty_like(flat_c[:1])
     for t, gates in batch_last_products(h, weights.weight_hh, bias):
         kernels.lstm_step_forward_on_product(t, flat_projection, gates, flat_h, flat_c, tanh_c)
-    return batch_first(h, hidden), c[steps % 2].T.copy()
+    return batch_first(h, hidden), h[steps, :hidden].T.copy(), c[steps % 2].T.copy()
 
 
 def lstm_backward_fused(doutput, dh_last, dc_last, cache):
