@@ -25,9 +25,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._compiled import (backward_weight, batch_first, batch_last_products,
-                        batch_last_projection, batch_last_state, compiled_kernels, flat_steps, is_small, kernels_for,
-                        recurrent_products, recurrent_weight, runs_batch_last, runs_on_two_cores)
+from ._compiled import (backward_weight, batch_first, batch_last_products, batch_last_projection, batch_last_state,
+                        compiled_kernels, flat_steps, is_small, kernels_for, recurrent_products, recurrent_weight,
+                        runs_batch_last, runs_on_two_cores)
 from ._pipeline import input_gates, lstm_loop_on_two_cores
 from .lstm import LSTMCache, LSTMWeights, lstm_backward, lstm_forward
 from .recurrence import input_projection, projection_backward
