@@ -8,7 +8,7 @@ speed drifts.
 
     python benchmarks/ab.py pipeline   # input projection on the helper thread, against onnxruntime
     python benchmarks/ab.py loops      # compiled loops (both; lstmkit's default) against the Python loop over BLAS
-    python benchmarks/ab.py transposed # tiny layers reading W_hh transposed, or as stored
+    python benchmarks/ab.py transposed # small layers' compiled loops reading W_hh transposed, or as stored
     python benchmarks/ab.py overhead   # a layer call's own Python cost (T=1, H=4)
     python benchmarks/ab.py cores      # batch-1 LSTM loops on two cores or one, against onnxruntime
     python benchmarks/ab.py copy       # large layers' per-step BLAS product by a copy of W_hhᵀ or by the view
@@ -169,8 +169,9 @@ def _switch_both_ways(setting, ways, configs, make, rounds, calls, per_step=Fals
 
 def transposed(rounds):
     _switch_both_ways("TRANSPOSED_PRODUCT_MAX_HIDDEN", {"transposed": 1 << 30, "as-stored": 0},
-                      [("LSTM", 1000, 1, 32, 32), ("LSTM", 200, 1, 32, 64), ("LSTM", 200, 2, 32, 64),
-                       ("GRU", 1000, 1, 32, 32)], _inference, rounds, 15, per_step=True)
+                      [("LSTM", 1000, 1, 32, 32), ("LSTM", 200, 1, 32, 64), ("LSTM", 200, 4, 32, 64),
+                       ("LSTM", 200, 16, 32, 64), ("LSTM", 100, 4, 64, 128), ("GRU", 1000, 1, 32, 32),
+                       ("GRU", 100, 1, 64, 128), ("GRU", 100, 1, 64, 256)], _inference, rounds, 15, per_step=True)
 
 
 def copy(rounds):

@@ -18,20 +18,22 @@ CASES = list(itertools.product([np.float64, np.float32], [True, False], SIZES))
 
 @pytest.fixture(params=["compiled loop", "python loop", "python loop, W_hh transposed view",
                         "python loop, inference batch first", "compiled loop, projection pipelined",
-                        "compiled forward, python backward", "compiled loop, backward on W_hh as stored"])
+                        "compiled forward, python backward", "compiled loop, backward on W_hh as stored",
+                        "compiled loop, forward on W_hh as stored"])
 def loop(request, monkeypatch):
     """Run each fast path every way: the whole time loop compiled (its input projection one BLAS
     product, or computed beside the loop a step at a time), BLAS called per step (by a copy of
     W_hhᵀ or by the view; inference batch last or batch first), and the forward compiled with the
-    backward calling BLAS (their limits differ); the compiled backward by W_hhᵀ and by W_hh as
-    stored."""
+    backward calling BLAS (their limits differ); the compiled forward and backward each by W_hhᵀ
+    and by W_hh as stored."""
     compiled_forward = not request.param.startswith("python loop")
     monkeypatch.setattr(_compiled, "TRANSPOSED_COPY", "view" not in request.param)
     compiled_backward = request.param.startswith("compiled loop")
     monkeypatch.setattr(_compiled, "SMALL_LAYER_MULTIPLY_ADDS", 1 << 40 if compiled_backward else 1)
     monkeypatch.setattr(_compiled, "FORWARD_FACTOR", 1 if compiled_backward or not compiled_forward else 1 << 40)
     monkeypatch.setattr(_pipeline, "CHUNK_MULTIPLY_ADDS", 1 if "pipelined" in request.param else 1 << 40)
-    monkeypatch.setattr(_compiled, "BACKWARD_TRANSPOSED", "as stored" not in request.param)
+    monkeypatch.setattr(_compiled, "BACKWARD_TRANSPOSED", "backward on W_hh as stored" not in request.param)
+    monkeypatch.setattr(_compiled, "TRANSPOSED_PRODUCT_MAX_HIDDEN", 0 if "forward on" in request.param else 128)
     monkeypatch.setattr(_compiled, "BATCH_LAST_INFERENCE", "batch first" not in request.param)
     return request.param
 

@@ -1,15 +1,17 @@
 """The input projection computed beside the time loop (ops/_pipeline.py): the same numbers
 whoever computes each chunk, from any thread, in a forked child; and the kernels under it."""
 
+import hashlib
 import multiprocessing
 import threading
+from pathlib import Path
 
 import numba
 import numpy as np
 import pytest
 
 import lstmkit
-from lstmkit.ops import _compiled, _pipeline
+from lstmkit.ops import _compiled, _pipeline, _simd
 from lstmkit.ops._atomics import atomic_add, atomic_load
 from lstmkit.ops.recurrence import input_projection
 
@@ -27,14 +29,86 @@ def test_small_matrix_product_equals_numpy(dtype, rows, inner, width):
     np.testing.assert_allclose(out, a @ w.T, rtol=tolerance, atol=tolerance * np.sqrt(inner))
 
 
-@pytest.mark.parametrize("batch,hidden", [(1, 32), (2, 7), (3, 64), (4, 5), (1, 128), (1, 64)])
+def test_kernels_carry_the_hash_of_the_intrinsics_they_inline():
+    """Numba's cache sees _kernels.py's text only (see INTRINSICS_SHA256 there)."""
+    texts = [(Path(_compiled.__file__).parent / f"{name}.py").read_bytes() for name in ("_atomics", "_simd")]
+    assert kernels.INTRINSICS_SHA256 == hashlib.sha256(b"".join(texts)).hexdigest(), (
+        "_atomics.py or _simd.py changed: set INTRINSICS_SHA256 in _kernels.py to the new hash")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows,inner,width", [(1, 32, 128), (1, 32, 129), (4, 64, 256), (9, 32, 100), (3, 7, 9),
+                                              (8, 1, 40), (5, 70, 2), (12, 16, 300)])
+@pytest.mark.parametrize("aligned", [True, False])
+def test_block_product_equals_numpy(dtype, rows, inner, width, aligned):
+    """matmul_into's register blocks (four rows and one, wide and narrow, then single columns)
+    on aligned and unaligned operands."""
+    rng = np.random.default_rng(rows * inner + width)
+    a, b = rng.standard_normal((rows, inner)).astype(dtype), rng.standard_normal((inner, width)).astype(dtype)
+    if aligned:
+        b = _compiled.aligned_copy(b, dtype)
+    else:  # one entry past a 64-byte boundary
+        shifted = _compiled.aligned_copy(np.zeros(b.size + 1), dtype)[1:].reshape(b.shape)
+        shifted[...], b = b, shifted
+    assert (b.ctypes.data % 64 == 0) == aligned
+    out = np.full((rows, width), np.nan, dtype=dtype)
+    kernels.matmul_into(a, b, out)
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(out, a @ b, rtol=tolerance, atol=tolerance * np.sqrt(inner))
+
+
+@pytest.mark.parametrize("rows,vectors", [(1, 8), (4, 2), (1, 1), (2, 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_block_kernel_of_32_byte_vectors_equals_numpy(rows, vectors, dtype):
+    """The blocks of a CPU without AVX-512 (32-byte vectors), compiled and run here too, at an
+    offset row and column (out[n : n+rows, j : j+width] written, nothing else)."""
+    kernel = _simd.block_kernel(rows, vectors, vector_bytes=32)
+
+    @numba.njit
+    def call(a, n, b, out, j):
+        kernel(a, n, b, out, j)
+
+    width = vectors * 32 // np.dtype(dtype).itemsize
+    rng = np.random.default_rng(rows + vectors)
+    a, b = rng.standard_normal((rows + 2, 11)).astype(dtype), rng.standard_normal((11, width + 5)).astype(dtype)
+    out = np.full((rows + 2, width + 5), np.nan, dtype=dtype)
+    call(a, 1, b, out, 3)
+    expected = np.full_like(out, np.nan)
+    expected[1 : 1 + rows, 3 : 3 + width] = a[1 : 1 + rows] @ b[:, 3 : 3 + width]
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance)
+
+
+def test_block_kernel_rejects_arrays_it_cannot_read():
+    @numba.njit
+    def call(a, b, out):
+        _simd.narrow_block(a, 0, b, out, 0)
+
+    a = np.ones((2, 4))
+    with pytest.raises(numba.core.errors.TypingError, match="C-contiguous 2-D"):
+        call(a[:, ::2], np.ones((2, 8)), np.ones((2, 8)))
+    with pytest.raises(numba.core.errors.TypingError, match="one float dtype"):
+        call(a, np.ones((4, 8), dtype=np.float32), np.ones((2, 8)))
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (128, 32), (1, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_aligned_copy_is_an_aligned_equal_copy(shape, dtype):
+    array = np.random.default_rng(0).standard_normal(shape)
+    copy = _compiled.aligned_copy(array.T, dtype)
+    assert copy.ctypes.data % 64 == 0 and copy.flags.c_contiguous and copy.dtype == dtype
+    np.testing.assert_array_equal(copy, array.T.astype(dtype))
+
+
+@pytest.mark.parametrize("batch,hidden", [(1, 32), (2, 7), (3, 64), (4, 5), (1, 128), (9, 129), (1, 200)])
 def test_recurrent_product_takes_w_hh_stored_or_transposed(batch, hidden):
     rng = np.random.default_rng(batch + hidden)
     h, weight_hh = rng.standard_normal((batch, hidden)), rng.standard_normal((4 * hidden, hidden))
-    chosen = _compiled.recurrent_weight(weight_hh, batch, np.float64)
-    transposed = _compiled.transposes_recurrent_weight(batch, hidden)
-    assert transposed == ((batch, hidden) in [(1, 32), (2, 7), (3, 64)])
+    chosen = _compiled.recurrent_weight(weight_hh, np.float64)
+    transposed = _compiled.transposes_recurrent_weight(hidden)
+    assert transposed == (hidden <= 128)
     assert chosen.flags.c_contiguous and chosen.shape == ((hidden, 4 * hidden) if transposed else weight_hh.shape)
+    assert not transposed or chosen.ctypes.data % 64 == 0
     for layout in (weight_hh, np.ascontiguousarray(weight_hh.T), chosen):
         out = np.full((batch, 4 * hidden), np.nan)
         kernels.recurrent_product(h, layout, out)

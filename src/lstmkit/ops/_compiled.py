@@ -49,18 +49,18 @@ def is_small(batch: int, hidden: int, gate_count: int, forward: bool = False) ->
     return batch * hidden * gate_count * hidden <= limit
 
 
-# The tiniest layers run their recurrent product with W_hh transposed (see
-# _kernels.recurrent_product). `python benchmarks/ab.py transposed`, time a step transposed over
-# as stored: N=1, H=32: LSTM 0.82, GRU 0.82; N=2, H=64: 0.89; but N=1, H=64: 1.19; from N=4 the
-# stored layout's four-row products win.
-TRANSPOSED_PRODUCT_MAX_BATCH, TRANSPOSED_PRODUCT_MAX_HIDDEN = 3, 64
+# A small layer's compiled loop runs its recurrent product h_t W_hhᵀ on W_hh transposed, (H, G),
+# C-contiguous and 64-byte aligned, up to TRANSPOSED_PRODUCT_MAX_HIDDEN units: blocks of W_hhᵀ's
+# columns against one or four rows of h_t at a time, the sums in registers (_kernels.matmul_into,
+# _simd); above it, dot products along H on W_hh as stored (_kernels.matmul_transposed_into).
+# `python benchmarks/ab.py transposed`, time a step transposed over as stored, on the AVX-512
+# machine: see the README.
+TRANSPOSED_PRODUCT_MAX_HIDDEN = 128
 
 
-def transposes_recurrent_weight(batch: int, hidden: int) -> bool:
+def transposes_recurrent_weight(hidden: int) -> bool:
     """Whether a small layer's compiled loop reads W_hh transposed (see above)."""
-    if batch > TRANSPOSED_PRODUCT_MAX_BATCH or hidden > TRANSPOSED_PRODUCT_MAX_HIDDEN:
-        return False
-    return batch >= 2 or 2 * hidden <= TRANSPOSED_PRODUCT_MAX_HIDDEN
+    return hidden <= TRANSPOSED_PRODUCT_MAX_HIDDEN
 
 
 # A small batch-1 LSTM of at least TWO_CORE_MIN_HIDDEN units and TWO_CORE_MIN_STEPS steps runs its
@@ -76,12 +76,24 @@ def runs_on_two_cores(steps: int, batch: int, hidden: int) -> bool:
     return batch <= TWO_CORE_MAX_BATCH and hidden >= TWO_CORE_MIN_HIDDEN and steps >= TWO_CORE_MIN_STEPS
 
 
-def recurrent_weight(weight_hh, batch: int, dtype):
-    """W_hh (G, H) as a small layer's compiled loop takes it: as stored, or transposed (H, G)
-    for the tiniest layers, C-contiguous either way."""
-    if transposes_recurrent_weight(batch, weight_hh.shape[1]):
-        return np.ascontiguousarray(weight_hh.T, dtype=dtype)
+def recurrent_weight(weight_hh, dtype):
+    """W_hh (G, H) as a small layer's compiled loop takes it: transposed (H, G) and aligned up to
+    TRANSPOSED_PRODUCT_MAX_HIDDEN units, as stored above; C-contiguous either way."""
+    if transposes_recurrent_weight(weight_hh.shape[1]):
+        return aligned_copy(weight_hh.T, dtype)
     return np.ascontiguousarray(weight_hh, dtype=dtype)
+
+
+def aligned_copy(array, dtype, alignment: int = 64):
+    """A C-contiguous copy of ``array`` as ``dtype`` whose data starts on an ``alignment``-byte
+    boundary, so that no vector load of a 64-byte-aligned row offset straddles two cache lines
+    (NumPy aligns to 16 bytes; :mod:`._simd`'s blocks read 64 bytes at a time)."""
+    dtype = np.dtype(dtype)
+    buffer = np.empty(array.size * dtype.itemsize + alignment, dtype=np.uint8)
+    start = -buffer.ctypes.data % alignment
+    copy = buffer[start:start + array.size * dtype.itemsize].view(dtype).reshape(array.shape)
+    copy[...] = array
+    return copy
 
 
 # A small layer's backward loop computes dh = dz W_hh (N, G) x (G, H) from W_hhᵀ (H, G), dot

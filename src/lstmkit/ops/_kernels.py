@@ -26,6 +26,12 @@ import numba
 import numpy as np
 
 from ._atomics import atomic_add, atomic_load, atomic_store
+from ._simd import TALL, VECTOR_BYTES, WIDE, narrow_block, tall_block, wide_block
+
+# Numba's cache is keyed on this file's text, not on the modules whose intrinsics these kernels
+# inline: this line holds their SHA-256 (_atomics.py then _simd.py, checked by tests/test_pipeline.py),
+# so that editing them edits this file too, and no stale compiled kernel is ever loaded.
+INTRINSICS_SHA256 = "8ff21e5b678ded4b796edd46de5f43c1423ebb69d0565aad0ee03315e2dc5bb9"
 
 # No "nnan"/"ninf": NaN and infinities must behave as in NumPy.
 _FLAGS = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "arcp", "afn"})
@@ -97,23 +103,39 @@ def _plus_bias_for(value, bias, j):
 
 @_jit
 def matmul_into(a, b, out):
-    """``out = a @ b`` for small matrices, (N, K) x (K, G): the inner loop runs along G, vectorised,
-    and takes four rows of ``b`` at a time, so each pass over ``out`` does four multiply-adds."""
-    rows, inner = a.shape
-    width = b.shape[1]
-    for n in range(rows):
-        out[n, :] = 0.0
-        k = 0
-        while k + 4 <= inner:
-            a0, a1, a2, a3 = a[n, k], a[n, k + 1], a[n, k + 2], a[n, k + 3]
-            for j in range(width):
-                out[n, j] += a0 * b[k, j] + a1 * b[k + 1, j] + a2 * b[k + 2, j] + a3 * b[k + 3, j]
-            k += 4
-        while k < inner:
-            value = a[n, k]
-            for j in range(width):
-                out[n, j] += value * b[k, j]
-            k += 1
+    """``out = a @ b`` for small matrices, (N, K) x (K, G), C-contiguous, in blocks whose sums stay
+    in vector registers (:mod:`._simd`): four rows at a time against narrow column blocks, then
+    each remaining row against wide ones (:func:`_row_times`)."""
+    rows, width = a.shape[0], b.shape[1]
+    tall_rows, tall_width = TALL[0], TALL[1] * VECTOR_BYTES // a.itemsize
+    n = 0
+    while n + tall_rows <= rows:
+        j = 0
+        while j + tall_width <= width:
+            tall_block(a, n, b, out, j)
+            j += tall_width
+        for row in range(n, n + tall_rows):
+            _row_times(a, row, b, out, j)
+        n += tall_rows
+    for row in range(n, rows):
+        _row_times(a, row, b, out, 0)
+
+
+@_jit
+def _row_times(a, n, b, out, j):
+    """``out[n, j:] = a[n] @ b[:, j:]``: wide blocks, one-vector blocks, then column by column."""
+    width, lanes = b.shape[1], VECTOR_BYTES // a.itemsize
+    while j + WIDE[1] * lanes <= width:
+        wide_block(a, n, b, out, j)
+        j += WIDE[1] * lanes
+    while j + lanes <= width:
+        narrow_block(a, n, b, out, j)
+        j += lanes
+    for column in range(j, width):
+        total = a.dtype.type(0)
+        for k in range(a.shape[1]):
+            total += a[n, k] * b[k, column]
+        out[n, column] = total
 
 
 _jit_reassociating = numba.njit(**{**_FLAGS, "fastmath": _FLAGS["fastmath"] | {"reassoc"}})  # sums vectorise along K

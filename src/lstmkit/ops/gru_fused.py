@@ -46,7 +46,7 @@ def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch
     h[0] = h0
     if small:  # gates (T, N, 3H), activated in place
         gates, pipeline = input_gates(x, weights.weight_ih, _hoisted_bias(weights), small)
-        weight_hh = recurrent_weight(weights.weight_hh, batch, x.dtype)
+        weight_hh = recurrent_weight(weights.weight_hh, x.dtype)
         kernels.gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n, pipeline)
     else:  # the hoisted bias joins each step's gates in the cell, where they are in cache
         gates, bias = input_projection(x, weights.weight_ih), _hoisted_bias(weights)

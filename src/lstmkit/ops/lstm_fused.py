@@ -66,7 +66,7 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     if not on_two_cores:
         if small:
             gates, pipeline = input_gates(x, weights.weight_ih, bias, small)  # (T, N, 4H), activated in place below
-            weight_hh = recurrent_weight(weights.weight_hh, batch, x.dtype)
+            weight_hh = recurrent_weight(weights.weight_hh, x.dtype)
             kernels.lstm_loop_forward(gates, weight_hh, h, c, tanh_c, pipeline)
         else:  # the bias joins each step's gates in the cell, where they are in cache
             gates = input_projection(x, weights.weight_ih)

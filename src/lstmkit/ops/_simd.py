@@ -1,0 +1,113 @@
+"""A row times a block of columns with the block's sums held in vector registers (LLVM's vectors,
+emitted directly), for the tiniest layers' recurrent product.
+
+``out[n, j : j + width] = a[n, :] @ b[:, j : j + width]``, one ``a[n, k] * b[k, j : j + width]``
+fused multiply-add a k, on ``vectors`` accumulators of ``VECTOR_BYTES`` each. Numba's own loops
+cannot keep such a block in registers: each pass over ``out`` loads and stores it, because the
+compiler cannot prove that ``out`` and ``b`` do not overlap. With b (W_hhᵀ of a small layer) in
+the L1 cache and 64-byte aligned, the fused multiply-adds and b's loads are all a step does
+(`python benchmarks/ab.py transposed` times the layers; see :mod:`._compiled`).
+
+VECTOR_BYTES is 64 where the CPU has AVX-512, else 32 (eight 32-byte accumulators and the
+broadcast a[n, k] fit AVX2's sixteen registers). Usable inside ``@numba.njit`` functions only,
+on C-contiguous arrays of one float dtype, without bounds checks: the caller keeps
+``j + width <= out.shape[1]``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numba
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+
+
+@functools.cache
+def _host_has_avx512() -> bool:
+    import llvmlite.binding as llvm
+
+    return bool(llvm.get_host_cpu_features().get("avx512f", False))
+
+
+VECTOR_BYTES = 64 if _host_has_avx512() else 32
+
+
+def _check_operands(a, b, out):
+    arrays = (a, b, out)
+    if not all(isinstance(x, types.Array) and x.ndim == 2 and x.layout == "C" for x in arrays):
+        raise numba.core.errors.TypingError(f"block products need C-contiguous 2-D arrays, got {arrays}")
+    if a.dtype not in (types.float32, types.float64) or b.dtype != a.dtype or out.dtype != a.dtype:
+        raise numba.core.errors.TypingError(f"block products need one float dtype, got {arrays}")
+
+
+def block_kernel(rows: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
+    """The intrinsic ``kernel(a, n, b, out, j)`` for a block of ``rows`` rows of ``a`` (n .. n+rows-1)
+    and ``vectors`` vectors of ``vector_bytes``, ``width = vectors * vector_bytes // a.itemsize``
+    columns: rows x vectors accumulators (see above)."""
+
+    @numba.extending.intrinsic
+    def kernel(typingctx, a, n, b, out, j):
+        _check_operands(a, b, out)
+
+        def codegen(context, builder, signature, arguments):
+            a_array, b_array, out_array = (context.make_array(signature.args[i])(context, builder, arguments[i])
+                                           for i in (0, 2, 3))
+            first_row, column = arguments[1], arguments[4]
+            scalar = context.get_value_type(signature.args[0].dtype)
+            itemsize = context.get_abi_sizeof(scalar)
+            lanes = vector_bytes // itemsize
+            vector = ir.VectorType(scalar, lanes)
+            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector] * 3),
+                                                 f"llvm.fma.v{lanes}f{8 * itemsize}")
+            inner = builder.extract_value(a_array.shape, 1)
+            b_width = builder.extract_value(b_array.shape, 1)
+            out_width = builder.extract_value(out_array.shape, 1)
+
+            def row_start(data, row_width, r, offset):
+                return builder.gep(data, [builder.add(builder.mul(builder.add(first_row, _int(r)), row_width), offset)])
+
+            sums = [[cgutils.alloca_once_value(builder, ir.Constant(vector, None)) for _ in range(vectors)]
+                    for _ in range(rows)]
+            with cgutils.for_range(builder, inner) as loop:
+                k = loop.index
+                b_k = builder.gep(b_array.data, [builder.add(builder.mul(k, b_width), column)])
+                b_kv = [builder.load(_vector_at(builder, b_k, v * lanes, vector), align=itemsize)
+                        for v in range(vectors)]
+                for r, row_sums in enumerate(sums):
+                    a_rk = _broadcast(builder, builder.load(row_start(a_array.data, inner, r, k)), vector)
+                    for total, b_v in zip(row_sums, b_kv):
+                        builder.store(builder.call(fma, [a_rk, b_v, builder.load(total)]), total)
+            for r, row_sums in enumerate(sums):
+                out_row = row_start(out_array.data, out_width, r, column)
+                for v, total in enumerate(row_sums):
+                    builder.store(builder.load(total), _vector_at(builder, out_row, v * lanes, vector), align=itemsize)
+            return context.get_dummy_value()
+
+        return types.void(a, n, b, out, types.intp), codegen
+
+    return kernel
+
+
+def _int(value):
+    return ir.Constant(ir.IntType(64), value)
+
+
+def _broadcast(builder, value, vector):
+    """``value`` in every lane of ``vector``."""
+    lane_0 = ir.Constant(ir.IntType(32), 0)
+    single = builder.insert_element(ir.Constant(vector, ir.Undefined), value, lane_0)
+    return builder.shuffle_vector(single, ir.Constant(vector, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), vector.count), None))
+
+
+def _vector_at(builder, pointer, offset, vector):
+    """A ``vector`` pointer to ``pointer[offset]`` (a scalar pointer)."""
+    return builder.bitcast(builder.gep(pointer, [_int(offset)]), vector.as_pointer())
+
+
+# (rows, vectors) of the blocks matmul_into uses: one row of a wide block, four rows of a narrower one
+# (each b vector loaded once for four rows), and one row of one vector for the last columns.
+WIDE, TALL, NARROW = (1, 8), (4, 2), (1, 1)
+wide_block, tall_block, narrow_block = (block_kernel(*shape) for shape in (WIDE, TALL, NARROW))
