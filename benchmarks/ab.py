@@ -134,21 +134,24 @@ class _rules_allowing_two_cores:
 
 
 def loops(rounds):
-    default = _compiled.FORWARD_FACTOR, _compiled.SMALL_LAYER_MULTIPLY_ADDS
+    default = _compiled.FORWARD_FACTOR, _compiled.INFERENCE_FACTOR, _compiled.SMALL_LAYER_MULTIPLY_ADDS
     for kind, steps, batch, features, hidden in [("LSTM", 100, 4, 64, 128), ("LSTM", 200, 16, 32, 64),
                                                  ("LSTM", 100, 64, 32, 32), ("GRU", 100, 4, 64, 128),
-                                                 ("GRU", 200, 16, 32, 64)]:
+                                                 ("GRU", 200, 16, 32, 64), ("LSTM", 100, 32, 64, 128),
+                                                 ("LSTM", 50, 128, 32, 64), ("GRU", 100, 32, 64, 128),
+                                                 ("LSTM", 28, 64, 28, 128)]:
         layer, x = _problem(kind, steps, batch, features, hidden)
         for name, make in (("inference", _inference), ("training", _training)):
-            def with_limits(forward_factor, limit, function=make(layer, x)):
+            def with_limits(forward_factor, inference_factor, limit, function=make(layer, x)):
                 def call():
-                    _compiled.FORWARD_FACTOR, _compiled.SMALL_LAYER_MULTIPLY_ADDS = forward_factor, limit
+                    _compiled.FORWARD_FACTOR, _compiled.INFERENCE_FACTOR = forward_factor, inference_factor
+                    _compiled.SMALL_LAYER_MULTIPLY_ADDS = limit
                     function()
                 return call
-            times = _median_times({"compiled": with_limits(1, 1 << 40), "default": with_limits(*default),
-                                   "python-loop": with_limits(1, 1)}, rounds, 7)
+            times = _median_times({"compiled": with_limits(1, 1, 1 << 40), "default": with_limits(*default),
+                                   "python-loop": with_limits(1, 1, 1)}, rounds, 7)
             _report(f"{kind} T={steps} N={batch} H={hidden} {name}, ms", times, "python-loop", 1e3, "")
-    _compiled.FORWARD_FACTOR, _compiled.SMALL_LAYER_MULTIPLY_ADDS = default
+    _compiled.FORWARD_FACTOR, _compiled.INFERENCE_FACTOR, _compiled.SMALL_LAYER_MULTIPLY_ADDS = default
 
 
 def _switch_both_ways(setting, ways, configs, make, rounds, calls, per_step=False):

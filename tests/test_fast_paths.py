@@ -30,7 +30,8 @@ def loop(request, monkeypatch):
     monkeypatch.setattr(_compiled, "TRANSPOSED_COPY", "view" not in request.param)
     compiled_backward = request.param.startswith("compiled loop")
     monkeypatch.setattr(_compiled, "SMALL_LAYER_MULTIPLY_ADDS", 1 << 40 if compiled_backward else 1)
-    monkeypatch.setattr(_compiled, "FORWARD_FACTOR", 1 if compiled_backward or not compiled_forward else 1 << 40)
+    for factor in ("FORWARD_FACTOR", "INFERENCE_FACTOR"):
+        monkeypatch.setattr(_compiled, factor, 1 if compiled_backward or not compiled_forward else 1 << 40)
     monkeypatch.setattr(_pipeline, "CHUNK_MULTIPLY_ADDS", 1 if "pipelined" in request.param else 1 << 40)
     monkeypatch.setattr(_compiled, "BACKWARD_TRANSPOSED", "backward on W_hh as stored" not in request.param)
     monkeypatch.setattr(_compiled, "TRANSPOSED_PRODUCT_MAX_HIDDEN", 0 if "forward on" in request.param else 128)
@@ -188,7 +189,7 @@ def test_batch_last_inference_matches_batch_first_at_the_edges(sizes, bias, monk
     """One step, one row, one unit, and initial states of another dtype: the batch-last loop of a
     large layer's inference returns what the batch-first one does, in x's dtype."""
     monkeypatch.setattr(_compiled, "SMALL_LAYER_MULTIPLY_ADDS", 1)
-    monkeypatch.setattr(_compiled, "FORWARD_FACTOR", 1)
+    monkeypatch.setattr(_compiled, "INFERENCE_FACTOR", 1)
     x, h0, c0, weights, _ = random_problem(np.random.default_rng(sum(sizes)), np.float32, bias, sizes)
     h0 = h0.astype(np.float64)
     results = {}

@@ -8,16 +8,14 @@ import warnings
 import numpy as np
 
 # A layer whose recurrent product per step, N x H x G·H multiply-adds, is at most this many runs
-# its backward time loop compiled (hand-written product, no call back into Python per step),
-# and its forward loop up to FORWARD_FACTOR times as many; a larger one calls BLAS for the
-# product from a Python loop, where the call's microseconds no longer matter. Measured at 2^18
-# multiply-adds (`python benchmarks/ab.py loops`: LSTM N=4, H=128; N=16, H=64; N=64, H=32; GRU
-# N=4, H=128 and N=16, H=64), over two runs the compiled forward took 0.45-0.93 of the Python
-# loop's time (once 1.17, where the same setting also read 0.77); training steps with both loops
-# compiled took 0.68-1.23 (the forward's product takes four rows at a time, the backward's
-# dz W_hh has no such kernel), so the backward keeps the smaller limit.
+# its backward time loop compiled (hand-written product, no call back into Python per step), its
+# training forward loop up to FORWARD_FACTOR times as many, and its inference loop up to
+# INFERENCE_FACTOR times as many; a larger one calls BLAS (two threads) for the product from a
+# Python loop, where the call's microseconds no longer matter. `python benchmarks/ab.py loops`
+# times both at the limits; on the AVX-512 machine, see the README.
 SMALL_LAYER_MULTIPLY_ADDS = 1 << 16
 FORWARD_FACTOR = 4
+INFERENCE_FACTOR = 32
 
 
 @functools.cache
@@ -42,11 +40,11 @@ def kernels_for(x, weights):
     return compiled_kernels()
 
 
-def is_small(batch: int, hidden: int, gate_count: int, forward: bool = False) -> bool:
-    """Whether a layer runs its whole time loop, forward or backward, in compiled code (see
-    SMALL_LAYER_MULTIPLY_ADDS)."""
-    limit = SMALL_LAYER_MULTIPLY_ADDS * (FORWARD_FACTOR if forward else 1)
-    return batch * hidden * gate_count * hidden <= limit
+def is_small(batch: int, hidden: int, gate_count: int, forward: bool = False, inference: bool = False) -> bool:
+    """Whether a layer runs its whole time loop in compiled code: the backward, the forward of a
+    training step, or an inference forward (see SMALL_LAYER_MULTIPLY_ADDS)."""
+    factor = INFERENCE_FACTOR if inference else FORWARD_FACTOR if forward else 1
+    return batch * hidden * gate_count * hidden <= SMALL_LAYER_MULTIPLY_ADDS * factor
 
 
 # A small layer's compiled loop runs its recurrent product h_t W_hhᵀ on W_hh transposed, (H, G),

@@ -39,7 +39,7 @@ def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch
         return gru_forward(x, h0, weights, keep_cache, batch_sizes, dropout)
     steps, batch, _ = x.shape
     hidden = h0.shape[-1]
-    small = is_small(batch, hidden, 3, forward=True)
+    small = is_small(batch, hidden, 3, forward=True, inference=not keep_cache)
     bias_hn = np.zeros(hidden, x.dtype) if weights.bias_hh is None else weights.bias_hh[2 * hidden :].astype(x.dtype)
     h = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
     hidden_n = np.empty((steps if keep_cache else 1, batch, hidden), dtype=x.dtype)

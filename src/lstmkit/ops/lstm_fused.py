@@ -51,7 +51,7 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     steps, batch, _ = x.shape
     hidden = c0.shape[-1]
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
-    small = is_small(batch, hidden, 4, forward=True)
+    small = is_small(batch, hidden, 4, forward=True, inference=not keep_cache)
     if runs_batch_last(small, keep_cache):
         return (*_large_inference_batch_last(kernels, x, h0, c0, weights, bias), None)
     depth = steps + 1 if keep_cache else 2
