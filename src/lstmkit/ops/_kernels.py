@@ -31,7 +31,7 @@ from ._simd import TALL, VECTOR_BYTES, WIDE, narrow_block, tall_block, wide_bloc
 # Numba's cache is keyed on this file's text, not on the modules whose intrinsics these kernels
 # inline: this line holds their SHA-256 (_atomics.py then _simd.py, checked by tests/test_pipeline.py),
 # so that editing them edits this file too, and no stale compiled kernel is ever loaded.
-INTRINSICS_SHA256 = "8ff21e5b678ded4b796edd46de5f43c1423ebb69d0565aad0ee03315e2dc5bb9"
+INTRINSICS_SHA256 = "a0fa1418d2c1d1123d9f284e86662f42f5ce80c6cac9575c79465d0b9b0b3cf0"
 
 # No "nnan"/"ninf": NaN and infinities must behave as in NumPy.
 _FLAGS = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "arcp", "afn"})

@@ -1,17 +1,18 @@
-"""A row times a block of columns with the block's sums held in vector registers (LLVM's vectors,
-emitted directly), for the tiniest layers' recurrent product.
+"""Rows times a block of columns with the block's sums held in vector registers (LLVM's vectors,
+emitted directly), for small layers' recurrent product.
 
-``out[n, j : j + width] = a[n, :] @ b[:, j : j + width]``, one ``a[n, k] * b[k, j : j + width]``
-fused multiply-add a k, on ``vectors`` accumulators of ``VECTOR_BYTES`` each. Numba's own loops
+``out[n + r, j : j + width] = a[n + r, :] @ b[:, j : j + width]`` for r < rows, one
+``a[n + r, k] * b[k, j : j + width]`` fused multiply-add a row and k, on rows x vectors
+accumulators of ``VECTOR_BYTES`` each (each vector of b loaded once for all rows). Numba's own loops
 cannot keep such a block in registers: each pass over ``out`` loads and stores it, because the
 compiler cannot prove that ``out`` and ``b`` do not overlap. With b (W_hhᵀ of a small layer) in
-the L1 cache and 64-byte aligned, the fused multiply-adds and b's loads are all a step does
-(`python benchmarks/ab.py transposed` times the layers; see :mod:`._compiled`).
+the L1 cache and 64-byte aligned, the fused multiply-adds and b's loads are all the block's loop
+does (`python benchmarks/ab.py transposed` times the layers; see :mod:`._compiled`).
 
 VECTOR_BYTES is 64 where the CPU has AVX-512, else 32 (eight 32-byte accumulators and the
 broadcast a[n, k] fit AVX2's sixteen registers). Usable inside ``@numba.njit`` functions only,
 on C-contiguous arrays of one float dtype, without bounds checks: the caller keeps
-``j + width <= out.shape[1]``.
+``n + rows <= a.shape[0]`` and ``j + width <= out.shape[1]``.
 """
 
 from __future__ import annotations
