@@ -14,6 +14,7 @@ speed drifts.
     python benchmarks/ab.py copy       # large layers' per-step BLAS product by a copy of W_hhᵀ or by the view
     python benchmarks/ab.py backward   # small layers' backward loop on W_hhᵀ or on W_hh as stored (training step)
     python benchmarks/ab.py batch-last # large layers' inference on states kept batch last, or batch first
+    python benchmarks/ab.py halves     # LSTM inference on two cores, half of the batch each, or as without
 """
 
 from __future__ import annotations
@@ -198,6 +199,13 @@ def batch_last(rounds):
                        ("LSTM", 200, 4, 32, 256)], _inference, rounds, 5)
 
 
+def halves(rounds):
+    _switch_both_ways("HALVES_MIN_BATCH", {"halves": 2, "without": 1 << 30},
+                      [("LSTM", 28, 64, 28, 128), ("LSTM", 100, 32, 64, 128), ("LSTM", 200, 16, 32, 64),
+                       ("LSTM", 100, 32, 128, 256), ("LSTM", 100, 16, 64, 128), ("LSTM", 100, 8, 64, 128),
+                       ("LSTM", 200, 4, 32, 64)], _inference, rounds, 5)
+
+
 def overhead(rounds):
     layer, x = _problem("LSTM", 1, 1, 4, 4)
     times = _median_times({"inference": _inference(layer, x), "training": _training(layer, x)}, rounds, 200)
@@ -208,7 +216,7 @@ def overhead(rounds):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["pipeline", "loops", "transposed", "overhead", "cores", "copy", "backward",
-                                         "batch-last"])
+                                         "batch-last", "halves"])
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args(argv)
     globals()[args.what.replace("-", "_")](args.rounds)

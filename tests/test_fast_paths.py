@@ -19,13 +19,13 @@ CASES = list(itertools.product([np.float64, np.float32], [True, False], SIZES))
 @pytest.fixture(params=["compiled loop", "python loop", "python loop, W_hh transposed view",
                         "python loop, inference batch first", "compiled loop, projection pipelined",
                         "compiled forward, python backward", "compiled loop, backward on W_hh as stored",
-                        "compiled loop, forward on W_hh as stored"])
+                        "compiled loop, forward on W_hh as stored", "inference on batch halves"])
 def loop(request, monkeypatch):
     """Run each fast path every way: the whole time loop compiled (its input projection one BLAS
     product, or computed beside the loop a step at a time), BLAS called per step (by a copy of
     W_hhᵀ or by the view; inference batch last or batch first), and the forward compiled with the
     backward calling BLAS (their limits differ); the compiled forward and backward each by W_hhᵀ
-    and by W_hh as stored."""
+    and by W_hh as stored; an LSTM's inference on two cores, half of the batch each."""
     compiled_forward = not request.param.startswith("python loop")
     monkeypatch.setattr(_compiled, "TRANSPOSED_COPY", "view" not in request.param)
     compiled_backward = request.param.startswith("compiled loop")
@@ -35,6 +35,7 @@ def loop(request, monkeypatch):
     monkeypatch.setattr(_pipeline, "CHUNK_MULTIPLY_ADDS", 1 if "pipelined" in request.param else 1 << 40)
     monkeypatch.setattr(_compiled, "BACKWARD_TRANSPOSED", "backward on W_hh as stored" not in request.param)
     monkeypatch.setattr(_compiled, "TRANSPOSED_PRODUCT_MAX_HIDDEN", 0 if "forward on" in request.param else 128)
+    monkeypatch.setattr(_compiled, "HALVES_MIN_BATCH", 2 if "halves" in request.param else 1 << 30)
     monkeypatch.setattr(_compiled, "BATCH_LAST_INFERENCE", "batch first" not in request.param)
     return request.param
 

@@ -115,6 +115,41 @@ def test_recurrent_product_takes_w_hh_stored_or_transposed(batch, hidden):
         np.testing.assert_allclose(out, h @ weight_hh.T, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("helper_first", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lstm_batch_halves_give_the_reference_whoever_runs_the_second(helper_first, dtype, monkeypatch):
+    """The second half run by the helper's job before the caller looks (True), or claimed by the
+    caller itself (False, a helper that never started): the same outputs as the reference."""
+    from lstmkit.ops.lstm import LSTMWeights, lstm_forward
+
+    rng = np.random.default_rng(7)
+    steps, batch, features, hidden = 6, 5, 3, 4
+    shapes = [(4 * hidden, features), (4 * hidden, hidden), (4 * hidden,), (4 * hidden,)]
+    weights = LSTMWeights(*(rng.standard_normal(shape).astype(dtype) for shape in shapes))
+    x = rng.standard_normal((steps, batch, features)).astype(dtype)
+    h0, c0 = rng.standard_normal((batch, hidden)).astype(dtype), rng.standard_normal((batch, hidden)).astype(dtype)
+    expected = lstm_forward(x, h0, c0, weights)
+
+    class SynchronousHelper:
+        mailbox = np.full(3, 1 << 40, dtype=np.int64)  # "back in its wait" at once
+
+        def first_of_its_kind(self, function, dtype):
+            return False
+
+        def stage(self, function, *arguments):
+            if helper_first:
+                function(*arguments)
+
+    monkeypatch.setattr(_pipeline, "_get_helper", lambda kernels: SynchronousHelper())
+    bias = weights.bias_ih + weights.bias_hh
+    output, h_last, c_last = _pipeline.lstm_inference_on_batch_halves(x, h0, c0, weights.weight_ih, bias,
+                                                                      weights.weight_hh)
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    for actual, reference in zip((output, h_last, c_last), expected[:3]):
+        assert actual.dtype == dtype and actual.flags.c_contiguous
+        np.testing.assert_allclose(actual, reference, rtol=tolerance, atol=tolerance)
+
+
 @numba.njit(nogil=True)
 def take_numbers(ready, counter, taken):
     """Once both threads are ready (so that they race), fills ``taken`` with numbers drawn from

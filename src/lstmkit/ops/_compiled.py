@@ -74,6 +74,19 @@ def runs_on_two_cores(steps: int, batch: int, hidden: int) -> bool:
     return batch <= TWO_CORE_MAX_BATCH and hidden >= TWO_CORE_MIN_HIDDEN and steps >= TWO_CORE_MIN_STEPS
 
 
+# An LSTM's inference of at least HALVES_MIN_BATCH rows and at most HALVES_MAX_MULTIPLY_ADDS a step
+# (N x H x 4H) runs on the two cores, half of the batch rows each, its input projection and time
+# loop compiled (_pipeline.lstm_inference_on_batch_halves): no meeting per step, no BLAS call (and
+# so none of OpenBLAS's idle worker thread, which spins on the second core after a call).
+# `python benchmarks/ab.py halves`, time over the one-core or BLAS path: see the README.
+HALVES_MIN_BATCH, HALVES_MAX_MULTIPLY_ADDS = 8, 1 << 22
+
+
+def runs_on_batch_halves(batch: int, hidden: int) -> bool:
+    """Whether an LSTM's inference runs half of the batch on each core (see above)."""
+    return batch >= HALVES_MIN_BATCH and batch * hidden * 4 * hidden <= HALVES_MAX_MULTIPLY_ADDS
+
+
 def recurrent_weight(weight_hh, dtype):
     """W_hh (G, H) as a small layer's compiled loop takes it: transposed (H, G) and aligned up to
     TRANSPOSED_PRODUCT_MAX_HIDDEN units, as stored above; C-contiguous either way."""

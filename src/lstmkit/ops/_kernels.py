@@ -535,6 +535,51 @@ def lstm_loop_forward_lead(mailbox, spins, x, weight_ih, bias, weight_hh, h, c, 
     return True
 
 
+# ---- an LSTM's inference on two cores, half of the batch each ------------------------------
+# The batch rows of a layer are independent sequences: the caller and the helper thread can each
+# run the whole loop, input projection included, for half of them, with no meeting per step. A
+# part is the tuple (x (T·n, I), W_ihᵀ (I, 4H), bias (4H,), gates (T, n, 4H), W_hh as
+# recurrent_weight gives it, h (T+1, n, H), c (2, n, H), tanh_c (1, n, H)) of one half. The second
+# half goes to whoever claims claim[0] first; done[0] becomes 1 once the helper has finished it.
+@_jit
+def lstm_part_forward(x, weight_ih_t, bias, gates, weight_hh, h, c, tanh_c):
+    """One part's inference (arrays as above): gates = x W_ihᵀ + b, in register blocks, then the
+    time loop."""
+    projection = gates.reshape(gates.shape[0] * gates.shape[1], gates.shape[2])
+    matmul_into(x, weight_ih_t, projection)
+    for r in range(projection.shape[0]):
+        for j in range(projection.shape[1]):
+            projection[r, j] += bias[j]
+    lstm_loop_forward(gates, weight_hh, h, c, tanh_c)
+
+
+@_jit
+def lstm_second_half(claim, done, x, weight_ih_t, bias, gates, weight_hh, h, c, tanh_c):
+    """The helper's job: runs the second half if it claims it before the caller does."""
+    if atomic_add(claim, 0, 1) == 0:
+        lstm_part_forward(x, weight_ih_t, bias, gates, weight_hh, h, c, tanh_c)
+        atomic_store(done, 0, 1)
+
+
+@_jit
+def lstm_halves_forward(mailbox, spins, claim, done, first, second):
+    """The caller's side: announces the helper's staged job (see :mod:`._pipeline`), runs the first
+    half, then the second too unless the helper has claimed it, in which case it waits for the
+    helper to finish it, and (``spins`` reads at most) to be back in its wait for the next job.
+    True when the helper ran the second half."""
+    job = announce(mailbox)
+    lstm_part_forward(*first)
+    if atomic_add(claim, 0, 1) == 0:
+        lstm_part_forward(*second)
+        return False
+    while atomic_load(done, 0) == 0:
+        pass
+    for _ in range(spins):
+        if atomic_load(mailbox, 2) >= job:
+            break
+    return True
+
+
 # ---- GRU, PyTorch's gate blocks r, z, n ---------------------------------------------------
 @_jit
 def gru_cell_forward(z, recurrent, bias_hn, h_prev, hidden_n, h_next, bias=None):

@@ -25,7 +25,7 @@ import threading
 
 import numpy as np
 
-from ._compiled import compiled_kernels
+from ._compiled import aligned_copy, compiled_kernels, recurrent_weight
 from .recurrence import input_projection
 
 # Reads of the mailbox the helper spins through before it sleeps (0.24-0.37 ms here, timing
@@ -198,6 +198,38 @@ def lstm_loop_on_two_cores(x, weight_ih, bias, weight_hh, h, c, tanh_c, gates) -
         sync[kernels.SYNC_JOIN] = 0
     helper.stage(kernels.lstm_loop_forward_second, *arguments, sync, chunk)
     return kernels.lstm_loop_forward_lead(helper.mailbox, JOIN_SPINS, *arguments, sync, chunk)
+
+
+def lstm_inference_on_batch_halves(x, h0, c0, weight_ih, bias, weight_hh):
+    """An LSTM layer's inference on this thread and the helper, half of the batch rows each,
+    input projection included (``_kernels.lstm_halves_forward``): ``(output (T, N, H), h_T, c_T
+    (N, H))``, or None where no helper can run (one core). The caller runs both halves when the
+    helper has not claimed the second by the time the first is done, so it never waits for a
+    thread that has not started, and the numbers are the same whoever ran what."""
+    kernels = compiled_kernels()
+    helper = _get_helper(kernels)
+    if helper is None:
+        return None
+    steps, batch, features = x.shape
+    hidden = weight_hh.shape[1]
+    shared = (aligned_copy(weight_ih.T, x.dtype), np.zeros(4 * hidden, x.dtype) if bias is None else bias,
+              recurrent_weight(weight_hh, x.dtype))
+    parts = []
+    for rows in (slice(0, batch // 2), slice(batch // 2, batch)):
+        size = rows.stop - rows.start
+        h = np.empty((steps + 1, size, hidden), dtype=x.dtype)
+        c = np.empty((2, size, hidden), dtype=x.dtype)
+        h[0], c[0] = h0[rows], c0[rows]
+        gates = np.empty((steps, size, 4 * hidden), dtype=x.dtype)
+        x_part = np.ascontiguousarray(x[:, rows]).reshape(steps * size, features)
+        parts.append((x_part, *shared[:2], gates, shared[2], h, c, np.empty((1, size, hidden), dtype=x.dtype)))
+    claim, done = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    if helper.first_of_its_kind(kernels.lstm_second_half, x.dtype):  # compiles it here; claims the half
+        kernels.lstm_second_half(claim, done, *parts[1])
+    helper.stage(kernels.lstm_second_half, claim, done, *parts[1])
+    kernels.lstm_halves_forward(helper.mailbox, JOIN_SPINS, claim, done, parts[0], parts[1])
+    output = np.concatenate([part[5][1:] for part in parts], axis=1)
+    return output, output[-1].copy(), np.concatenate([part[6][steps % 2] for part in parts])
 
 
 def input_gates(x, weight_ih, bias, small: bool):

@@ -27,8 +27,8 @@ import numpy as np
 
 from ._compiled import (backward_weight, batch_first, batch_last_products, batch_last_projection, batch_last_state,
                         compiled_kernels, flat_steps, is_small, kernels_for, recurrent_products, recurrent_weight,
-                        runs_batch_last, runs_on_two_cores)
-from ._pipeline import input_gates, lstm_loop_on_two_cores
+                        runs_batch_last, runs_on_batch_halves, runs_on_two_cores)
+from ._pipeline import input_gates, lstm_inference_on_batch_halves, lstm_loop_on_two_cores
 from .lstm import LSTMCache, LSTMWeights, lstm_backward, lstm_forward
 from .recurrence import input_projection, projection_backward
 
@@ -51,6 +51,10 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     steps, batch, _ = x.shape
     hidden = c0.shape[-1]
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
+    if not keep_cache and runs_on_batch_halves(batch, hidden):
+        on_halves = lstm_inference_on_batch_halves(x, h0, c0, weights.weight_ih, bias, weights.weight_hh)
+        if on_halves is not None:
+            return (*on_halves, None)
     small = is_small(batch, hidden, 4, forward=True, inference=not keep_cache)
     if runs_batch_last(small, keep_cache):
         return (*_large_inference_batch_last(kernels, x, h0, c0, weights, bias), None)
