@@ -212,9 +212,9 @@ def lstm_inference_on_batch_halves(x, h0, c0, weight_ih, bias, weight_hh):
         return None
     steps, batch, features = x.shape
     hidden = weight_hh.shape[1]
-    shared = (aligned_copy(weight_ih.T, x.dtype), np.zeros(4 * hidden, x.dtype) if bias is None else bias,
-              recurrent_weight(weight_hh, x.dtype))
-    parts = []
+    weight_ih_t, weight_hh = aligned_copy(weight_ih.T, x.dtype), recurrent_weight(weight_hh, x.dtype)
+    bias = np.zeros(4 * hidden, dtype=x.dtype) if bias is None else bias
+    parts, hs, cs = [], [], []
     for rows in (slice(0, batch // 2), slice(batch // 2, batch)):
         size = rows.stop - rows.start
         h = np.empty((steps + 1, size, hidden), dtype=x.dtype)
@@ -222,14 +222,16 @@ def lstm_inference_on_batch_halves(x, h0, c0, weight_ih, bias, weight_hh):
         h[0], c[0] = h0[rows], c0[rows]
         gates = np.empty((steps, size, 4 * hidden), dtype=x.dtype)
         x_part = np.ascontiguousarray(x[:, rows]).reshape(steps * size, features)
-        parts.append((x_part, *shared[:2], gates, shared[2], h, c, np.empty((1, size, hidden), dtype=x.dtype)))
+        parts.append((x_part, weight_ih_t, bias, gates, weight_hh, h, c, np.empty_like(c[:1])))
+        hs.append(h[1:])
+        cs.append(c[steps % 2])
     claim, done = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
     if helper.first_of_its_kind(kernels.lstm_second_half, x.dtype):  # compiles it here; claims the half
         kernels.lstm_second_half(claim, done, *parts[1])
     helper.stage(kernels.lstm_second_half, claim, done, *parts[1])
     kernels.lstm_halves_forward(helper.mailbox, JOIN_SPINS, claim, done, parts[0], parts[1])
-    output = np.concatenate([part[5][1:] for part in parts], axis=1)
-    return output, output[-1].copy(), np.concatenate([part[6][steps % 2] for part in parts])
+    output = np.concatenate(hs, axis=1)
+    return output, output[-1].copy(), np.concatenate(cs)
 
 
 def input_gates(x, weight_ih, bias, small: bool):
