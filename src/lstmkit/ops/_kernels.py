@@ -221,6 +221,12 @@ def gradient_product(dz, weight_hh, dh):
 def project_into(x, weight, bias, out):
     """``out = x weightᵀ + bias``: (R, I) x (G, I)ᵀ + (G,) into (R, G), rows of steps' inputs."""
     matmul_transposed_into(x, weight, out)
+    _add_to_rows(out, bias)
+
+
+@_jit
+def _add_to_rows(out, bias):
+    """``out[r] += bias`` for every row r of ``out`` (R, G)."""
     for r in range(out.shape[0]):
         for j in range(out.shape[1]):
             out[r, j] += bias[j]
@@ -547,9 +553,7 @@ def lstm_part_forward(x, weight_ih_t, bias, gates, weight_hh, h, c, tanh_c):
     time loop."""
     projection = gates.reshape(gates.shape[0] * gates.shape[1], gates.shape[2])
     matmul_into(x, weight_ih_t, projection)
-    for r in range(projection.shape[0]):
-        for j in range(projection.shape[1]):
-            projection[r, j] += bias[j]
+    _add_to_rows(projection, bias)
     lstm_loop_forward(gates, weight_hh, h, c, tanh_c)
 
 
