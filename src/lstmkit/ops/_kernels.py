@@ -31,7 +31,7 @@ from ._simd import TALL, VECTOR_BYTES, WIDE, narrow_block, tall_block, wide_bloc
 # Numba's cache is keyed on this file's text, not on the modules whose intrinsics these kernels
 # inline: this line holds their SHA-256 (_atomics.py then _simd.py, checked by tests/test_pipeline.py),
 # so that editing them edits this file too, and no stale compiled kernel is ever loaded.
-INTRINSICS_SHA256 = "a0fa1418d2c1d1123d9f284e86662f42f5ce80c6cac9575c79465d0b9b0b3cf0"
+INTRINSICS_SHA256 = "90971d4639cf65d54c2f93482dc5ae60ed9cbc33485f153cf2a279014b8f4219"
 
 # No "nnan"/"ninf": NaN and infinities must behave as in NumPy.
 _FLAGS = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "arcp", "afn"})

@@ -17,22 +17,13 @@ on C-contiguous arrays of one float dtype, without bounds checks: the caller kee
 
 from __future__ import annotations
 
-import functools
-
+import llvmlite.binding as llvm
 import numba
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 
-
-@functools.cache
-def _host_has_avx512() -> bool:
-    import llvmlite.binding as llvm
-
-    return bool(llvm.get_host_cpu_features().get("avx512f", False))
-
-
-VECTOR_BYTES = 64 if _host_has_avx512() else 32
+VECTOR_BYTES = 64 if llvm.get_host_cpu_features().get("avx512f", False) else 32
 
 
 def _check_operands(a, b, out):
