@@ -10,7 +10,7 @@ speed drifts.
     python benchmarks/ab.py loops      # compiled loops (both; lstmkit's default) against the Python loop over BLAS
     python benchmarks/ab.py transposed # small layers' compiled loops reading W_hh transposed, or as stored
     python benchmarks/ab.py overhead   # a layer call's own Python cost (T=1, H=4)
-    python benchmarks/ab.py cores      # batch-1 LSTM loops on two cores or one, against onnxruntime
+    python benchmarks/ab.py cores      # batch-1 LSTM and GRU loops on two cores or one, against onnxruntime
     python benchmarks/ab.py copy       # large layers' per-step BLAS product by a copy of W_hhᵀ or by the view
     python benchmarks/ab.py backward   # small layers' backward loop on W_hhᵀ or on W_hh as stored (training step)
     python benchmarks/ab.py batch-last # large layers' inference on states kept batch last, or batch first
@@ -111,15 +111,15 @@ def cores(rounds):
     from onnx_peer import onnx_session
 
     default = _compiled.TWO_CORE_MAX_BATCH
-    for steps, features, hidden in [(100, 64, 128), (1000, 32, 32), (200, 32, 64), (100, 32, 48), (100, 64, 256),
-                                    (32, 64, 128)]:
-        layer, x = _problem("LSTM", steps, 1, features, hidden)
-        session = onnx_session("LSTM", layer, torch.get_num_threads())
+    rows = [(100, 64, 128), (1000, 32, 32), (200, 32, 64), (100, 32, 48), (100, 64, 256), (32, 64, 128)]
+    for kind, (steps, features, hidden) in [("LSTM", row) for row in rows] + [("GRU", row) for row in rows]:
+        layer, x = _problem(kind, steps, 1, features, hidden)
+        session = onnx_session(kind, layer, torch.get_num_threads())
         one_and_two = {"two-cores": _switched(_compiled, "TWO_CORE_MAX_BATCH", 1, _inference(layer, x)),
                        "one-core": _switched(_compiled, "TWO_CORE_MAX_BATCH", 0, _inference(layer, x))}
         with _rules_allowing_two_cores():
             times = _median_times({**one_and_two, "onnxruntime": lambda: session.run(None, {"X": x})}, rounds)
-        _report(f"LSTM T={steps} N=1 I={features} H={hidden}, µs a step", times, "onnxruntime", 1e6 / steps, "")
+        _report(f"{kind} T={steps} N=1 I={features} H={hidden}, µs a step", times, "onnxruntime", 1e6 / steps, "")
     _compiled.TWO_CORE_MAX_BATCH = default
 
 
@@ -127,11 +127,11 @@ class _rules_allowing_two_cores:
     """Lets any hidden size and length run on two cores (the switch above decides)."""
 
     def __enter__(self):
-        self.saved = _compiled.TWO_CORE_MIN_HIDDEN, _compiled.TWO_CORE_MIN_STEPS
-        _compiled.TWO_CORE_MIN_HIDDEN = _compiled.TWO_CORE_MIN_STEPS = 1
+        self.saved = _compiled.TWO_CORE_MIN_WEIGHTS, _compiled.TWO_CORE_MIN_STEPS
+        _compiled.TWO_CORE_MIN_WEIGHTS = _compiled.TWO_CORE_MIN_STEPS = 1
 
     def __exit__(self, *exception):
-        _compiled.TWO_CORE_MIN_HIDDEN, _compiled.TWO_CORE_MIN_STEPS = self.saved
+        _compiled.TWO_CORE_MIN_WEIGHTS, _compiled.TWO_CORE_MIN_STEPS = self.saved
 
 
 def loops(rounds):

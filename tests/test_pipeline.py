@@ -38,11 +38,12 @@ def test_kernels_carry_the_hash_of_the_intrinsics_they_inline():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows,inner,width", [(1, 32, 128), (1, 32, 129), (4, 64, 256), (9, 32, 100), (3, 7, 9),
-                                              (8, 1, 40), (5, 70, 2), (12, 16, 300)])
+                                              (8, 1, 40), (5, 70, 2), (12, 16, 300), (1, 20, 240), (1, 9, 120),
+                                              (2, 5, 247)])
 @pytest.mark.parametrize("aligned", [True, False])
 def test_block_product_equals_numpy(dtype, rows, inner, width, aligned):
-    """matmul_into's register blocks (four rows and one, wide and narrow, then single columns)
-    on aligned and unaligned operands."""
+    """matmul_into's register blocks (four rows and one; wide, four, two and one vectors, then single
+    columns) on aligned and unaligned operands."""
     rng = np.random.default_rng(rows * inner + width)
     a, b = rng.standard_normal((rows, inner)).astype(dtype), rng.standard_normal((inner, width)).astype(dtype)
     if aligned:
@@ -91,13 +92,25 @@ def test_block_kernel_rejects_arrays_it_cannot_read():
         call(a, np.ones((4, 8), dtype=np.float32), np.ones((2, 8)))
 
 
-@pytest.mark.parametrize("shape", [(5, 7), (128, 32), (1, 1)])
+@pytest.mark.parametrize("shape", [(5, 7), (128, 32), (1, 1), (384, 128), (37, 100)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_aligned_copy_is_an_aligned_equal_copy(shape, dtype):
-    array = np.random.default_rng(0).standard_normal(shape)
+@pytest.mark.parametrize("source_dtype", [np.float32, np.float64])
+def test_aligned_copy_is_an_aligned_equal_copy(shape, dtype, source_dtype):
+    """Of a transposed matrix: by the register tiles where the dtypes match, by NumPy where not."""
+    array = np.random.default_rng(0).standard_normal(shape).astype(source_dtype)
     copy = _compiled.aligned_copy(array.T, dtype)
     assert copy.ctypes.data % 64 == 0 and copy.flags.c_contiguous and copy.dtype == dtype
     np.testing.assert_array_equal(copy, array.T.astype(dtype))
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (4, 4), (16, 24), (9, 17), (3, 5), (1, 1), (100, 37), (512, 128)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transpose_into_equals_numpy(shape, dtype):
+    """Whole tiles in registers (8 x 8 float32, 4 x 4 float64), then the rows and columns past them."""
+    source = np.random.default_rng(shape[0]).standard_normal(shape).astype(dtype)
+    target = np.full(shape[::-1], np.nan, dtype=dtype)
+    kernels.transpose_into(source, target)
+    np.testing.assert_array_equal(target, source.T)
 
 
 @pytest.mark.parametrize("batch,hidden", [(1, 32), (2, 7), (3, 64), (4, 5), (1, 128), (9, 129), (1, 200)])

@@ -61,17 +61,20 @@ def transposes_recurrent_weight(hidden: int) -> bool:
     return hidden <= TRANSPOSED_PRODUCT_MAX_HIDDEN
 
 
-# A small batch-1 LSTM of at least TWO_CORE_MIN_HIDDEN units and TWO_CORE_MIN_STEPS steps runs its
-# forward loop on two cores, half of the units each (_pipeline.lstm_loop_on_two_cores), where a
-# helper thread can take part. The loop of one core is bound by reading W_hh from its cache every
-# step; two read half each, but meet once a step and pay about 20 µs a call to start.
-# `python benchmarks/ab.py cores`, time a step on two cores over one: see the README.
-TWO_CORE_MAX_BATCH, TWO_CORE_MIN_HIDDEN, TWO_CORE_MIN_STEPS = 1, 128, 32
+# A small batch-1 layer whose W_hh has at least TWO_CORE_MIN_WEIGHTS entries (an LSTM from 128 units,
+# a GRU from 148), of at least TWO_CORE_MIN_STEPS steps, runs its forward loop on two cores, half of
+# the units each (_pipeline.loop_on_two_cores), where a helper thread can take part. The loop of one
+# core is bound by reading W_hh from its L2 cache every step; two read half each, but meet once a
+# step, each project its own gates' inputs (the one-core loop's helper does that beside it), and pay
+# about 20 µs a call to start. `python benchmarks/ab.py cores`, time a step on two cores over one:
+# see the README (a GRU of 128 units, whose one-core loop reads W_hh transposed, gains nothing).
+TWO_CORE_MAX_BATCH, TWO_CORE_MIN_WEIGHTS, TWO_CORE_MIN_STEPS = 1, 1 << 16, 32
 
 
-def runs_on_two_cores(steps: int, batch: int, hidden: int) -> bool:
-    """Whether a small LSTM's forward loop is shared between two cores (see above)."""
-    return batch <= TWO_CORE_MAX_BATCH and hidden >= TWO_CORE_MIN_HIDDEN and steps >= TWO_CORE_MIN_STEPS
+def runs_on_two_cores(steps: int, batch: int, hidden: int, gate_count: int) -> bool:
+    """Whether a small layer's forward loop is shared between two cores (see above)."""
+    return (batch <= TWO_CORE_MAX_BATCH and gate_count * hidden * hidden >= TWO_CORE_MIN_WEIGHTS
+            and steps >= TWO_CORE_MIN_STEPS)
 
 
 # An LSTM's inference of at least HALVES_MIN_BATCH rows and at most HALVES_MAX_MULTIPLY_ADDS a step
@@ -98,13 +101,24 @@ def recurrent_weight(weight_hh, dtype):
 def aligned_copy(array, dtype, alignment: int = 64):
     """A C-contiguous copy of ``array`` as ``dtype`` whose data starts on an ``alignment``-byte
     boundary, so that no vector load of a 64-byte-aligned row offset straddles two cache lines
-    (NumPy aligns to 16 bytes; :mod:`._simd`'s blocks read 64 bytes at a time)."""
+    (NumPy aligns to 16 bytes; :mod:`._simd`'s blocks read 64 bytes at a time). A transposed
+    matrix of ``dtype`` is copied by ``_kernels.transpose_into``, tile by tile."""
     dtype = np.dtype(dtype)
     buffer = np.empty(array.size * dtype.itemsize + alignment, dtype=np.uint8)
     start = -buffer.ctypes.data % alignment
     copy = buffer[start:start + array.size * dtype.itemsize].view(dtype).reshape(array.shape)
-    copy[...] = array
+    transposed = array.ndim == 2 and array.dtype == dtype and array.T.flags.c_contiguous and not array.flags.c_contiguous
+    kernels = compiled_kernels() if transposed else None
+    if kernels is None:
+        copy[...] = array
+    else:
+        kernels.transpose_into(array.T, copy)
     return copy
+
+
+def transposed(matrix):
+    """``matrixᵀ``, C-contiguous and aligned (:func:`aligned_copy`)."""
+    return aligned_copy(matrix.T, matrix.dtype)
 
 
 # A small layer's backward loop computes dh = dz W_hh (N, G) x (G, H) from W_hhᵀ (H, G), dot
@@ -117,7 +131,7 @@ BACKWARD_TRANSPOSED = True
 def backward_weight(weight_hh):
     """W_hh (G, H), C-contiguous, as a small layer's backward loop takes it: transposed (H, G)
     where BACKWARD_TRANSPOSED says so (a copy), else as it is."""
-    return np.ascontiguousarray(weight_hh.T) if BACKWARD_TRANSPOSED else weight_hh
+    return transposed(weight_hh) if BACKWARD_TRANSPOSED else weight_hh
 
 
 # A large layer's per-step product runs on a C-contiguous copy of W_hhᵀ (True) or on the transposed
@@ -132,7 +146,7 @@ def recurrent_products(h, weight_hh):
     BLAS product into one reused buffer. ``h`` is (T+1, N, H); the caller's step must write
     h[t+1] before asking for the next product."""
     product = np.empty((h.shape[1], weight_hh.shape[0]), dtype=h.dtype)
-    weight_hh_t = np.ascontiguousarray(weight_hh.T) if TRANSPOSED_COPY else weight_hh.T
+    weight_hh_t = transposed(weight_hh) if TRANSPOSED_COPY else weight_hh.T
     for t in range(h.shape[0] - 1):
         np.matmul(h[t], weight_hh_t, out=product)
         yield t, product

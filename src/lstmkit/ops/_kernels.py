@@ -26,12 +26,13 @@ import numba
 import numpy as np
 
 from ._atomics import atomic_add, atomic_load, atomic_store
-from ._simd import TALL, VECTOR_BYTES, WIDE, narrow_block, tall_block, wide_block
+from ._simd import (TALL, TILE_BYTES, VECTOR_BYTES, WIDE, half_block, narrow_block, quarter_block, tall_block,
+                    transpose_tile, wide_block)
 
 # Numba's cache is keyed on this file's text, not on the modules whose intrinsics these kernels
 # inline: this line holds their SHA-256 (_atomics.py then _simd.py, checked by tests/test_pipeline.py),
 # so that editing them edits this file too, and no stale compiled kernel is ever loaded.
-INTRINSICS_SHA256 = "90971d4639cf65d54c2f93482dc5ae60ed9cbc33485f153cf2a279014b8f4219"
+INTRINSICS_SHA256 = "fd9fb3daf923481529cb07bdcef35032d2dcbc2015691cf7776d8850f04caac6"
 
 # No "nnan"/"ninf": NaN and infinities must behave as in NumPy.
 _FLAGS = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "arcp", "afn"})
@@ -123,12 +124,19 @@ def matmul_into(a, b, out):
 
 @_jit
 def _row_times(a, n, b, out, j):
-    """``out[n, j:] = a[n] @ b[:, j:]``: wide blocks, one-vector blocks, then column by column."""
+    """``out[n, j:] = a[n] @ b[:, j:]``: wide blocks, then one block each of four, two and one vectors
+    as the width left calls for, then column by column."""
     width, lanes = b.shape[1], VECTOR_BYTES // a.itemsize
     while j + WIDE[1] * lanes <= width:
         wide_block(a, n, b, out, j)
         j += WIDE[1] * lanes
-    while j + lanes <= width:
+    if j + 4 * lanes <= width:
+        half_block(a, n, b, out, j)
+        j += 4 * lanes
+    if j + 2 * lanes <= width:
+        quarter_block(a, n, b, out, j)
+        j += 2 * lanes
+    if j + lanes <= width:
         narrow_block(a, n, b, out, j)
         j += lanes
     for column in range(j, width):
@@ -193,6 +201,26 @@ def matmul_transposed_into(a, w, out):
     while n < rows:
         _dot_row(a, n, w, out)
         n += 1
+
+
+@_jit
+def transpose_into(source, target):
+    """``target = sourceᵀ``: (R, C) -> (C, R), both C-contiguous, in square tiles of 32-byte rows
+    transposed in registers (:mod:`._simd`), then the rows and columns past the last whole tile
+    one by one (NumPy's transposing copy walks the source down its columns, at a cache line an
+    entry)."""
+    rows, columns = source.shape
+    lanes = TILE_BYTES // source.itemsize
+    whole_rows, whole_columns = rows - rows % lanes, columns - columns % lanes
+    block = 2 * lanes  # 2 x 2 tiles at a time, down the source's columns (as fast as a copy, about)
+    for j0 in range(0, whole_columns, block):
+        for i0 in range(0, whole_rows, block):
+            for j in range(j0, min(j0 + block, whole_columns), lanes):
+                for i in range(i0, min(i0 + block, whole_rows), lanes):
+                    transpose_tile(source, i, j, target)
+    for i in range(rows):
+        for j in range(whole_columns if i < whole_rows else 0, columns):
+            target[j, i] = source[i, j]
 
 
 @_jit
@@ -406,14 +434,18 @@ def lstm_loop_backward(doutput, dh, dc, gates, c, tanh_c, weight_hh, dz):
         gradient_product(dz[t], weight_hh, dh)
 
 
-# ---- a batch-1 LSTM's time loop on two cores --------------------------------------------
-# One core's loop is bound by reading W_hh (4H x H) from L2 every step. Two threads can each
+# ---- a batch-1 layer's time loop on two cores ---------------------------------------------
+# One core's loop is bound by reading W_hh (G·H x H) from L2 every step. Two threads can each
 # run the loop for half of the hidden units (their gate rows of W_ih and W_hh, a different half
-# in each core's cache), meeting once a step: part p writes its half of h[t+1], says so in
-# sync[PROGRESS + 8p], and waits for the other half. ``sync`` (int64, 32 entries: each counter
-# on its own cache line) also holds JOIN, which decides whether part 1 runs at all (the helper
-# thread's atomic_add gets 0 first, or the caller's does, and then runs everything alone), and
-# DONE, which part 1 counts up once its last writes are made.
+# in each core's cache), meeting once a step: part p writes its units of h_{t+1} into
+# exchange[p, (t+1) % 2], says so in sync[PROGRESS + 8p], and waits for the other part's.
+# ``exchange`` (2 parts, 2 steps, N, P), P = ⌈H/2⌉ rounded up to a 64-byte line, zeros beyond a
+# part's units, holds nothing else, so that the two cores never write the same cache line, and
+# the products read it as it is. ``sync`` (int64, 32 entries: each counter on its own cache line)
+# also holds JOIN, which decides whether part 1 runs at all (the helper thread's atomic_add gets
+# 0 first, or the caller's does, and then runs everything alone), and DONE, which part 1 counts
+# up once its last writes are made. The LSTM's and the GRU's loops differ only in their cell
+# (:func:`_lstm_part_run`, :func:`_gru_part_run`).
 SYNC_JOIN, SYNC_DONE, SYNC_PROGRESS = 0, 8, 16
 
 
@@ -432,76 +464,186 @@ def _part_units(part, hidden):
 
 
 @_jit
-def _part_setup(part, x, weight_hh, chunk):
-    """A part's own buffers (all of them: once the helper has joined, nothing it does can fail),
-    and its rows of W_hh copied out split by columns: ``own`` (4u, u) multiplies its own units
-    of h_t, ``others`` (4u, H-u) the other part's; gate blocks i, f, g, o."""
-    batch, hidden = x.shape[1], weight_hh.shape[1]
-    first, units = _part_units(part, hidden)
-    others_first = units if part == 0 else 0
-    own = np.empty((4 * units, units), dtype=x.dtype)
-    others = np.empty((4 * units, hidden - units), dtype=x.dtype)
-    for k in range(4):  # loops on 1-D views: 2-D offsets do not vectorise
-        for j in range(units):
-            row = weight_hh[k * hidden + first + j]
-            _copy(row[first:first + units], own[k * units + j])
-            _copy(row[others_first:others_first + hidden - units], others[k * units + j])
-    projected = np.empty((chunk * batch, 4 * units), dtype=x.dtype)  # x W_ihᵀ + b of a chunk of steps
-    recurrent = np.empty((2, batch, 4 * units), dtype=x.dtype)  # h_t W_hhᵀ of its own units, and of the others'
-    c_part = np.empty((2, batch, units), dtype=x.dtype)
-    h_part = np.empty((2, batch, units), dtype=x.dtype)  # its units of h_t; their tanh(c_t)
-    h_others = np.empty((batch, hidden - units), dtype=x.dtype)
-    return own, others, projected, recurrent, c_part, h_part, h_others
+def _aligned_zeros(rows, columns, like):
+    """A (rows, columns) array of zeros of ``like``'s dtype whose data starts on a 64-byte boundary
+    (NumPy's and Numba's allocations are aligned to 16 bytes; :mod:`._simd`'s blocks read 64 bytes
+    at a time)."""
+    lanes = 64 // like.itemsize
+    buffer = np.zeros(rows * columns + lanes, dtype=like.dtype)
+    start = (lanes - buffer.ctypes.data // like.itemsize % lanes) % lanes
+    return buffer[start:start + rows * columns].reshape(rows, columns)
 
 
 @_jit
-def _part_run(part, setup, x, weight_ih, bias, h, c, tanh_c, gates, sync):
-    """The time loop of one part (see :func:`lstm_loop_forward_second`)."""
-    own, others, projected, products, c_part, h_part, h_others = setup
-    recurrent, partial, h_own, tanh_part = products[0], products[1], h_part[0], h_part[1]
-    steps, batch, features = x.shape
-    hidden = h.shape[2]
+def _part_transposed(part, weight, hidden):
+    """This part's rows of each of ``weight``'s G gate blocks (G·H, K), C-contiguous, transposed and
+    64-byte aligned: (K, G·u), gate blocks side by side."""
+    gate_count = weight.shape[0] // hidden
     first, units = _part_units(part, hidden)
-    others_first, chunk = (units if part == 0 else 0), projected.shape[0] // batch
-    for n in range(batch):
-        _copy(h[0, n, first:first + units], h_own[n])
-        _copy(c[0, n, first:first + units], c_part[0, n])
+    out = _aligned_zeros(weight.shape[1], gate_count * units, weight)
+    block = np.empty((weight.shape[1], units), dtype=weight.dtype)
+    for k in range(gate_count):
+        transpose_into(weight[k * hidden + first:k * hidden + first + units], block)
+        for i in range(weight.shape[1]):
+            _copy(block[i], out[i, k * units:(k + 1) * units])
+    return out
+
+
+@_jit
+def _padded_rows(matrix, first, count, rows):
+    """Rows ``first`` .. ``first + count - 1`` of ``matrix``, then zeros up to ``rows`` rows, aligned."""
+    out = _aligned_zeros(rows, matrix.shape[1], matrix)
+    for i in range(count):
+        _copy(matrix[first + i], out[i])
+    return out
+
+
+@_jit
+def _part_setup(part, x, weight_ih, bias, weight_hh, exchange, chunk):
+    """A part's own buffers (all of them: once the helper has joined, nothing it does can fail)
+    and its rows of each gate block of W_ih, bias and W_hh (G·H, H), the weights transposed for
+    register blocks (:func:`matmul_into`): ``input`` (I, G·u); ``own`` (P, G·u), which multiplies
+    its own units of h_t in ``exchange``, and ``others`` (P, G·u), the other part's."""
+    batch, hidden = x.shape[1], weight_hh.shape[1]
+    gate_count, padded = weight_hh.shape[0] // hidden, exchange.shape[3]
+    first, units = _part_units(part, hidden)
+    input_t, recurrent_t = _part_transposed(part, weight_ih, hidden), _part_transposed(part, weight_hh, hidden)
+    own = _padded_rows(recurrent_t, first, units, padded)
+    others = _padded_rows(recurrent_t, units if part == 0 else 0, hidden - units, padded)
+    bias_part = np.empty(gate_count * units, dtype=x.dtype)
+    for k in range(gate_count):
+        _copy(bias[k * hidden + first:k * hidden + first + units], bias_part[k * units:(k + 1) * units])
+    projected = np.empty((chunk * batch, gate_count * units), dtype=x.dtype)  # x W_ihᵀ + b, a chunk of steps
+    products = np.empty((2, batch, gate_count * units), dtype=x.dtype)  # h_t W_hhᵀ, its own units' and the others'
+    cell_part = np.empty((3, batch, units), dtype=x.dtype)  # its units of the cell's other state
+    return (input_t, bias_part, own, others), projected, products, cell_part
+
+
+@_jit
+def _part_start(part, state, start):
+    """``start`` (N, ≥u) = this part's units of state[0] (·, N, H)."""
+    first, units = _part_units(part, state.shape[2])
+    for n in range(state.shape[1]):
+        _copy(state[0, n, first:first + units], start[n, :units])
+
+
+@_jit
+def _part_projection(t, x, setup):
+    """Step t's x W_ihᵀ + b for this part's rows of each gate block (N, G·u), out of the setup's
+    ``projected``, which gets the next ``chunk`` steps' at the first step of each chunk."""
+    (input_t, bias_part, _, _), projected = setup[0], setup[1]
+    steps, batch, features = x.shape
+    chunk = projected.shape[0] // batch
+    s = t % chunk
+    if s == 0:
+        rows = (min(t + chunk, steps) - t) * batch
+        matmul_into(x[t:t + rows // batch].reshape(rows, features), input_t, projected[:rows])
+        _add_to_rows(projected[:rows], bias_part)
+    return projected[s * batch:(s + 1) * batch]
+
+
+@_jit
+def _part_recurrent(t, part, exchange, setup, sync):
+    """h_t W_hhᵀ for this part's gate rows (N, G·u): first its own units' share, which it computed
+    itself, so that the wait for the other part's units of h_t overlaps work."""
+    (_, _, own, others), products = setup[0], setup[2]
+    recurrent, partial = products[0], products[1]
+    matmul_into(exchange[part, t % 2], own, recurrent)
+    while atomic_load(sync, SYNC_PROGRESS + 8 * (1 - part)) < t:
+        pass
+    matmul_into(exchange[1 - part, t % 2], others, partial)
+    for n in range(recurrent.shape[0]):
+        for j in range(recurrent.shape[1]):
+            recurrent[n, j] += partial[n, j]
+    return recurrent
+
+
+@_jit
+def _part_publish(t, part, h, h_next, sync):
+    """Tells the other part that ``h_next`` (N, ≥u) holds this part's units of h_{t+1}, then writes
+    them into h[t+1]."""
+    atomic_store(sync, SYNC_PROGRESS + 8 * part, t + 1)
+    first, units = _part_units(part, h.shape[2])
+    for n in range(h.shape[1]):
+        for j in range(units):
+            h[t + 1, n, first + j] = h_next[n, j]
+
+
+@_jit
+def _part_keep(index, part, hidden, source, target):
+    """``target[index]`` (N, G·H) gets this part's units of each of its G blocks from ``source``
+    (N, G·u)."""
+    first, units = _part_units(part, hidden)
+    for n in range(source.shape[0]):
+        for k in range(target.shape[2] // hidden):
+            for j in range(units):
+                target[index, n, k * hidden + first + j] = source[n, k * units + j]
+
+
+@_jit
+def _lstm_part_run(part, setup, x, h, c, tanh_c, gates, exchange, sync):
+    """The time loop of one part of an LSTM (see :func:`lstm_loop_forward_second`)."""
+    cell_part, steps, hidden = setup[3], x.shape[0], h.shape[2]
+    tanh_part = cell_part[2]
+    _part_start(part, h, exchange[part, 0])
+    _part_start(part, c, cell_part[0])
     depth, keep = c.shape[0], gates.shape[0] == steps
     for t in range(steps):
-        s = t % chunk
-        if s == 0:  # the next chunk's x W_ihᵀ + b, this part's rows of each gate block
-            stop = min(t + chunk, steps)
-            rows = (stop - t) * batch
-            for k in range(4):
-                block = slice(k * hidden + first, k * hidden + first + units)
-                project_into(x[t:stop].reshape(rows, features), weight_ih[block], bias[block],
-                             projected[:rows, k * units:(k + 1) * units])
-        matmul_transposed_into(h_own, own, recurrent)  # h_t's own units: computed here last step
-        while atomic_load(sync, SYNC_PROGRESS + 8 * (1 - part)) < t:  # the other part's units of h_t
-            pass
-        for n in range(batch):
-            _copy(h[t, n, others_first:others_first + hidden - units], h_others[n])
-        matmul_transposed_into(h_others, others, partial)
-        for n in range(batch):
-            for j in range(4 * units):
-                recurrent[n, j] += partial[n, j]
-        z = projected[s * batch:(s + 1) * batch]
-        lstm_cell_forward(z, recurrent, c_part[t % 2], c_part[(t + 1) % 2], tanh_part, h_own)
-        for n in range(batch):
-            for j in range(units):
-                h[t + 1, n, first + j] = h_own[n, j]
-                c[(t + 1) % depth, n, first + j] = c_part[(t + 1) % 2, n, j]
-            if keep:
-                for j in range(units):
-                    tanh_c[t, n, first + j] = tanh_part[n, j]
-                for k in range(4):
-                    for j in range(units):
-                        gates[t, n, k * hidden + first + j] = z[n, k * units + j]
-        atomic_store(sync, SYNC_PROGRESS + 8 * part, t + 1)
+        z = _part_projection(t, x, setup)
+        recurrent = _part_recurrent(t, part, exchange, setup, sync)
+        h_next = exchange[part, (t + 1) % 2]
+        lstm_cell_forward(z, recurrent, cell_part[t % 2], cell_part[(t + 1) % 2], tanh_part, h_next)
+        _part_publish(t, part, h, h_next, sync)
+        _part_keep((t + 1) % depth, part, hidden, cell_part[(t + 1) % 2], c)
+        if keep:
+            _part_keep(t, part, hidden, tanh_part, tanh_c)
+            _part_keep(t, part, hidden, z, gates)
 
 
 @_jit
-def lstm_loop_forward_second(x, weight_ih, bias, weight_hh, h, c, tanh_c, gates, sync, chunk):
+def _gru_part_run(part, setup, x, bias_hn, h, hidden_n, gates, exchange, sync):
+    """The time loop of one part of a GRU (see :func:`gru_loop_forward_second`)."""
+    hidden_n_part, steps, hidden = setup[3][0], x.shape[0], h.shape[2]
+    first, units = _part_units(part, hidden)
+    bias_hn_part = bias_hn[first:first + units]
+    _part_start(part, h, exchange[part, 0])
+    keep = gates.shape[0] == steps
+    for t in range(steps):
+        z = _part_projection(t, x, setup)
+        recurrent = _part_recurrent(t, part, exchange, setup, sync)
+        h_next = exchange[part, (t + 1) % 2]
+        gru_cell_forward(z, recurrent, bias_hn_part, exchange[part, t % 2, :, :units], hidden_n_part, h_next)
+        _part_publish(t, part, h, h_next, sync)
+        if keep:
+            _part_keep(t, part, hidden, hidden_n_part, hidden_n)
+            _part_keep(t, part, hidden, z, gates)
+
+
+@_jit
+def _lead_joins(spins, sync):
+    """The caller's side, once its buffers are made: waits at most ``spins`` reads for the helper
+    to join; True if it did (then part 1 is the helper's), False if the caller took JOIN first."""
+    for _ in range(spins):
+        if atomic_load(sync, SYNC_JOIN) != 0:
+            break
+    return atomic_add(sync, SYNC_JOIN, 1) != 0
+
+
+@_jit
+def _lead_finishes(mailbox, spins, sync, job):
+    """The caller's side, its part done: waits for the helper's part to be done, then (``spins``
+    reads at most) for the helper to be back in its wait for the next job: the helper needs the
+    GIL on its way there, which this thread does not hold meanwhile, and would otherwise sleep on
+    the GIL until the next call (tens of microseconds to wake)."""
+    while atomic_load(sync, SYNC_DONE) == 0:
+        pass
+    for _ in range(spins):
+        if atomic_load(mailbox, 2) >= job:
+            break
+
+
+@_jit
+def lstm_loop_forward_second(x, weight_ih, bias, weight_hh, h, c, tanh_c, gates, exchange, sync, chunk):
     """The helper's side (part 1 of the units; part 0 is :func:`lstm_loop_forward_lead`'s) of
     :func:`lstm_loop_forward` on two cores, on the same h, c, tanh_c and gates (activated gates
     written only when gates has T steps): a part projects its own gates from x (T, N, I), W_ih
@@ -509,35 +651,25 @@ def lstm_loop_forward_second(x, weight_ih, bias, weight_hh, h, c, tanh_c, gates,
     multiplies its own units of h_t, which it computed itself, then waits for the other part's,
     so that the wait overlaps work. Returns at once unless it is the first to count JOIN (its
     buffers are made before: once it has joined, nothing in it can fail)."""
-    setup = _part_setup(1, x, weight_hh, chunk)
+    setup = _part_setup(1, x, weight_ih, bias, weight_hh, exchange, chunk)
     if atomic_add(sync, SYNC_JOIN, 1) != 0:
         return
-    _part_run(1, setup, x, weight_ih, bias, h, c, tanh_c, gates, sync)
+    _lstm_part_run(1, setup, x, h, c, tanh_c, gates, exchange, sync)
     atomic_add(sync, SYNC_DONE, 1)
 
 
 @_jit
-def lstm_loop_forward_lead(mailbox, spins, x, weight_ih, bias, weight_hh, h, c, tanh_c, gates, sync, chunk):
+def lstm_loop_forward_lead(mailbox, spins, x, weight_ih, bias, weight_hh, h, c, tanh_c, gates, exchange, sync,
+                          chunk):
     """The caller's side of the two-core loop: announces the job the helper thread has been handed
-    (part 1, see :mod:`._pipeline`), makes its own part's buffers meanwhile, waits at most
-    ``spins`` reads for the helper to join, and runs part 0 with it; False, having computed
-    nothing, if the helper did not join in time. Before it returns, it waits (``spins`` reads at
-    most) for the helper to be back in its wait for the next job: the helper needs the GIL on its
-    way there, which this thread does not hold meanwhile, and would otherwise sleep on the GIL
-    until the next call (tens of microseconds to wake)."""
+    (part 1, see :mod:`._pipeline`), makes its own part's buffers meanwhile, and runs part 0 with
+    the helper if it joins in time (:func:`_lead_joins`); False, having computed nothing, if not."""
     job = announce(mailbox)
-    setup = _part_setup(0, x, weight_hh, chunk)
-    for _ in range(spins):
-        if atomic_load(sync, SYNC_JOIN) != 0:
-            break
-    if atomic_add(sync, SYNC_JOIN, 1) == 0:
+    setup = _part_setup(0, x, weight_ih, bias, weight_hh, exchange, chunk)
+    if not _lead_joins(spins, sync):
         return False
-    _part_run(0, setup, x, weight_ih, bias, h, c, tanh_c, gates, sync)
-    while atomic_load(sync, SYNC_DONE) == 0:
-        pass
-    for _ in range(spins):
-        if atomic_load(mailbox, 2) >= job:
-            break
+    _lstm_part_run(0, setup, x, h, c, tanh_c, gates, exchange, sync)
+    _lead_finishes(mailbox, spins, sync, job)
     return True
 
 
@@ -663,6 +795,32 @@ def gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n, pipeline=None):
         _await_projection(t, pipeline, gates)
         recurrent_product(h[t], weight_hh, recurrent)
         gru_step_forward(t, gates, recurrent, bias_hn, h, hidden_n)
+
+
+@_jit
+def gru_loop_forward_second(x, weight_ih, bias, weight_hh, bias_hn, h, hidden_n, gates, exchange, sync, chunk):
+    """The helper's side of :func:`gru_loop_forward` on two cores, as
+    :func:`lstm_loop_forward_second` is the LSTM's: ``bias`` (3H,) is the hoisted one of
+    :func:`gru_cell_forward`, hidden_n and the activated gates are written only when gates has T
+    steps."""
+    setup = _part_setup(1, x, weight_ih, bias, weight_hh, exchange, chunk)
+    if atomic_add(sync, SYNC_JOIN, 1) != 0:
+        return
+    _gru_part_run(1, setup, x, bias_hn, h, hidden_n, gates, exchange, sync)
+    atomic_add(sync, SYNC_DONE, 1)
+
+
+@_jit
+def gru_loop_forward_lead(mailbox, spins, x, weight_ih, bias, weight_hh, bias_hn, h, hidden_n, gates, exchange, sync,
+                         chunk):
+    """The caller's side of the GRU's two-core loop (see :func:`lstm_loop_forward_lead`)."""
+    job = announce(mailbox)
+    setup = _part_setup(0, x, weight_ih, bias, weight_hh, exchange, chunk)
+    if not _lead_joins(spins, sync):
+        return False
+    _gru_part_run(0, setup, x, bias_hn, h, hidden_n, gates, exchange, sync)
+    _lead_finishes(mailbox, spins, sync, job)
+    return True
 
 
 @_jit

@@ -8,7 +8,7 @@ computes it chunk by chunk, a chunk ahead of the loop, on the other core
 has not taken yet, so it never waits for a thread that is asleep or busy elsewhere, and the
 numbers do not depend on who computed what).
 
-A batch-1 LSTM with enough units and steps goes further (:func:`lstm_loop_on_two_cores`): the
+A batch-1 layer with enough units and steps goes further (:func:`loop_on_two_cores`): the
 helper runs the whole loop for half of the hidden units, the caller for the other half, each
 projecting its own gates, meeting once a step. There the caller does wait for the helper, at
 most JOIN_SPINS reads, and runs the usual loop if it does not join in time.
@@ -176,28 +176,32 @@ def start_projection(x, weight_ih, bias, gates, force: bool = False):
 JOIN_SPINS = 1 << 21
 
 
-def lstm_loop_on_two_cores(x, weight_ih, bias, weight_hh, h, c, tanh_c, gates) -> bool:
-    """Runs a small LSTM's time loop, input projection included, on this thread and the helper,
-    half of the hidden units each (``_kernels.lstm_loop_forward_lead`` and ``_second``), writing
-    h, c, tanh_c and gates as ``lstm_loop_forward`` does (gates only when it has T steps). False,
-    having computed nothing, when the helper does not take part in time (one core; busy)."""
+def loop_on_two_cores(lead, second, x, weight_ih, bias, weight_hh, *states) -> bool:
+    """Runs a small layer's time loop, input projection included, on this thread and the helper,
+    half of the hidden units each: ``lead`` and ``second`` are ``_kernels.lstm_loop_forward_lead``
+    and ``_second``, writing h, c, tanh_c and gates (``states``) as ``lstm_loop_forward`` does
+    (gates only when it has T steps), or the GRU's, writing h, hidden_n and gates after bias_hn as
+    ``gru_loop_forward`` does. ``bias`` (G,) or None is added to the projection. False, having
+    computed nothing, when the helper does not take part in time (one core; busy)."""
     kernels = compiled_kernels()
     helper = _get_helper(kernels)
     if helper is None:
         return False
     steps, batch, features = x.shape
-    hidden = weight_hh.shape[1]
-    chunk = min(steps, chunk_steps(batch, features, 4 * hidden))
-    bias = np.zeros(4 * hidden, dtype=x.dtype) if bias is None else bias
+    width = weight_ih.shape[0]
+    chunk = min(steps, chunk_steps(batch, features, width))
+    bias = np.zeros(width, dtype=x.dtype) if bias is None else bias
     arguments = (np.ascontiguousarray(x), np.ascontiguousarray(weight_ih), bias, np.ascontiguousarray(weight_hh),
-                 h, c, tanh_c, gates)
+                 *states)
+    lanes = 64 // x.dtype.itemsize  # a part's units of h_t, two steps of them, each part on its own cache lines
+    exchange = aligned_copy(np.zeros((2, 2, batch, -(-(weight_hh.shape[1] + 1) // 2 // lanes) * lanes)), x.dtype)
     sync = np.zeros(32, dtype=np.int64)
-    if helper.first_of_its_kind(kernels.lstm_loop_forward_second, x.dtype):  # JOIN taken: compiles, returns
+    if helper.first_of_its_kind(second, x.dtype):  # JOIN taken: compiles, returns
         sync[kernels.SYNC_JOIN] = 1
-        kernels.lstm_loop_forward_second(*arguments, sync, chunk)
+        second(*arguments, exchange, sync, chunk)
         sync[kernels.SYNC_JOIN] = 0
-    helper.stage(kernels.lstm_loop_forward_second, *arguments, sync, chunk)
-    return kernels.lstm_loop_forward_lead(helper.mailbox, JOIN_SPINS, *arguments, sync, chunk)
+    helper.stage(second, *arguments, exchange, sync, chunk)
+    return lead(helper.mailbox, JOIN_SPINS, *arguments, exchange, sync, chunk)
 
 
 def lstm_inference_on_batch_halves(x, h0, c0, weight_ih, bias, weight_hh):

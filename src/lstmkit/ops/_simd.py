@@ -82,6 +82,56 @@ def block_kernel(rows: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
     return kernel
 
 
+def _tile_transpose(lanes_bytes: int = 32):
+    """The intrinsic ``transpose_tile(source, i, j, target)``: ``target[j : j+L, i : i+L] =
+    source[i : i+L, j : j+L]ᵀ`` for L lanes of ``lanes_bytes`` (8 float32 or 4 float64): L rows
+    loaded as vectors, log2(L) rounds of shuffles (round d pairs rows r and r+d, swapping their
+    blocks of d lanes), L vectors stored. Same conditions as the blocks: C-contiguous 2-D arrays of
+    one float dtype, and the caller keeps the tile inside both."""
+
+    @numba.extending.intrinsic
+    def transpose_tile(typingctx, source, i, j, target):
+        _check_operands(source, source, target)
+
+        def codegen(context, builder, signature, arguments):
+            source_array, target_array = (context.make_array(signature.args[k])(context, builder, arguments[k])
+                                          for k in (0, 3))
+            first_row, first_column = arguments[1], arguments[2]
+            scalar = context.get_value_type(signature.args[0].dtype)
+            lanes = lanes_bytes // context.get_abi_sizeof(scalar)
+            vector = ir.VectorType(scalar, lanes)
+
+            def at(array, row, column, r):
+                width = builder.extract_value(array.shape, 1)
+                offset = builder.add(builder.mul(builder.add(row, _int(r)), width), column)
+                return builder.bitcast(builder.gep(array.data, [offset]), vector.as_pointer())
+
+            rows = [builder.load(at(source_array, first_row, first_column, r), align=1) for r in range(lanes)]
+            distance = 1
+            while distance < lanes:
+                for r in range(lanes):
+                    if r & distance:
+                        continue
+                    low = [k if not k & distance else lanes + k - distance for k in range(lanes)]
+                    high = [k + distance if not k & distance else lanes + k for k in range(lanes)]
+                    a, b = rows[r], rows[r + distance]
+                    rows[r] = builder.shuffle_vector(a, b, _mask(low))
+                    rows[r + distance] = builder.shuffle_vector(a, b, _mask(high))
+                distance *= 2
+            for r, row in enumerate(rows):
+                builder.store(row, at(target_array, first_column, first_row, r), align=1)
+            return context.get_dummy_value()
+
+        return types.void(source, types.intp, types.intp, target), codegen
+
+    return transpose_tile
+
+
+def _mask(indices):
+    """A shuffle mask: lane k of the result is lane ``indices[k]`` of the two vectors end to end."""
+    return ir.Constant(ir.VectorType(ir.IntType(32), len(indices)), indices)
+
+
 def _int(value):
     return ir.Constant(ir.IntType(64), value)
 
@@ -100,6 +150,13 @@ def _vector_at(builder, pointer, offset, vector):
 
 
 # (rows, vectors) of the blocks matmul_into uses: one row of a wide block, four rows of a narrower one
-# (each b vector loaded once for four rows), and one row of one vector for the last columns.
-WIDE, TALL, NARROW = (1, 8), (4, 2), (1, 1)
-wide_block, tall_block, narrow_block = (block_kernel(*shape) for shape in (WIDE, TALL, NARROW))
+# (each b vector loaded once for four rows), and one row of four, two or one vectors for the columns
+# that are left (each an independent chain of fused multiply-adds a vector: fewer chains than the
+# adder's latency, four cycles, leaves it idle, as one-vector blocks alone did).
+WIDE, TALL, HALF, QUARTER, NARROW = (1, 8), (4, 2), (1, 4), (1, 2), (1, 1)
+wide_block, tall_block, half_block, quarter_block, narrow_block = (
+    block_kernel(*shape) for shape in (WIDE, TALL, HALF, QUARTER, NARROW))
+
+# Tiles of 32 bytes a row: 8 x 8 float32 or 4 x 4 float64 (the vectors of every x86-64 CPU with AVX).
+TILE_BYTES = 32
+transpose_tile = _tile_transpose(TILE_BYTES)

@@ -18,8 +18,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._compiled import backward_weight, compiled_kernels, is_small, kernels_for, recurrent_products, recurrent_weight
-from ._pipeline import input_gates
+from ._compiled import (backward_weight, compiled_kernels, is_small, kernels_for, recurrent_products, recurrent_weight,
+                        runs_on_two_cores)
+from ._pipeline import input_gates, loop_on_two_cores
 from .gru import GRUCache, GRUWeights, _hoisted_bias, gru_backward, gru_forward
 from .recurrence import input_projection
 
@@ -44,14 +45,21 @@ def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch
     h = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
     hidden_n = np.empty((steps if keep_cache else 1, batch, hidden), dtype=x.dtype)
     h[0] = h0
-    if small:  # gates (T, N, 3H), activated in place
-        gates, pipeline = input_gates(x, weights.weight_ih, _hoisted_bias(weights), small)
-        weight_hh = recurrent_weight(weights.weight_hh, x.dtype)
-        kernels.gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n, pipeline)
-    else:  # the hoisted bias joins each step's gates in the cell, where they are in cache
-        gates, bias = input_projection(x, weights.weight_ih), _hoisted_bias(weights)
-        for t, recurrent in recurrent_products(h, weights.weight_hh):
-            kernels.gru_step_forward(t, gates, recurrent, bias_hn, h, hidden_n, bias)
+    on_two_cores = small and runs_on_two_cores(steps, batch, hidden, 3)
+    if on_two_cores:  # gates receive the activated gates only if kept for backward
+        gates = np.empty((steps if keep_cache else 1, batch, 3 * hidden), dtype=x.dtype)
+        on_two_cores = loop_on_two_cores(kernels.gru_loop_forward_lead, kernels.gru_loop_forward_second, x,
+                                         weights.weight_ih, _hoisted_bias(weights), weights.weight_hh, bias_hn, h,
+                                         hidden_n, gates)
+    if not on_two_cores:
+        if small:  # gates (T, N, 3H), activated in place
+            gates, pipeline = input_gates(x, weights.weight_ih, _hoisted_bias(weights), small)
+            weight_hh = recurrent_weight(weights.weight_hh, x.dtype)
+            kernels.gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n, pipeline)
+        else:  # the hoisted bias joins each step's gates in the cell, where they are in cache
+            gates, bias = input_projection(x, weights.weight_ih), _hoisted_bias(weights)
+            for t, recurrent in recurrent_products(h, weights.weight_hh):
+                kernels.gru_step_forward(t, gates, recurrent, bias_hn, h, hidden_n, bias)
     if not keep_cache:
         return h[1:], h[-1].copy(), None
     return h[1:], h[-1].copy(), FusedGRUCache(x, h, gates, hidden_n, weights)

@@ -28,7 +28,7 @@ import numpy as np
 from ._compiled import (backward_weight, batch_first, batch_last_products, batch_last_projection, batch_last_state,
                         compiled_kernels, flat_steps, is_small, kernels_for, recurrent_products, recurrent_weight,
                         runs_batch_last, runs_on_batch_halves, runs_on_two_cores)
-from ._pipeline import input_gates, lstm_inference_on_batch_halves, lstm_loop_on_two_cores
+from ._pipeline import input_gates, loop_on_two_cores, lstm_inference_on_batch_halves
 from .lstm import LSTMCache, LSTMWeights, lstm_backward, lstm_forward
 from .recurrence import input_projection, projection_backward
 
@@ -63,10 +63,11 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     c = np.empty((depth, batch, hidden), dtype=x.dtype)
     tanh_c = np.empty((steps if keep_cache else 1, batch, hidden), dtype=x.dtype)
     h[0], c[0] = h0, c0
-    on_two_cores = small and runs_on_two_cores(steps, batch, hidden)
+    on_two_cores = small and runs_on_two_cores(steps, batch, hidden, 4)
     if on_two_cores:  # gates receive the activated gates only if kept for backward
         gates = np.empty((steps if keep_cache else 1, batch, 4 * hidden), dtype=x.dtype)
-        on_two_cores = lstm_loop_on_two_cores(x, weights.weight_ih, bias, weights.weight_hh, h, c, tanh_c, gates)
+        on_two_cores = loop_on_two_cores(kernels.lstm_loop_forward_lead, kernels.lstm_loop_forward_second, x,
+                                         weights.weight_ih, bias, weights.weight_hh, h, c, tanh_c, gates)
     if not on_two_cores:
         if small:
             gates, pipeline = input_gates(x, weights.weight_ih, bias, small)  # (T, N, 4H), activated in place below
