@@ -24,7 +24,8 @@ def _problem(kind, dtype, steps, batch, features, hidden, with_bias=True):
     rng = np.random.default_rng(hidden)
     rows = GATES[kind] * hidden
     shapes = [(rows, features), (rows, hidden)] + [(rows,)] * (2 if with_bias else 0)
-    weights = (LSTMWeights if kind == "LSTM" else GRUWeights)(*(rng.uniform(-0.4, 0.4, s).astype(dtype) for s in shapes))
+    kind_of_weights = LSTMWeights if kind == "LSTM" else GRUWeights
+    weights = kind_of_weights(*(rng.uniform(-0.4, 0.4, shape).astype(dtype) for shape in shapes))
     x = rng.standard_normal((steps, batch, features)).astype(dtype)
     h0, c0 = (rng.standard_normal((batch, hidden)).astype(dtype) for _ in range(2))
     return x, h0, c0, weights
