@@ -438,7 +438,8 @@ def lstm_loop_backward(doutput, dh, dc, gates, c, tanh_c, weight_hh, dz):
 # One core's loop is bound by reading W_hh (G·H x H) from L2 every step. Two threads can each
 # run the loop for half of the hidden units (their gate rows of W_ih and W_hh, a different half
 # in each core's cache), meeting once a step: part p writes its units of h_{t+1} into
-# exchange[p, (t+1) % 2], says so in sync[PROGRESS + 8p], and waits for the other part's.
+# exchange[p, (t+1) % 2], counts it in sync[PROGRESS + 8p] (the number of its h_0, h_1, ... there
+# so far), and waits for the other part's.
 # ``exchange`` (2 parts, 2 steps, N, P), P = ⌈H/2⌉ rounded up to a 64-byte line, zeros beyond a
 # part's units, holds nothing else, so that the two cores never write the same cache line, and
 # the products read it as it is. ``sync`` (int64, 32 entries: each counter on its own cache line)
@@ -528,6 +529,13 @@ def _part_start(part, state, start):
 
 
 @_jit
+def _part_begin(part, h, exchange, sync):
+    """Puts this part's units of h_0 into the exchange, and counts them there."""
+    _part_start(part, h, exchange[part, 0])
+    atomic_store(sync, SYNC_PROGRESS + 8 * part, 1)
+
+
+@_jit
 def _part_projection(t, x, setup):
     """Step t's x W_ihᵀ + b for this part's rows of each gate block (N, G·u), out of the setup's
     ``projected``, which gets the next ``chunk`` steps' at the first step of each chunk."""
@@ -549,7 +557,7 @@ def _part_recurrent(t, part, exchange, setup, sync):
     (_, _, own, others), products = setup[0], setup[2]
     recurrent, partial = products[0], products[1]
     matmul_into(exchange[part, t % 2], own, recurrent)
-    while atomic_load(sync, SYNC_PROGRESS + 8 * (1 - part)) < t:
+    while atomic_load(sync, SYNC_PROGRESS + 8 * (1 - part)) <= t:  # until the other's h_t is there
         pass
     matmul_into(exchange[1 - part, t % 2], others, partial)
     for n in range(recurrent.shape[0]):
@@ -562,7 +570,7 @@ def _part_recurrent(t, part, exchange, setup, sync):
 def _part_publish(t, part, h, h_next, sync):
     """Tells the other part that ``h_next`` (N, ≥u) holds this part's units of h_{t+1}, then writes
     them into h[t+1]."""
-    atomic_store(sync, SYNC_PROGRESS + 8 * part, t + 1)
+    atomic_store(sync, SYNC_PROGRESS + 8 * part, t + 2)
     first, units = _part_units(part, h.shape[2])
     for n in range(h.shape[1]):
         for j in range(units):
@@ -585,7 +593,7 @@ def _lstm_part_run(part, setup, x, h, c, tanh_c, gates, exchange, sync):
     """The time loop of one part of an LSTM (see :func:`lstm_loop_forward_second`)."""
     cell_part, steps, hidden = setup[3], x.shape[0], h.shape[2]
     tanh_part = cell_part[2]
-    _part_start(part, h, exchange[part, 0])
+    _part_begin(part, h, exchange, sync)
     _part_start(part, c, cell_part[0])
     depth, keep = c.shape[0], gates.shape[0] == steps
     for t in range(steps):
@@ -606,7 +614,7 @@ def _gru_part_run(part, setup, x, bias_hn, h, hidden_n, gates, exchange, sync):
     hidden_n_part, steps, hidden = setup[3][0], x.shape[0], h.shape[2]
     first, units = _part_units(part, hidden)
     bias_hn_part = bias_hn[first:first + units]
-    _part_start(part, h, exchange[part, 0])
+    _part_begin(part, h, exchange, sync)
     keep = gates.shape[0] == steps
     for t in range(steps):
         z = _part_projection(t, x, setup)
