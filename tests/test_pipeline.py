@@ -105,12 +105,27 @@ def test_aligned_copy_is_an_aligned_equal_copy(shape, dtype, source_dtype):
 
 @pytest.mark.parametrize("shape", [(8, 8), (4, 4), (16, 24), (9, 17), (3, 5), (1, 1), (100, 37), (512, 128)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_transpose_into_equals_numpy(shape, dtype):
-    """Whole tiles in registers (8 x 8 float32, 4 x 4 float64), then the rows and columns past them."""
+@pytest.mark.parametrize("column", [0, 3])
+def test_transpose_into_equals_numpy(shape, dtype, column):
+    """Whole tiles in registers (8 x 8 float32, 4 x 4 float64), then the rows and columns past them,
+    into columns ``column`` onwards of a wider target, nothing else written."""
     source = np.random.default_rng(shape[0]).standard_normal(shape).astype(dtype)
-    target = np.full(shape[::-1], np.nan, dtype=dtype)
-    kernels.transpose_into(source, target)
-    np.testing.assert_array_equal(target, source.T)
+    target = np.full((shape[1], column + shape[0] + 2), np.nan, dtype=dtype)
+    kernels.transpose_into(source, target, column)
+    expected = np.full_like(target, np.nan)
+    expected[:, column:column + shape[0]] = source.T
+    np.testing.assert_array_equal(target, expected)
+
+
+@pytest.mark.parametrize("rows,inner,width", [(1, 64, 256), (4, 19, 40), (6, 3, 5)])
+def test_block_product_reads_the_first_columns_of_a_wider_left_operand(rows, inner, width):
+    """matmul_into(a, b) with a (N, ≥K), b (K, G): a's first K columns, as the two-core loop's
+    exchange rows (padded to a cache line) are read."""
+    rng = np.random.default_rng(inner)
+    a, b = rng.standard_normal((rows, inner + 7)), rng.standard_normal((inner, width))
+    out = np.full((rows, width), np.nan)
+    kernels.matmul_into(a, b, out)
+    np.testing.assert_allclose(out, a[:, :inner] @ b, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("batch,hidden", [(1, 32), (2, 7), (3, 64), (4, 5), (1, 128), (9, 129), (1, 200)])

@@ -32,7 +32,7 @@ from ._simd import (TALL, TILE_BYTES, VECTOR_BYTES, WIDE, half_block, narrow_blo
 # Numba's cache is keyed on this file's text, not on the modules whose intrinsics these kernels
 # inline: this line holds their SHA-256 (_atomics.py then _simd.py, checked by tests/test_pipeline.py),
 # so that editing them edits this file too, and no stale compiled kernel is ever loaded.
-INTRINSICS_SHA256 = "fd9fb3daf923481529cb07bdcef35032d2dcbc2015691cf7776d8850f04caac6"
+INTRINSICS_SHA256 = "eccfe7174b117886f497f5dcbe47442f177fa85f6ce930657dee8391f29b4ecd"
 
 # No "nnan"/"ninf": NaN and infinities must behave as in NumPy.
 _FLAGS = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "arcp", "afn"})
@@ -141,7 +141,7 @@ def _row_times(a, n, b, out, j):
         j += lanes
     for column in range(j, width):
         total = a.dtype.type(0)
-        for k in range(a.shape[1]):
+        for k in range(b.shape[0]):
             total += a[n, k] * b[k, column]
         out[n, column] = total
 
@@ -204,8 +204,9 @@ def matmul_transposed_into(a, w, out):
 
 
 @_jit
-def transpose_into(source, target):
-    """``target = sourceᵀ``: (R, C) -> (C, R), both C-contiguous, in square tiles of 32-byte rows
+def transpose_into(source, target, column=0):
+    """``target[:, column : column + R] = sourceᵀ``: (R, C) into (C, ≥ column + R), both
+    C-contiguous, in square tiles of 32-byte rows
     transposed in registers (:mod:`._simd`), then the rows and columns past the last whole tile
     one by one (NumPy's transposing copy walks the source down its columns, at a cache line an
     entry)."""
@@ -217,10 +218,10 @@ def transpose_into(source, target):
         for i0 in range(0, whole_rows, block):
             for j in range(j0, min(j0 + block, whole_columns), lanes):
                 for i in range(i0, min(i0 + block, whole_rows), lanes):
-                    transpose_tile(source, i, j, target)
+                    transpose_tile(source, i, j, target, column)
     for i in range(rows):
         for j in range(whole_columns if i < whole_rows else 0, columns):
-            target[j, i] = source[i, j]
+            target[j, column + i] = source[i, j]
 
 
 @_jit
@@ -440,9 +441,9 @@ def lstm_loop_backward(doutput, dh, dc, gates, c, tanh_c, weight_hh, dz):
 # in each core's cache), meeting once a step: part p writes its units of h_{t+1} into
 # exchange[p, (t+1) % 2], counts it in sync[PROGRESS + 8p] (the number of its h_0, h_1, ... there
 # so far), and waits for the other part's.
-# ``exchange`` (2 parts, 2 steps, N, P), P = ⌈H/2⌉ rounded up to a 64-byte line, zeros beyond a
-# part's units, holds nothing else, so that the two cores never write the same cache line, and
-# the products read it as it is. ``sync`` (int64, 32 entries: each counter on its own cache line)
+# ``exchange`` (2 parts, 2 steps, N, P), P = ⌈H/2⌉ rounded up to a 64-byte line, holds nothing
+# else, so that the two cores never write the same cache line; the register blocks read the first
+# u entries of its rows. ``sync`` (int64, 32 entries: each counter on its own cache line)
 # also holds JOIN, which decides whether part 1 runs at all (the helper thread's atomic_add gets
 # 0 first, or the caller's does, and then runs everything alone), and DONE, which part 1 counts
 # up once its last writes are made. The LSTM's and the GRU's loops differ only in their cell
@@ -465,12 +466,12 @@ def _part_units(part, hidden):
 
 
 @_jit
-def _aligned_zeros(rows, columns, like):
-    """A (rows, columns) array of zeros of ``like``'s dtype whose data starts on a 64-byte boundary
-    (NumPy's and Numba's allocations are aligned to 16 bytes; :mod:`._simd`'s blocks read 64 bytes
-    at a time)."""
+def _aligned_empty(rows, columns, like):
+    """An uninitialised (rows, columns) array of ``like``'s dtype whose data starts on a 64-byte
+    boundary (NumPy's and Numba's allocations are aligned to 16 bytes; :mod:`._simd`'s blocks read
+    64 bytes at a time)."""
     lanes = 64 // like.itemsize
-    buffer = np.zeros(rows * columns + lanes, dtype=like.dtype)
+    buffer = np.empty(rows * columns + lanes, dtype=like.dtype)
     start = (lanes - buffer.ctypes.data // like.itemsize % lanes) % lanes
     return buffer[start:start + rows * columns].reshape(rows, columns)
 
@@ -481,36 +482,24 @@ def _part_transposed(part, weight, hidden):
     64-byte aligned: (K, G·u), gate blocks side by side."""
     gate_count = weight.shape[0] // hidden
     first, units = _part_units(part, hidden)
-    out = _aligned_zeros(weight.shape[1], gate_count * units, weight)
-    block = np.empty((weight.shape[1], units), dtype=weight.dtype)
+    out = _aligned_empty(weight.shape[1], gate_count * units, weight)
     for k in range(gate_count):
-        transpose_into(weight[k * hidden + first:k * hidden + first + units], block)
-        for i in range(weight.shape[1]):
-            _copy(block[i], out[i, k * units:(k + 1) * units])
+        transpose_into(weight[k * hidden + first:k * hidden + first + units], out, k * units)
     return out
 
 
 @_jit
-def _padded_rows(matrix, first, count, rows):
-    """Rows ``first`` .. ``first + count - 1`` of ``matrix``, then zeros up to ``rows`` rows, aligned."""
-    out = _aligned_zeros(rows, matrix.shape[1], matrix)
-    for i in range(count):
-        _copy(matrix[first + i], out[i])
-    return out
-
-
-@_jit
-def _part_setup(part, x, weight_ih, bias, weight_hh, exchange, chunk):
+def _part_setup(part, x, weight_ih, bias, weight_hh, chunk):
     """A part's own buffers (all of them: once the helper has joined, nothing it does can fail)
     and its rows of each gate block of W_ih, bias and W_hh (G·H, H), the weights transposed for
-    register blocks (:func:`matmul_into`): ``input`` (I, G·u); ``own`` (P, G·u), which multiplies
-    its own units of h_t in ``exchange``, and ``others`` (P, G·u), the other part's."""
+    register blocks (:func:`matmul_into`): ``input`` (I, G·u); ``own`` (u, G·u), which multiplies
+    its own units of h_t, and ``others`` (H-u, G·u), the other part's (rows of one matrix)."""
     batch, hidden = x.shape[1], weight_hh.shape[1]
-    gate_count, padded = weight_hh.shape[0] // hidden, exchange.shape[3]
+    gate_count = weight_hh.shape[0] // hidden
     first, units = _part_units(part, hidden)
+    others_first = units if part == 0 else 0
     input_t, recurrent_t = _part_transposed(part, weight_ih, hidden), _part_transposed(part, weight_hh, hidden)
-    own = _padded_rows(recurrent_t, first, units, padded)
-    others = _padded_rows(recurrent_t, units if part == 0 else 0, hidden - units, padded)
+    own, others = recurrent_t[first:first + units], recurrent_t[others_first:others_first + hidden - units]
     bias_part = np.empty(gate_count * units, dtype=x.dtype)
     for k in range(gate_count):
         _copy(bias[k * hidden + first:k * hidden + first + units], bias_part[k * units:(k + 1) * units])
@@ -659,7 +648,7 @@ def lstm_loop_forward_second(x, weight_ih, bias, weight_hh, h, c, tanh_c, gates,
     multiplies its own units of h_t, which it computed itself, then waits for the other part's,
     so that the wait overlaps work. Returns at once unless it is the first to count JOIN (its
     buffers are made before: once it has joined, nothing in it can fail)."""
-    setup = _part_setup(1, x, weight_ih, bias, weight_hh, exchange, chunk)
+    setup = _part_setup(1, x, weight_ih, bias, weight_hh, chunk)
     if atomic_add(sync, SYNC_JOIN, 1) != 0:
         return
     _lstm_part_run(1, setup, x, h, c, tanh_c, gates, exchange, sync)
@@ -673,7 +662,7 @@ def lstm_loop_forward_lead(mailbox, spins, x, weight_ih, bias, weight_hh, h, c, 
     (part 1, see :mod:`._pipeline`), makes its own part's buffers meanwhile, and runs part 0 with
     the helper if it joins in time (:func:`_lead_joins`); False, having computed nothing, if not."""
     job = announce(mailbox)
-    setup = _part_setup(0, x, weight_ih, bias, weight_hh, exchange, chunk)
+    setup = _part_setup(0, x, weight_ih, bias, weight_hh, chunk)
     if not _lead_joins(spins, sync):
         return False
     _lstm_part_run(0, setup, x, h, c, tanh_c, gates, exchange, sync)
@@ -811,7 +800,7 @@ def gru_loop_forward_second(x, weight_ih, bias, weight_hh, bias_hn, h, hidden_n,
     :func:`lstm_loop_forward_second` is the LSTM's: ``bias`` (3H,) is the hoisted one of
     :func:`gru_cell_forward`, hidden_n and the activated gates are written only when gates has T
     steps."""
-    setup = _part_setup(1, x, weight_ih, bias, weight_hh, exchange, chunk)
+    setup = _part_setup(1, x, weight_ih, bias, weight_hh, chunk)
     if atomic_add(sync, SYNC_JOIN, 1) != 0:
         return
     _gru_part_run(1, setup, x, bias_hn, h, hidden_n, gates, exchange, sync)
@@ -823,7 +812,7 @@ def gru_loop_forward_lead(mailbox, spins, x, weight_ih, bias, weight_hh, bias_hn
                          chunk):
     """The caller's side of the GRU's two-core loop (see :func:`lstm_loop_forward_lead`)."""
     job = announce(mailbox)
-    setup = _part_setup(0, x, weight_ih, bias, weight_hh, exchange, chunk)
+    setup = _part_setup(0, x, weight_ih, bias, weight_hh, chunk)
     if not _lead_joins(spins, sync):
         return False
     _gru_part_run(0, setup, x, bias_hn, h, hidden_n, gates, exchange, sync)

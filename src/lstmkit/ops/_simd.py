@@ -1,8 +1,9 @@
 """Rows times a block of columns with the block's sums held in vector registers (LLVM's vectors,
 emitted directly), for small layers' recurrent product.
 
-``out[n + r, j : j + width] = a[n + r, :] @ b[:, j : j + width]`` for r < rows, one
-``a[n + r, k] * b[k, j : j + width]`` fused multiply-add a row and k, on rows x vectors
+``out[n + r, j : j + width] = a[n + r, :K] @ b[:, j : j + width]`` for r < rows, K being b's rows
+(a may be wider: its first K columns are read), one ``a[n + r, k] * b[k, j : j + width]`` fused
+multiply-add a row and k, on rows x vectors
 accumulators of ``VECTOR_BYTES`` each (each vector of b loaded once for all rows). Numba's own loops
 cannot keep such a block in registers: each pass over ``out`` loads and stores it, because the
 compiler cannot prove that ``out`` and ``b`` do not overlap. With b (W_hhᵀ of a small layer) in
@@ -53,7 +54,8 @@ def block_kernel(rows: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
             vector = ir.VectorType(scalar, lanes)
             fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector] * 3),
                                                  f"llvm.fma.v{lanes}f{8 * itemsize}")
-            inner = builder.extract_value(a_array.shape, 1)
+            a_width = builder.extract_value(a_array.shape, 1)
+            inner = builder.extract_value(b_array.shape, 0)
             b_width = builder.extract_value(b_array.shape, 1)
             out_width = builder.extract_value(out_array.shape, 1)
 
@@ -68,7 +70,7 @@ def block_kernel(rows: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
                 b_kv = [builder.load(_vector_at(builder, b_k, v * lanes, vector), align=itemsize)
                         for v in range(vectors)]
                 for r, row_sums in enumerate(sums):
-                    a_rk = _broadcast(builder, builder.load(row_start(a_array.data, inner, r, k)), vector)
+                    a_rk = _broadcast(builder, builder.load(row_start(a_array.data, a_width, r, k)), vector)
                     for total, b_v in zip(row_sums, b_kv):
                         builder.store(builder.call(fma, [a_rk, b_v, builder.load(total)]), total)
             for r, row_sums in enumerate(sums):
@@ -83,20 +85,20 @@ def block_kernel(rows: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
 
 
 def _tile_transpose(lanes_bytes: int = 32):
-    """The intrinsic ``transpose_tile(source, i, j, target)``: ``target[j : j+L, i : i+L] =
-    source[i : i+L, j : j+L]ᵀ`` for L lanes of ``lanes_bytes`` (8 float32 or 4 float64): L rows
+    """The intrinsic ``transpose_tile(source, i, j, target, column)``: ``target[j : j+L, column+i :
+    column+i+L] = source[i : i+L, j : j+L]ᵀ`` for L lanes of ``lanes_bytes`` (8 float32 or 4 float64): L rows
     loaded as vectors, log2(L) rounds of shuffles (round d pairs rows r and r+d, swapping their
     blocks of d lanes), L vectors stored. Same conditions as the blocks: C-contiguous 2-D arrays of
     one float dtype, and the caller keeps the tile inside both."""
 
     @numba.extending.intrinsic
-    def transpose_tile(typingctx, source, i, j, target):
+    def transpose_tile(typingctx, source, i, j, target, column):
         _check_operands(source, source, target)
 
         def codegen(context, builder, signature, arguments):
             source_array, target_array = (context.make_array(signature.args[k])(context, builder, arguments[k])
                                           for k in (0, 3))
-            first_row, first_column = arguments[1], arguments[2]
+            first_row, first_column, target_column = arguments[1], arguments[2], arguments[4]
             scalar = context.get_value_type(signature.args[0].dtype)
             lanes = lanes_bytes // context.get_abi_sizeof(scalar)
             vector = ir.VectorType(scalar, lanes)
@@ -119,10 +121,10 @@ def _tile_transpose(lanes_bytes: int = 32):
                     rows[r + distance] = builder.shuffle_vector(a, b, _mask(high))
                 distance *= 2
             for r, row in enumerate(rows):
-                builder.store(row, at(target_array, first_column, first_row, r), align=1)
+                builder.store(row, at(target_array, first_column, builder.add(target_column, first_row), r), align=1)
             return context.get_dummy_value()
 
-        return types.void(source, types.intp, types.intp, target), codegen
+        return types.void(source, types.intp, types.intp, target, types.intp), codegen
 
     return transpose_tile
 
