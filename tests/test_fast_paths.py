@@ -1,6 +1,7 @@
 """Fast paths equal the reference ops they replace, on random inputs (float64 to 1e-12, float32 to 1e-5)."""
 
 import itertools
+import threading
 
 import numpy as np
 import pytest
@@ -279,3 +280,52 @@ def test_results_outlive_the_next_call(kind, loop):
     for held, copy, other in zip(first, kept, second):
         np.testing.assert_array_equal(held, copy)
         assert not np.array_equal(held, other)  # the second call did compute something else
+
+
+def test_scratch_is_reused_per_thread_up_to_its_limit(monkeypatch):
+    """A buffer large enough is handed out again in the same thread, never in another; one above
+    SCRATCH_MAX_BYTES is not kept, and release_scratch drops the kept one."""
+    _compiled.release_scratch()
+    small = _compiled.scratch((3, 4), np.float32)
+    large = _compiled.scratch((2, 5), np.float64)  # 80 bytes: more than the kept 48
+    again = _compiled.scratch((2, 2), np.float32)
+    assert again.shape == (2, 2) and again.dtype == np.float32
+    assert np.shares_memory(large, again) and not np.shares_memory(small, large)
+    elsewhere = []
+    thread = threading.Thread(target=lambda: elsewhere.append(_compiled.scratch((2, 2), np.float32)))
+    thread.start()
+    thread.join()
+    assert not np.shares_memory(elsewhere[0], again)
+    monkeypatch.setattr(_compiled, "SCRATCH_MAX_BYTES", 100)
+    huge = _compiled.scratch((26,), np.float32)  # 104 bytes
+    assert not np.shares_memory(huge, _compiled.scratch((26,), np.float32))
+    kept = _compiled.scratch((5,), np.float32)
+    assert np.shares_memory(kept, _compiled.scratch((5,), np.float32))
+    _compiled.release_scratch()
+    assert not np.shares_memory(kept, _compiled.scratch((5,), np.float32))
+
+
+def test_batch_last_inference_in_two_threads_at_once(monkeypatch):
+    """Large layers' inference (batch last, its projection in a thread's scratch) from two threads:
+    every output as when called alone."""
+    monkeypatch.setattr(_compiled, "SMALL_LAYER_MULTIPLY_ADDS", 1)
+    monkeypatch.setattr(_compiled, "INFERENCE_FACTOR", 1)
+    monkeypatch.setattr(_compiled, "HALVES_MIN_BATCH", 1 << 30)
+    problems = [random_problem(np.random.default_rng(seed), np.float64, True, (20, 6, 5, 16)) for seed in (1, 2)]
+    expected = [lstm_forward_fused(x, h0, c0, weights, keep_cache=False)[0] for x, h0, c0, weights, _ in problems]
+    results = [[], []]
+
+    def calls(problem, results):
+        x, h0, c0, weights, _ = problem
+        for _ in range(30):
+            results.append(lstm_forward_fused(x, h0, c0, weights, keep_cache=False)[0])
+
+    threads = [threading.Thread(target=calls, args=pair) for pair in zip(problems, results)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for mine, theirs in zip(results, expected):
+        assert len(mine) == 30
+        for output in mine:
+            np.testing.assert_array_equal(output, theirs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 import warnings
 
 import numpy as np
@@ -171,9 +172,38 @@ def runs_batch_last(small: bool, keep_cache: bool) -> bool:
     return BATCH_LAST_INFERENCE and not small and not keep_cache
 
 
+# The batch-last projection (T, G, N) is the largest array of a large layer's inference (52 MB at
+# T=50, N=128, H=512), and dead once the call returns. Fresh, its pages cost the kernel's page
+# faults and zeroing on first touch, inside the BLAS call: 8-13 ms of 160-174 at that size (a
+# throwaway A/B, the README's largest row). So each thread keeps the last one it used, up to
+# SCRATCH_MAX_BYTES, as oneDNN keeps its scratchpad between calls; release_scratch() drops it.
+SCRATCH_MAX_BYTES = 1 << 26
+_scratch = threading.local()
+
+
+def scratch(shape, dtype):
+    """An uninitialised array of ``shape`` and ``dtype`` whose contents the caller uses only until it
+    returns: this thread's kept buffer when it is large enough, else a new one, kept in its place
+    if it holds at most SCRATCH_MAX_BYTES."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape)) * dtype.itemsize
+    buffer = getattr(_scratch, "buffer", None)
+    if buffer is None or buffer.size < size:
+        buffer = np.empty(size, dtype=np.uint8)
+        _scratch.buffer = buffer if size <= SCRATCH_MAX_BYTES else None
+    return buffer[:size].view(dtype).reshape(shape)
+
+
+def release_scratch() -> None:
+    """Drops this thread's kept scratch buffer (see SCRATCH_MAX_BYTES)."""
+    _scratch.buffer = None
+
+
 def batch_last_projection(x, weight_ih):
-    """``W_ih x_tᵀ`` for every step: x (T, N, I), W_ih (G, I) -> (T, G, N), one BLAS product a step."""
-    return np.matmul(weight_ih, x.transpose(0, 2, 1))
+    """``W_ih x_tᵀ`` for every step: x (T, N, I), W_ih (G, I) -> (T, G, N), one BLAS product a step,
+    into this thread's :func:`scratch` buffer: valid until the caller returns."""
+    out = scratch((x.shape[0], weight_ih.shape[0], x.shape[1]), x.dtype)
+    return np.matmul(weight_ih, x.transpose(0, 2, 1), out=out)
 
 
 def batch_last_state(initial, steps: int, dtype, ones: bool = False):
@@ -208,5 +238,12 @@ def batch_last_products(h, weight_hh, bias):
 
 
 def batch_first(state, size: int):
-    """The output (T, N, H), C-contiguous, of states (T+1, ≥H, N) kept batch last."""
-    return np.ascontiguousarray(state[1:, :size].transpose(0, 2, 1))
+    """The output (T, N, H), C-contiguous, of states (T+1, ≥H, N) kept batch last, a step at a time
+    by ``_kernels.transpose_into`` (a third faster than NumPy's transposing copy here)."""
+    kernels = compiled_kernels()
+    if kernels is None or state.dtype not in (np.float32, np.float64):
+        return np.ascontiguousarray(state[1:, :size].transpose(0, 2, 1))
+    output = np.empty((state.shape[0] - 1, state.shape[2], size), dtype=state.dtype)
+    for t in range(output.shape[0]):
+        kernels.transpose_into(state[t + 1, :size], output[t])
+    return output
