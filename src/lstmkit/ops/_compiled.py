@@ -172,8 +172,8 @@ def runs_batch_last(small: bool, keep_cache: bool) -> bool:
     return BATCH_LAST_INFERENCE and not small and not keep_cache
 
 
-# The batch-last projection (T, G, N) is the largest array of a large layer's inference (52 MB at
-# T=50, N=128, H=512), and dead once the call returns. Fresh, its pages cost the kernel's page
+# The input projection is the largest array of a large layer's inference (52 MB at T=50, N=128,
+# H=512 for the LSTM's batch-last one, 39 MB for the GRU's), and dead once the call returns. Fresh, its pages cost the kernel's page
 # faults and zeroing on first touch, inside the BLAS call: 8-13 ms of 160-174 at that size (a
 # throwaway A/B, the README's largest row). So each thread keeps the last one it used, up to
 # SCRATCH_MAX_BYTES, as oneDNN keeps its scratchpad between calls; release_scratch() drops it.
@@ -197,6 +197,14 @@ def scratch(shape, dtype):
 def release_scratch() -> None:
     """Drops this thread's kept scratch buffer (see SCRATCH_MAX_BYTES)."""
     _scratch.buffer = None
+
+
+def scratch_projection(x, weight_ih):
+    """``x W_ihᵀ`` for all steps, (T, N, I) x (G, I)ᵀ -> (T, N, G), one BLAS product into this
+    thread's :func:`scratch` buffer: valid until the caller returns (a large GRU's inference)."""
+    out = scratch((x.shape[0], x.shape[1], weight_ih.shape[0]), x.dtype)
+    np.matmul(x.reshape(-1, x.shape[-1]), weight_ih.T, out=out.reshape(-1, weight_ih.shape[0]))
+    return out
 
 
 def batch_last_projection(x, weight_ih):

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._compiled import (backward_weight, compiled_kernels, is_small, kernels_for, recurrent_products, recurrent_weight,
-                        runs_on_two_cores)
+                        runs_on_two_cores, scratch_projection)
 from ._pipeline import input_gates, loop_on_two_cores
 from .gru import GRUCache, GRUWeights, _hoisted_bias, gru_backward, gru_forward
 from .recurrence import input_projection
@@ -57,7 +57,8 @@ def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch
             weight_hh = recurrent_weight(weights.weight_hh, x.dtype)
             kernels.gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n, pipeline)
         else:  # the hoisted bias joins each step's gates in the cell, where they are in cache
-            gates, bias = input_projection(x, weights.weight_ih), _hoisted_bias(weights)
+            project = input_projection if keep_cache else scratch_projection
+            gates, bias = project(x, weights.weight_ih), _hoisted_bias(weights)
             for t, recurrent in recurrent_products(h, weights.weight_hh):
                 kernels.gru_step_forward(t, gates, recurrent, bias_hn, h, hidden_n, bias)
     if not keep_cache:
