@@ -173,10 +173,11 @@ def runs_batch_last(small: bool, keep_cache: bool) -> bool:
 
 
 # The input projection is the largest array of a large layer's inference (52 MB at T=50, N=128,
-# H=512 for the LSTM's batch-last one, 39 MB for the GRU's), and dead once the call returns. Fresh, its pages cost the kernel's page
-# faults and zeroing on first touch, inside the BLAS call: 8-13 ms of 160-174 at that size (a
-# throwaway A/B, the README's largest row). So each thread keeps the last one it used, up to
-# SCRATCH_MAX_BYTES, as oneDNN keeps its scratchpad between calls; release_scratch() drops it.
+# H=512 for the LSTM's batch-last one, 39 MB for the GRU's), and dead once the call returns.
+# Fresh, its pages cost the kernel's page faults and zeroing on first touch, inside the BLAS call:
+# 8-13 ms of the LSTM's 160-174, 12 of the GRU's 140 (throwaway A/Bs at the README's largest rows).
+# So each thread keeps the last one it used, up to SCRATCH_MAX_BYTES, as oneDNN keeps its
+# scratchpad between calls; release_scratch() drops it.
 SCRATCH_MAX_BYTES = 1 << 26
 _scratch = threading.local()
 

@@ -32,7 +32,7 @@ from ._simd import (TALL, TILE_BYTES, VECTOR_BYTES, WIDE, half_block, narrow_blo
 # Numba's cache is keyed on this file's text, not on the modules whose intrinsics these kernels
 # inline: this line holds their SHA-256 (_atomics.py then _simd.py, checked by tests/test_pipeline.py),
 # so that editing them edits this file too, and no stale compiled kernel is ever loaded.
-INTRINSICS_SHA256 = "eccfe7174b117886f497f5dcbe47442f177fa85f6ce930657dee8391f29b4ecd"
+INTRINSICS_SHA256 = "660a17eb5dd70bd5922da1f1e95099a879e4a9566c6108582571b9e8b18f42d9"
 
 # No "nnan"/"ninf": NaN and infinities must behave as in NumPy.
 _FLAGS = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "arcp", "afn"})

@@ -3,8 +3,8 @@ emitted directly), for small layers' recurrent product.
 
 ``out[n + r, j : j + width] = a[n + r, :K] @ b[:, j : j + width]`` for r < rows, K being b's rows
 (a may be wider: its first K columns are read), one ``a[n + r, k] * b[k, j : j + width]`` fused
-multiply-add a row and k, on rows x vectors
-accumulators of ``VECTOR_BYTES`` each (each vector of b loaded once for all rows). Numba's own loops
+multiply-add a row and k, on rows x vectors accumulators of ``VECTOR_BYTES`` each (each vector of
+b loaded once for all rows). Numba's own loops
 cannot keep such a block in registers: each pass over ``out`` loads and stores it, because the
 compiler cannot prove that ``out`` and ``b`` do not overlap. With b (W_hhᵀ of a small layer) in
 the L1 cache and 64-byte aligned, the fused multiply-adds and b's loads are all the block's loop
@@ -85,10 +85,10 @@ def block_kernel(rows: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
 
 
 def _tile_transpose(lanes_bytes: int = 32):
-    """The intrinsic ``transpose_tile(source, i, j, target, column)``: ``target[j : j+L, column+i :
-    column+i+L] = source[i : i+L, j : j+L]ᵀ`` for L lanes of ``lanes_bytes`` (8 float32 or 4 float64): L rows
-    loaded as vectors, log2(L) rounds of shuffles (round d pairs rows r and r+d, swapping their
-    blocks of d lanes), L vectors stored. Same conditions as the blocks: C-contiguous 2-D arrays of
+    """The intrinsic ``transpose_tile(source, i, j, target, column)``: ``target[j : j+L,
+    column+i : column+i+L] = source[i : i+L, j : j+L]ᵀ`` for L lanes of ``lanes_bytes`` (8 float32
+    or 4 float64): L rows loaded as vectors, log2(L) rounds of shuffles (round d pairs rows r and
+    r+d, swapping their blocks of d lanes), L vectors stored. Same conditions as the blocks: C-contiguous 2-D arrays of
     one float dtype, and the caller keeps the tile inside both."""
 
     @numba.extending.intrinsic
