@@ -108,8 +108,8 @@ def aligned_copy(array, dtype, alignment: int = 64):
     buffer = np.empty(array.size * dtype.itemsize + alignment, dtype=np.uint8)
     start = -buffer.ctypes.data % alignment
     copy = buffer[start:start + array.size * dtype.itemsize].view(dtype).reshape(array.shape)
-    transposed = array.ndim == 2 and array.T.flags.c_contiguous and not array.flags.c_contiguous
-    kernels = compiled_kernels() if transposed and array.dtype == dtype else None
+    transposed_view = array.ndim == 2 and array.T.flags.c_contiguous and not array.flags.c_contiguous
+    kernels = compiled_kernels() if transposed_view and array.dtype == dtype else None
     if kernels is None:
         copy[...] = array
     else:
