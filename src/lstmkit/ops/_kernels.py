@@ -26,26 +26,24 @@ import numba
 import numpy as np
 
 from ._atomics import atomic_add, atomic_load, atomic_store
+from ._lanes import LANES, TANH_CLAMP, TANH_P, TANH_Q, gru_cell_lanes, lstm_cell_lanes
 from ._simd import (TALL, TILE_BYTES, VECTOR_BYTES, WIDE, half_block, narrow_block, quarter_block, tall_block,
                     transpose_tile, wide_block)
 
 # Numba's cache is keyed on this file's text, not on the modules whose intrinsics these kernels
-# inline: this line holds their SHA-256 (_atomics.py then _simd.py, checked by tests/test_pipeline.py),
-# so that editing them edits this file too, and no stale compiled kernel is ever loaded.
-INTRINSICS_SHA256 = "660a17eb5dd70bd5922da1f1e95099a879e4a9566c6108582571b9e8b18f42d9"
+# inline: INTRINSICS_SHA256 is the SHA-256 of their texts end to end, in INTRINSIC_MODULES' order
+# (checked by tests/test_pipeline.py), so that editing them edits this file too, and no stale
+# compiled kernel is ever loaded.
+INTRINSIC_MODULES = ("_atomics", "_lanes", "_simd")
+INTRINSICS_SHA256 = "e9bddaf5d3834539f95ede97b3c3a7651a38487c10a0aeeb56f7115784b5b202"
 
 # No "nnan"/"ninf": NaN and infinities must behave as in NumPy.
 _FLAGS = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "arcp", "afn"})
 _jit = numba.njit(**_FLAGS)
 
-_CLAMP = np.float32(7.90531110763549805)  # tanh(±7.9053) rounds to ±1 in float32
-_P = [np.float32(v) for v in (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11,
-                              5.12229709037114e-08, 1.48572235717979e-05, 6.37261928875436e-04,
-                              4.89352455891786e-03)]
-_Q = [np.float32(v) for v in (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03,
-                              4.89352518554385e-03)]
-_P13, _P11, _P9, _P7, _P5, _P3, _P1 = _P
-_Q6, _Q4, _Q2, _Q0 = _Q
+_CLAMP = TANH_CLAMP
+_P13, _P11, _P9, _P7, _P5, _P3, _P1 = TANH_P
+_Q6, _Q4, _Q2, _Q0 = TANH_Q
 _HALF, _ONE = np.float32(0.5), np.float32(1.0)  # float32 constants keep float32 arithmetic float32
 
 
@@ -247,9 +245,10 @@ def gradient_product(dz, weight_hh, dh):
 
 
 @_jit
-def project_into(x, weight, bias, out):
-    """``out = x weightᵀ + bias``: (R, I) x (G, I)ᵀ + (G,) into (R, G), rows of steps' inputs."""
-    matmul_transposed_into(x, weight, out)
+def project_into(x, weight_t, bias, out):
+    """``out = x weightᵀ + bias``: (R, I) x (I, G) + (G,) into (R, G), rows of steps' inputs, from
+    the weight's aligned transpose ``weight_t`` (register blocks, :func:`matmul_into`)."""
+    matmul_into(x, weight_t, out)
     _add_to_rows(out, bias)
 
 
@@ -264,7 +263,7 @@ def _add_to_rows(out, bias):
 # ---- the input projection, chunk by chunk, beside the time loop ----------------------------
 # A small layer's time loop runs on one core; its input projection (x W_ihᵀ + b for all steps)
 # can run on the other at the same time, a chunk of steps ahead. ``pipeline`` is the tuple
-# (claims, chunk, x, weight_ih, bias) of :func:`._pipeline.start_projection`: claims[0]
+# (claims, chunk, x, W_ihᵀ (I, G), bias) of :func:`._pipeline.start_projection`: claims[0]
 # counts the chunks taken, claims[1 + k] is 1 once chunk k (steps k·chunk ...) is in ``gates``.
 # Whoever takes a chunk computes it, the helper thread or the loop that needs it: the loop
 # never waits for a thread that has not started, and the result is the same either way.
@@ -272,7 +271,7 @@ def _add_to_rows(out, bias):
 def project_next_chunk(pipeline, gates):
     """Takes the next chunk nobody has taken and writes its ``x W_ihᵀ + b`` into ``gates``;
     False when none is left."""
-    claims, chunk, x, weight_ih, bias = pipeline
+    claims, chunk, x, weight_ih_t, bias = pipeline
     count = claims.shape[0] - 1
     if atomic_load(claims, 0) >= count:
         return False
@@ -281,7 +280,7 @@ def project_next_chunk(pipeline, gates):
         return False
     start, stop = k * chunk, min((k + 1) * chunk, x.shape[0])
     rows = (stop - start) * x.shape[1]
-    project_into(x[start:stop].reshape(rows, x.shape[2]), weight_ih, bias, gates[start:stop].reshape(rows, -1))
+    project_into(x[start:stop].reshape(rows, x.shape[2]), weight_ih_t, bias, gates[start:stop].reshape(rows, -1))
     atomic_store(claims, 1 + k, 1)
     return True
 
@@ -335,13 +334,51 @@ def add(array, index, value):
     return atomic_add(array, index, value)
 
 
+def _units_adjacent(array):  # pragma: no cover - Numba compiles the overload below in its place
+    raise NotImplementedError
+
+
+@numba.extending.overload(_units_adjacent, jit_options=_FLAGS)
+def _units_adjacent_for(array):
+    """Whether ``array``'s entries are adjacent along its last axis (True for None: no array)."""
+    if isinstance(array, (numba.types.NoneType, numba.types.Omitted)):
+        return lambda array: True
+    return lambda array: array.strides[-1] == array.itemsize
+
+
+def _lstm_cell_in_lanes(z, recurrent, c_prev, c_next, tanh_c, h_next, bias):  # pragma: no cover - see below
+    raise NotImplementedError
+
+
+@numba.extending.overload(_lstm_cell_in_lanes, jit_options=_FLAGS)
+def _lstm_cell_in_lanes_for(z, recurrent, c_prev, c_next, tanh_c, h_next, bias):
+    """float32 (rows contiguous): the cell in vectors of lanes (:func:`._lanes.lstm_cell_lanes`),
+    True; otherwise nothing done, False (decided when Numba compiles, but for the strides)."""
+    if z.dtype != numba.types.float32:
+        return lambda z, recurrent, c_prev, c_next, tanh_c, h_next, bias: False
+
+    def in_lanes(z, recurrent, c_prev, c_next, tanh_c, h_next, bias):
+        if not (_units_adjacent(z) and _units_adjacent(recurrent) and _units_adjacent(c_prev)
+                and _units_adjacent(c_next) and _units_adjacent(tanh_c) and _units_adjacent(h_next)
+                and _units_adjacent(bias)):
+            return False
+        rows, hidden = c_prev.shape
+        for n in range(rows):
+            for j in range(0, hidden, LANES):
+                lstm_cell_lanes(z, recurrent, bias, c_prev, c_next, tanh_c, h_next, n, j)
+        return True
+    return in_lanes
+
+
 # ---- LSTM, PyTorch's gate blocks i, f, g, o -----------------------------------------------
 @_jit
 def lstm_cell_forward(z, recurrent, c_prev, c_next, tanh_c, h_next, bias=None):
     """One step: ``z`` (N, 4H) the input's pre-activations, ``recurrent`` (N, 4H) = h_{t-1} W_hhᵀ,
     ``bias`` (4H,) where z does not hold it yet; ``z`` becomes the activated gates, and c_t,
-    tanh(c_t), h_t = o ⊙ tanh(c_t) are written.
-    Every loop starts at 0 and writes one array (LLVM vectorises those, not the others)."""
+    tanh(c_t), h_t = o ⊙ tanh(c_t) are written. float32 runs in vectors (:mod:`._lanes`); the
+    loops below (float64) each start at 0 and write one array (LLVM vectorises those, not the others)."""
+    if _lstm_cell_in_lanes(z, recurrent, c_prev, c_next, tanh_c, h_next, bias):
+        return
     rows, hidden = c_prev.shape
     g, o = 2 * hidden, 3 * hidden
     for n in range(rows):
@@ -680,9 +717,7 @@ def lstm_loop_forward_lead(mailbox, spins, x, weight_ih, bias, weight_hh, h, c, 
 def lstm_part_forward(x, weight_ih_t, bias, gates, weight_hh, h, c, tanh_c):
     """One part's inference (arrays as above): gates = x W_ihᵀ + b, in register blocks, then the
     time loop."""
-    projection = gates.reshape(gates.shape[0] * gates.shape[1], gates.shape[2])
-    matmul_into(x, weight_ih_t, projection)
-    _add_to_rows(projection, bias)
+    project_into(x, weight_ih_t, bias, gates.reshape(gates.shape[0] * gates.shape[1], gates.shape[2]))
     lstm_loop_forward(gates, weight_hh, h, c, tanh_c)
 
 
@@ -714,13 +749,39 @@ def lstm_halves_forward(mailbox, spins, claim, done, first, second):
 
 
 # ---- GRU, PyTorch's gate blocks r, z, n ---------------------------------------------------
+def _gru_cell_in_lanes(z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next):  # pragma: no cover - see below
+    raise NotImplementedError
+
+
+@numba.extending.overload(_gru_cell_in_lanes, jit_options=_FLAGS)
+def _gru_cell_in_lanes_for(z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next):
+    """As :func:`_lstm_cell_in_lanes` for :func:`._lanes.gru_cell_lanes`."""
+    if z.dtype != numba.types.float32:
+        return lambda z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next: False
+
+    def in_lanes(z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next):
+        if not (_units_adjacent(z) and _units_adjacent(recurrent) and _units_adjacent(bias)
+                and _units_adjacent(bias_hn) and _units_adjacent(h_prev) and _units_adjacent(hidden_n)
+                and _units_adjacent(h_next)):
+            return False
+        rows, hidden = h_prev.shape
+        for n in range(rows):
+            for j in range(0, hidden, LANES):
+                gru_cell_lanes(z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next, n, j)
+        return True
+    return in_lanes
+
+
 @_jit
 def gru_cell_forward(z, recurrent, bias_hn, h_prev, hidden_n, h_next, bias=None):
     """One step: ``z`` (N, 3H) the input's pre-activations (biases of r and z included, or given
     as ``bias`` (3H,), b_ih + [b_hr, b_hz, 0]), ``recurrent`` (N, 3H) = h_{t-1} W_hhᵀ. ``z``
     becomes the activated gates; hidden_n (N, H) gets W_hn h_{t-1} + b_hn and h_next
-    h_t = n + z ⊙ (h_{t-1} - n). (One array written per loop, so that each vectorises: the
-    candidate goes through h_next before its block of z.)"""
+    h_t = n + z ⊙ (h_{t-1} - n). float32 runs in vectors (:mod:`._lanes`); below (float64), one
+    array written per loop, so that each vectorises: the candidate goes through h_next before its
+    block of z."""
+    if _gru_cell_in_lanes(z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next):
+        return
     rows, hidden = h_prev.shape
     for n in range(rows):
         for j in range(2 * hidden):  # r, z

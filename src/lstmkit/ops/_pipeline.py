@@ -164,7 +164,7 @@ def start_projection(x, weight_ih, bias, gates, force: bool = False):
     chunk = chunk_steps(batch, features, gates.shape[-1])
     claims = np.zeros(1 + -(-steps // chunk), dtype=np.int64)
     bias = np.zeros(gates.shape[-1], dtype=x.dtype) if bias is None else bias
-    pipeline = (claims, chunk, np.ascontiguousarray(x), np.ascontiguousarray(weight_ih), bias)
+    pipeline = (claims, chunk, np.ascontiguousarray(x), aligned_copy(weight_ih.T, x.dtype), bias)
     if helper is not None:
         helper.post(kernels.project_chunks, pipeline, gates)
     return pipeline
