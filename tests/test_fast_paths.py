@@ -296,13 +296,26 @@ def test_scratch_is_reused_per_thread_up_to_its_limit(monkeypatch):
     thread.start()
     thread.join()
     assert not np.shares_memory(elsewhere[0], again)
-    monkeypatch.setattr(_compiled, "SCRATCH_MAX_BYTES", 100)
-    huge = _compiled.scratch((26,), np.float32)  # 104 bytes
+    monkeypatch.setattr(_compiled, "SCRATCH_MAX_BYTES", 150)  # an array takes 64-byte lines, and 64 more to align
+    _compiled.release_scratch()
+    huge = _compiled.scratch((26,), np.float32)  # 104 bytes: 192 with the lines and alignment
     assert not np.shares_memory(huge, _compiled.scratch((26,), np.float32))
     kept = _compiled.scratch((5,), np.float32)
     assert np.shares_memory(kept, _compiled.scratch((5,), np.float32))
     _compiled.release_scratch()
     assert not np.shares_memory(kept, _compiled.scratch((5,), np.float32))
+
+
+
+def test_scratch_arrays_are_apart_and_aligned():
+    _compiled.release_scratch()
+    first, second, third = _compiled.scratch_arrays(np.float32, (3, 5), (7,), (2, 2, 2))
+    assert [a.shape for a in (first, second, third)] == [(3, 5), (7,), (2, 2, 2)]
+    assert all(a.dtype == np.float32 and a.ctypes.data % 64 == 0 for a in (first, second, third))
+    assert not any(np.shares_memory(a, b) for a, b in itertools.combinations((first, second, third), 2))
+    again = _compiled.scratch_arrays(np.float32, (7,), (3, 5))
+    assert np.shares_memory(again[0], first) and np.shares_memory(again[1], second)  # the same buffer, reused
+    _compiled.release_scratch()
 
 
 def test_batch_last_inference_in_two_threads_at_once(monkeypatch):

@@ -173,26 +173,39 @@ def runs_batch_last(small: bool, keep_cache: bool) -> bool:
 
 
 # The input projection is the largest array of a large layer's inference (52 MB at T=50, N=128,
-# H=512 for the LSTM's batch-last one, 39 MB for the GRU's), and dead once the call returns.
-# Fresh, its pages cost the kernel's page faults and zeroing on first touch, inside the BLAS call:
-# 8-13 ms of the LSTM's 160-174, 12 of the GRU's 140 (throwaway A/Bs at the README's largest rows).
-# So each thread keeps the last one it used, up to SCRATCH_MAX_BYTES, as oneDNN keeps its
-# scratchpad between calls; release_scratch() drops it.
+# H=512 for the LSTM's batch-last one, 39 MB for the GRU's), and dead once the call returns; so
+# are the pre-activations' gradients of a backward (dz, the same sizes) once the weight gradients
+# are out. Fresh, their pages cost the kernel's page faults and zeroing on first touch: 8-13 ms of
+# the LSTM's inference of 160-174, 12 of the GRU's 140 (throwaway A/Bs at the README's largest
+# rows). So each thread keeps the last buffer it used, up to SCRATCH_MAX_BYTES, as oneDNN keeps
+# its scratchpad between calls; release_scratch() drops it.
 SCRATCH_MAX_BYTES = 1 << 26
 _scratch = threading.local()
 
 
-def scratch(shape, dtype):
-    """An uninitialised array of ``shape`` and ``dtype`` whose contents the caller uses only until it
-    returns: this thread's kept buffer when it is large enough, else a new one, kept in its place
-    if it holds at most SCRATCH_MAX_BYTES."""
+def scratch_arrays(dtype, *shapes):
+    """Uninitialised arrays of ``dtype``, one of each shape, apart and 64-byte aligned, whose contents
+    the caller uses only until it returns: views of this thread's kept buffer when it is large
+    enough, else of a new one, kept in its place if it holds at most SCRATCH_MAX_BYTES."""
     dtype = np.dtype(dtype)
-    size = int(np.prod(shape)) * dtype.itemsize
+    sizes = [-(-int(np.prod(shape)) * dtype.itemsize // 64) * 64 for shape in shapes]
+    total = sum(sizes) + 64
     buffer = getattr(_scratch, "buffer", None)
-    if buffer is None or buffer.size < size:
-        buffer = np.empty(size, dtype=np.uint8)
-        _scratch.buffer = buffer if size <= SCRATCH_MAX_BYTES else None
-    return buffer[:size].view(dtype).reshape(shape)
+    if buffer is None or buffer.size < total:
+        buffer = np.empty(total, dtype=np.uint8)
+        _scratch.buffer = buffer if total <= SCRATCH_MAX_BYTES else None
+    start = -buffer.ctypes.data % 64
+    arrays = []
+    for shape, size in zip(shapes, sizes):
+        count = int(np.prod(shape))
+        arrays.append(buffer[start:start + count * dtype.itemsize].view(dtype).reshape(shape))
+        start += size
+    return arrays
+
+
+def scratch(shape, dtype):
+    """One array of :func:`scratch_arrays`."""
+    return scratch_arrays(dtype, shape)[0]
 
 
 def release_scratch() -> None:

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._compiled import (backward_weight, compiled_kernels, is_small, kernels_for, recurrent_products, recurrent_weight,
-                        runs_on_two_cores, scratch_projection)
+                        runs_on_two_cores, scratch_arrays, scratch_projection)
 from ._pipeline import input_gates, loop_on_two_cores
 from .gru import GRUCache, GRUWeights, _hoisted_bias, gru_backward, gru_forward
 from .recurrence import input_projection
@@ -74,7 +74,7 @@ def gru_backward_fused(doutput, dh_last, cache):
     x, h, gates, hidden_n, weights = cache
     weight_hh = np.ascontiguousarray(weights.weight_hh, dtype=x.dtype)  # (3H, H)
     doutput = np.ascontiguousarray(doutput, dtype=x.dtype)
-    dz_input, dz_hidden_n = np.empty_like(gates), np.empty_like(hidden_n)
+    dz_input, dz_hidden_n = scratch_arrays(x.dtype, gates.shape, hidden_n.shape)  # dead once the gradients are out
     dh = np.array(dh_last, dtype=x.dtype, copy=True)
     batch, hidden = dh.shape
     if is_small(batch, hidden, 3):
