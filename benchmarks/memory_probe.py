@@ -4,7 +4,8 @@
         python benchmarks/memory_probe.py {lstmkit,torch} KIND T N I H LAYERS BIDIRECTIONAL
 
 Prints the peak resident memory of the step above the memory held before it (weights, input
-and upstream gradient already allocated, gradients cleared), in MiB: the kernel's high-water
+and upstream gradient already allocated, gradients cleared, lstmkit's per-thread scratch buffer
+released, so that the step allocates it again and it counts), in MiB: the kernel's high-water
 mark (VmHWM, reset through /proc/self/clear_refs) minus the resident size before the step.
 The malloc settings make every buffer of 4 KiB or more, of either framework, its own mapping,
 returned to the system when freed, and keep no free memory at the heap's top, so the resident
@@ -71,6 +72,8 @@ def main(argv) -> None:
         model.zero_grad()
         if framework == "torch":
             inputs.grad = None
+        else:
+            lstmkit.ops.release_scratch()  # the step's scratch buffer counts in its own peak
         gc.collect()
 
     for _ in range(2):  # warm-up: libraries loaded, kernels compiled, pools filled
