@@ -1,4 +1,5 @@
-"""The float32 cells in vectors of lanes (ops/_lanes.py) against their equations in float64: every
+"""The float32 cells in vectors of lanes (ops/_lanes.py: the LSTM's and GRU's forward, the LSTM's
+backward) against their equations in float64: every
 unit count (whole vectors, a masked remainder, fewer units than lanes), rows apart by a padded
 stride whose padding is never written, with and without a bias, extreme and NaN inputs, and the
 scalar loops they fall back to when a row's units are not adjacent."""
@@ -39,7 +40,8 @@ def _padding_untouched(buffer, view):
 def _assert_close(actual, expected):
     np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
     finite = ~np.isnan(expected)
-    assert float(np.max(np.abs(actual[finite] - expected[finite]), initial=0.0)) <= TOLERANCE
+    scale = max(1.0, float(np.max(np.abs(expected[finite]), initial=0.0)))  # float32 rounds relative to size
+    assert float(np.max(np.abs(actual[finite] - expected[finite]), initial=0.0)) <= TOLERANCE * scale
 
 
 def _lstm_case(rows, hidden, bias, layout, extremes=False, seed=0):
@@ -71,6 +73,24 @@ def test_lstm_cell_equals_its_equations(hidden, rows, bias, layout):
     for (buffer, view), want in zip([z, *outputs], expected):
         _assert_close(view, want)
         assert _padding_untouched(buffer, view)
+
+
+@pytest.mark.parametrize("hidden", [1, 7, 16, 17, 40, 64])
+@pytest.mark.parametrize("rows", [1, 3])
+@pytest.mark.parametrize("layout", ["padded", "strided"])
+def test_lstm_cell_backward_equals_its_equations(hidden, rows, layout):
+    rng = np.random.default_rng(5)
+    dh, dc, c_prev, tanh_c = (_rows(rng, rows, hidden, layout) for _ in range(4))
+    gates, dz = _rows(rng, rows, 4 * hidden, layout), _rows(rng, rows, 4 * hidden, layout)
+    i, f, g, o = (gates[1][:, k * hidden:(k + 1) * hidden].astype(np.float64) for k in range(4))
+    upstream, tc = dh[1].astype(np.float64), tanh_c[1].astype(np.float64)
+    cell = dc[1] + upstream * o * (1 - tc * tc)
+    expected_dz = np.concatenate([cell * g * i * (1 - i), cell * c_prev[1] * f * (1 - f), cell * i * (1 - g * g),
+                                  upstream * tc * o * (1 - o)], axis=1)
+    kernels.lstm_cell_backward(dh[1], dc[1], gates[1], c_prev[1], tanh_c[1], dz[1])
+    _assert_close(dz[1], expected_dz)
+    _assert_close(dc[1], cell * f)
+    assert _padding_untouched(*dz) and _padding_untouched(*dc)
 
 
 def _gru_case(rows, hidden, bias, layout, extremes=False, seed=0):

@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 from ._atomics import atomic_add, atomic_load, atomic_store
-from ._lanes import LANES, TANH_CLAMP, TANH_P, TANH_Q, gru_cell_lanes, lstm_cell_lanes
+from ._lanes import TANH_CLAMP, TANH_P, TANH_Q, gru_cell_lanes, lstm_cell_backward_lanes, lstm_cell_lanes
 from ._simd import (TALL, TILE_BYTES, VECTOR_BYTES, WIDE, half_block, narrow_block, quarter_block, tall_block,
                     transpose_tile, wide_block)
 
@@ -35,7 +35,7 @@ from ._simd import (TALL, TILE_BYTES, VECTOR_BYTES, WIDE, half_block, narrow_blo
 # (checked by tests/test_pipeline.py), so that editing them edits this file too, and no stale
 # compiled kernel is ever loaded.
 INTRINSIC_MODULES = ("_atomics", "_lanes", "_simd")
-INTRINSICS_SHA256 = "e9bddaf5d3834539f95ede97b3c3a7651a38487c10a0aeeb56f7115784b5b202"
+INTRINSICS_SHA256 = "741f51dedd4e7a40935c63ef3281d3f026c16539923923ccb7c892a2a425136e"
 
 # No "nnan"/"ninf": NaN and infinities must behave as in NumPy.
 _FLAGS = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "arcp", "afn"})
@@ -334,42 +334,6 @@ def add(array, index, value):
     return atomic_add(array, index, value)
 
 
-def _units_adjacent(array):  # pragma: no cover - Numba compiles the overload below in its place
-    raise NotImplementedError
-
-
-@numba.extending.overload(_units_adjacent, jit_options=_FLAGS)
-def _units_adjacent_for(array):
-    """Whether ``array``'s entries are adjacent along its last axis (True for None: no array)."""
-    if isinstance(array, (numba.types.NoneType, numba.types.Omitted)):
-        return lambda array: True
-    return lambda array: array.strides[-1] == array.itemsize
-
-
-def _lstm_cell_in_lanes(z, recurrent, c_prev, c_next, tanh_c, h_next, bias):  # pragma: no cover - see below
-    raise NotImplementedError
-
-
-@numba.extending.overload(_lstm_cell_in_lanes, jit_options=_FLAGS)
-def _lstm_cell_in_lanes_for(z, recurrent, c_prev, c_next, tanh_c, h_next, bias):
-    """float32 (rows contiguous): the cell in vectors of lanes (:func:`._lanes.lstm_cell_lanes`),
-    True; otherwise nothing done, False (decided when Numba compiles, but for the strides)."""
-    if z.dtype != numba.types.float32:
-        return lambda z, recurrent, c_prev, c_next, tanh_c, h_next, bias: False
-
-    def in_lanes(z, recurrent, c_prev, c_next, tanh_c, h_next, bias):
-        if not (_units_adjacent(z) and _units_adjacent(recurrent) and _units_adjacent(c_prev)
-                and _units_adjacent(c_next) and _units_adjacent(tanh_c) and _units_adjacent(h_next)
-                and _units_adjacent(bias)):
-            return False
-        rows, hidden = c_prev.shape
-        for n in range(rows):
-            for j in range(0, hidden, LANES):
-                lstm_cell_lanes(z, recurrent, bias, c_prev, c_next, tanh_c, h_next, n, j)
-        return True
-    return in_lanes
-
-
 # ---- LSTM, PyTorch's gate blocks i, f, g, o -----------------------------------------------
 @_jit
 def lstm_cell_forward(z, recurrent, c_prev, c_next, tanh_c, h_next, bias=None):
@@ -377,7 +341,7 @@ def lstm_cell_forward(z, recurrent, c_prev, c_next, tanh_c, h_next, bias=None):
     ``bias`` (4H,) where z does not hold it yet; ``z`` becomes the activated gates, and c_t,
     tanh(c_t), h_t = o ⊙ tanh(c_t) are written. float32 runs in vectors (:mod:`._lanes`); the
     loops below (float64) each start at 0 and write one array (LLVM vectorises those, not the others)."""
-    if _lstm_cell_in_lanes(z, recurrent, c_prev, c_next, tanh_c, h_next, bias):
+    if lstm_cell_lanes(z, recurrent, bias, c_prev, c_next, tanh_c, h_next):
         return
     rows, hidden = c_prev.shape
     g, o = 2 * hidden, 3 * hidden
@@ -400,7 +364,10 @@ def lstm_cell_forward(z, recurrent, c_prev, c_next, tanh_c, h_next, bias=None):
 def lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, dz):
     """Backward of one step: writes dz (N, 4H), the pre-activations' gradient, and turns ``dc``
     (the gradient reaching c_t) into that of c_{t-1}, in place. ``dh`` reaches h_t.
-    Each loop writes one block of one array, so that it vectorises."""
+    float32 runs in vectors (:mod:`._lanes`); below (float64), each loop writes one block of one
+    array, so that it vectorises."""
+    if lstm_cell_backward_lanes(dh, dc, gates, c_prev, tanh_c, dz):
+        return
     rows, hidden = c_prev.shape
     for n in range(rows):
         for j in range(hidden):  # dc += dh ⊙ o ⊙ (1 - tanh²c), from h = o ⊙ tanh(c)
@@ -749,29 +716,6 @@ def lstm_halves_forward(mailbox, spins, claim, done, first, second):
 
 
 # ---- GRU, PyTorch's gate blocks r, z, n ---------------------------------------------------
-def _gru_cell_in_lanes(z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next):  # pragma: no cover - see below
-    raise NotImplementedError
-
-
-@numba.extending.overload(_gru_cell_in_lanes, jit_options=_FLAGS)
-def _gru_cell_in_lanes_for(z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next):
-    """As :func:`_lstm_cell_in_lanes` for :func:`._lanes.gru_cell_lanes`."""
-    if z.dtype != numba.types.float32:
-        return lambda z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next: False
-
-    def in_lanes(z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next):
-        if not (_units_adjacent(z) and _units_adjacent(recurrent) and _units_adjacent(bias)
-                and _units_adjacent(bias_hn) and _units_adjacent(h_prev) and _units_adjacent(hidden_n)
-                and _units_adjacent(h_next)):
-            return False
-        rows, hidden = h_prev.shape
-        for n in range(rows):
-            for j in range(0, hidden, LANES):
-                gru_cell_lanes(z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next, n, j)
-        return True
-    return in_lanes
-
-
 @_jit
 def gru_cell_forward(z, recurrent, bias_hn, h_prev, hidden_n, h_next, bias=None):
     """One step: ``z`` (N, 3H) the input's pre-activations (biases of r and z included, or given
@@ -780,7 +724,7 @@ def gru_cell_forward(z, recurrent, bias_hn, h_prev, hidden_n, h_next, bias=None)
     h_t = n + z ⊙ (h_{t-1} - n). float32 runs in vectors (:mod:`._lanes`); below (float64), one
     array written per loop, so that each vectorises: the candidate goes through h_next before its
     block of z."""
-    if _gru_cell_in_lanes(z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next):
+    if gru_cell_lanes(z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next):
         return
     rows, hidden = h_prev.shape
     for n in range(rows):
@@ -802,7 +746,8 @@ def gru_cell_backward(dh, h_prev, gates, hidden_n, dz_input, dz_hidden, dz_hidde
     """Backward of one step: writes the gradients of the input's pre-activations dz_input and of
     the hidden state's dz_hidden (N, 3H; they differ only in the n block, r ⊙ dn against dn),
     that n block again in dz_hidden_n (N, H), and ``dh_direct`` = dh ⊙ z, h_{t-1}'s gradient not
-    through W_hh. (One block of one array written per loop, so that each vectorises.)"""
+    through W_hh. (One block of one array written per loop, so that each vectorises; in vectors of
+    lanes, its eight outputs at once ran twice as slow at N=128, H=512: see the README.)"""
     rows, hidden = h_prev.shape
     for n in range(rows):
         for j in range(hidden):  # dn = dh ⊙ (1 - z), through tanh'

@@ -3,9 +3,9 @@
 Numba vectorises a cell's loops, but a loop of 32 or 64 entries (a batch-1 step at H = 32) pays its
 runtime overlap checks, unrolled bodies and remainder for few vectors: the LSTM cell took 104 ns a
 step there, about as long as the recurrent product. Here a cell is written once as vector
-equations (:func:`lstm_cell_lanes`): every load and store is masked to the units left, so there
-is no scalar remainder, and every unit of every row runs the same instructions (the results do not
-depend on where a unit falls in a vector).
+equations (:func:`lstm_cell_lanes`): the units past the last whole vector run the same equations
+with every load and store masked to them, so there is no scalar remainder, and every unit of every
+row runs the same arithmetic (the results do not depend on where a unit falls in a vector).
 
 float32 only: tanh is the rational approximation of :mod:`._kernels` (``TANH_CLAMP``, ``TANH_P``,
 ``TANH_Q``: Eigen's [13/6] on a clamped argument, at most 3e-7 from the true tanh), σ(x) = ½ tanh(½x)
@@ -38,8 +38,8 @@ class _Lanes:
     masked loads and stores (units ≥ H are neither read nor written) and the vector arithmetic.
     Rows may be apart by any stride; the units of a row must be adjacent (the caller checks)."""
 
-    def __init__(self, context, builder, row, first, hidden):
-        self.builder, self.row, self.first = builder, row, first
+    def __init__(self, context, builder, row, first, hidden, masked=True):
+        self.builder, self.row, self.first, self.hidden, self.masked = builder, row, first, hidden, masked
         self.vector = ir.VectorType(ir.FloatType(), LANES)
         module = builder.module
         pointer = self.vector.as_pointer()
@@ -56,6 +56,10 @@ class _Lanes:
         self.mask = builder.icmp_signed("<", ir.Constant(left.type, list(range(LANES))), left)
         self._zero = ir.Constant(self.vector, None)
 
+    def column(self, block):
+        """The first column of gate block ``block`` (block·H)."""
+        return self.builder.mul(self.hidden, _int(block))
+
     def _at(self, array, column=_int(0)):
         builder = self.builder
         row_bytes = builder.mul(self.row, builder.extract_value(array.strides, 0))
@@ -65,16 +69,23 @@ class _Lanes:
 
     def load(self, array, column=_int(0)):
         """Units j .. of row n, from ``column`` on (a gate block's start); masked lanes read as 0."""
-        return self.builder.call(self._load, [self._at(array, column), _i32(4), self.mask, self._zero])
+        return self._load_at(self._at(array, column))
 
     def load_1d(self, data, column):
         """The same lanes of a 1-D array (a bias), from ``column`` on."""
         pointer = self.builder.gep(data, [self.builder.add(column, self.first)])
-        return self.builder.call(self._load, [self.builder.bitcast(pointer, self.vector.as_pointer()), _i32(4),
-                                              self.mask, self._zero])
+        return self._load_at(self.builder.bitcast(pointer, self.vector.as_pointer()))
+
+    def _load_at(self, pointer):
+        if not self.masked:
+            return self.builder.load(pointer, align=4)
+        return self.builder.call(self._load, [pointer, _i32(4), self.mask, self._zero])
 
     def store(self, value, array, column=_int(0)):
-        self.builder.call(self._store, [value, self._at(array, column), _i32(4), self.mask])
+        if not self.masked:
+            self.builder.store(value, self._at(array, column), align=4)
+        else:
+            self.builder.call(self._store, [value, self._at(array, column), _i32(4), self.mask])
 
     def splat(self, value):
         return ir.Constant(self.vector, [float(value)] * LANES)
@@ -116,87 +127,116 @@ def _i32(value):
     return ir.Constant(ir.IntType(32), value)
 
 
-def _check_float32_matrices(arrays):
-    if not all(isinstance(x, types.Array) and x.ndim == 2 and x.dtype == types.float32 for x in arrays):
-        raise numba.core.errors.TypingError(f"vector cells need 2-D float32 arrays, got {arrays}")
 
 
-def _no_bias(bias):
-    return isinstance(bias, (types.NoneType, types.Omitted))
+def _cell(arguments, units_from: int, equations):
+    """``(signature, codegen)`` of a cell intrinsic over ``arguments`` (Numba types; None where an
+    optional array is absent) returning a boolean: True once ``equations(lanes, *arrays)`` has run
+    for every row n and vector of units j of ``arguments[units_from]`` (N, H); False, having done
+    nothing, for arrays that are not float32 (decided when Numba compiles) or whose rows' units are
+    not adjacent (at run time); the caller's own loops then run."""
+    arrays = [(k, a) for k, a in enumerate(arguments) if isinstance(a, types.Array)]
+    if not all(a.dtype == types.float32 for _, a in arrays):
+        return types.boolean(*arguments), lambda context, builder, signature, values: cgutils.false_bit
+    if not all(a.ndim in (1, 2) for _, a in arrays):
+        raise numba.core.errors.TypingError(f"vector cells take 2-D arrays and 1-D biases, got {arguments}")
+
+    def codegen(context, builder, signature, values):
+        structs = [context.make_array(a)(context, builder, values[k]) if isinstance(a, types.Array) else None
+                   for k, a in enumerate(signature.args)]
+        adjacent = cgutils.true_bit
+        for (k, _), struct in zip(arrays, (structs[k] for k, _ in arrays)):
+            stride = builder.extract_value(struct.strides, signature.args[k].ndim - 1)
+            adjacent = builder.and_(adjacent, builder.icmp_signed("==", stride, _int(4)))
+        rows = builder.extract_value(structs[units_from].shape, 0)
+        hidden = builder.extract_value(structs[units_from].shape, 1)
+        with builder.if_then(adjacent):
+            with cgutils.for_range(builder, rows) as row:
+                with cgutils.for_range_slice(builder, _int(0), hidden, _int(LANES)) as (first, _):
+                    whole = builder.icmp_signed("<=", builder.add(first, _int(LANES)), hidden)
+                    with builder.if_else(whole) as (vector_of_units, remainder):
+                        with vector_of_units:  # plain loads and stores (a masked store is slow on some CPUs)
+                            equations(_Lanes(context, builder, row.index, first, hidden, masked=False), *structs)
+                        with remainder:
+                            equations(_Lanes(context, builder, row.index, first, hidden), *structs)
+        return adjacent
+
+    return types.boolean(*arguments), codegen
 
 
 @numba.extending.intrinsic
-def lstm_cell_lanes(typingctx, z, recurrent, bias, c_prev, c_next, tanh_c, h_next, n, j):
-    """Units j .. j+L-1 of row n of the LSTM cell (``_kernels.lstm_cell_forward``'s contract, float32):
-    ``z`` (N, 4H) the input's pre-activations, ``recurrent`` (N, 4H) h_{t-1} W_hhᵀ, ``bias`` (4H,)
-    or None; z becomes the activated gates i, f, g, o, and c_t, tanh(c_t), h_t are written."""
-    _check_float32_matrices((z, recurrent, c_prev, c_next, tanh_c, h_next))
-    with_bias = not _no_bias(bias)
+def lstm_cell_lanes(typingctx, z, recurrent, bias, c_prev, c_next, tanh_c, h_next):
+    """The LSTM cell, ``_kernels.lstm_cell_forward``'s contract: ``z`` (N, 4H) the input's
+    pre-activations, ``recurrent`` (N, 4H) h_{t-1} W_hhᵀ, ``bias`` (4H,) or None; z becomes the
+    activated gates i, f, g, o, and c_t, tanh(c_t), h_t are written (see :func:`_cell`)."""
 
-    def codegen(context, builder, signature, arguments):
-        z_, recurrent_, _, c_prev_, c_next_, tanh_c_, h_next_ = (
-            context.make_array(signature.args[i])(context, builder, arguments[i]) if i != 2 else None
-            for i in range(7))
-        hidden = builder.extract_value(c_prev_.shape, 1)
-        lanes = _Lanes(context, builder, arguments[7], arguments[8], hidden)
-        bias_data = context.make_array(signature.args[2])(context, builder, arguments[2]).data if with_bias else None
-
+    def equations(lanes, z, recurrent, bias, c_prev, c_next, tanh_c, h_next):
         def activated(block, activation):
-            column = builder.mul(hidden, _int(block))
-            value = lanes.add(lanes.load(z_, column), lanes.load(recurrent_, column))
-            if with_bias:
-                value = lanes.add(value, lanes.load_1d(bias_data, column))
+            value = lanes.add(lanes.load(z, lanes.column(block)), lanes.load(recurrent, lanes.column(block)))
+            if bias is not None:
+                value = lanes.add(value, lanes.load_1d(bias.data, lanes.column(block)))
             value = activation(value)
-            lanes.store(value, z_, column)
+            lanes.store(value, z, lanes.column(block))
             return value
 
         i, f = activated(0, lanes.sigmoid), activated(1, lanes.sigmoid)
         g, o = activated(2, lanes.tanh), activated(3, lanes.sigmoid)
-        c = lanes.fma(f, lanes.load(c_prev_), lanes.mul(i, g))  # c = f ⊙ c_prev + i ⊙ g
-        lanes.store(c, c_next_)
-        tanh_c = lanes.tanh(c)
-        lanes.store(tanh_c, tanh_c_)
-        lanes.store(lanes.mul(o, tanh_c), h_next_)  # h = o ⊙ tanh(c)
-        return context.get_dummy_value()
+        c = lanes.fma(f, lanes.load(c_prev), lanes.mul(i, g))  # c = f ⊙ c_prev + i ⊙ g
+        lanes.store(c, c_next)
+        tanh_c_value = lanes.tanh(c)
+        lanes.store(tanh_c_value, tanh_c)
+        lanes.store(lanes.mul(o, tanh_c_value), h_next)  # h = o ⊙ tanh(c)
 
-    return types.void(z, recurrent, bias, c_prev, c_next, tanh_c, h_next, types.intp, types.intp), codegen
+    return _cell((z, recurrent, bias, c_prev, c_next, tanh_c, h_next), 3, equations)
 
 
 @numba.extending.intrinsic
-def gru_cell_lanes(typingctx, z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next, n, j):
-    """Units j .. j+L-1 of row n of the GRU cell (``_kernels.gru_cell_forward``'s contract, float32):
-    ``z`` (N, 3H) the input's pre-activations, ``recurrent`` (N, 3H) h_{t-1} W_hhᵀ, ``bias`` (3H,)
-    or None, ``bias_hn`` (H,); z becomes the activated gates r, z, n, hidden_n gets W_hn h_{t-1} +
-    b_hn and h_next h_t = n + z ⊙ (h_{t-1} - n)."""
-    _check_float32_matrices((z, recurrent, h_prev, hidden_n, h_next))
-    with_bias = not _no_bias(bias)
+def gru_cell_lanes(typingctx, z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next):
+    """The GRU cell, ``_kernels.gru_cell_forward``'s contract: ``z`` (N, 3H) the input's
+    pre-activations, ``recurrent`` (N, 3H) h_{t-1} W_hhᵀ, ``bias`` (3H,) or None, ``bias_hn`` (H,);
+    z becomes the activated gates r, z, n, hidden_n gets W_hn h_{t-1} + b_hn and h_next h_t = n +
+    z ⊙ (h_{t-1} - n) (see :func:`_cell`)."""
 
-    def codegen(context, builder, signature, arguments):
-        z_, recurrent_, _, _, h_prev_, hidden_n_, h_next_ = (
-            context.make_array(signature.args[i])(context, builder, arguments[i]) if i not in (2, 3) else None
-            for i in range(7))
-        bias_hn_ = context.make_array(signature.args[3])(context, builder, arguments[3])
-        hidden = builder.extract_value(h_prev_.shape, 1)
-        lanes = _Lanes(context, builder, arguments[7], arguments[8], hidden)
-        bias_data = context.make_array(signature.args[2])(context, builder, arguments[2]).data if with_bias else None
-
+    def equations(lanes, z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next):
         def input_part(block):
-            column = builder.mul(hidden, _int(block))
-            value = lanes.load(z_, column)
-            return lanes.add(value, lanes.load_1d(bias_data, column)) if with_bias else value
+            value = lanes.load(z, lanes.column(block))
+            return value if bias is None else lanes.add(value, lanes.load_1d(bias.data, lanes.column(block)))
 
         def activated(block, value):
-            lanes.store(value, z_, builder.mul(hidden, _int(block)))
+            lanes.store(value, z, lanes.column(block))
             return value
 
-        r = activated(0, lanes.sigmoid(lanes.add(input_part(0), lanes.load(recurrent_))))
-        update = activated(1, lanes.sigmoid(lanes.add(input_part(1), lanes.load(recurrent_, hidden))))
-        recurrent_n = lanes.add(lanes.load(recurrent_, builder.mul(hidden, _int(2))),
-                                lanes.load_1d(bias_hn_.data, _int(0)))
-        lanes.store(recurrent_n, hidden_n_)
+        r = activated(0, lanes.sigmoid(lanes.add(input_part(0), lanes.load(recurrent, lanes.column(0)))))
+        update = activated(1, lanes.sigmoid(lanes.add(input_part(1), lanes.load(recurrent, lanes.column(1)))))
+        recurrent_n = lanes.add(lanes.load(recurrent, lanes.column(2)), lanes.load_1d(bias_hn.data, lanes.column(0)))
+        lanes.store(recurrent_n, hidden_n)
         candidate = activated(2, lanes.tanh(lanes.fma(r, recurrent_n, input_part(2))))  # n = tanh(a_n + r ⊙ hidden_n)
-        h = lanes.fma(update, lanes.sub(lanes.load(h_prev_), candidate), candidate)  # h = n + z ⊙ (h_prev - n)
-        lanes.store(h, h_next_)
-        return context.get_dummy_value()
+        lanes.store(lanes.fma(update, lanes.sub(lanes.load(h_prev), candidate), candidate), h_next)  # n + z ⊙ (h - n)
 
-    return types.void(z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next, types.intp, types.intp), codegen
+    return _cell((z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next), 4, equations)
+
+
+@numba.extending.intrinsic
+def lstm_cell_backward_lanes(typingctx, dh, dc, gates, c_prev, tanh_c, dz):
+    """The LSTM cell's backward, ``_kernels.lstm_cell_backward``'s contract: dz (N, 4H) written,
+    ``dc`` turned from c_t's gradient into c_{t-1}'s (see :func:`_cell`)."""
+
+    def equations(lanes, dh, dc, gates, c_prev, tanh_c, dz):
+        one = lanes.splat(1.0)
+        i, f, g, o = (lanes.load(gates, lanes.column(k)) for k in range(4))
+        upstream, tanh_c_value = lanes.load(dh), lanes.load(tanh_c)
+
+        def through_sigmoid(gradient, gate):  # gradient ⊙ σ' = gradient ⊙ s(1 - s)
+            return lanes.mul(gradient, lanes.mul(gate, lanes.sub(one, gate)))
+
+        # dc += dh ⊙ o ⊙ (1 - tanh²c), from h = o ⊙ tanh(c)
+        cell = lanes.fma(lanes.mul(upstream, o), lanes.sub(one, lanes.mul(tanh_c_value, tanh_c_value)), lanes.load(dc))
+        gradients = (through_sigmoid(lanes.mul(cell, g), i),  # di = dc ⊙ g
+                     through_sigmoid(lanes.mul(cell, lanes.load(c_prev)), f),  # df = dc ⊙ c_prev
+                     lanes.mul(lanes.mul(cell, i), lanes.sub(one, lanes.mul(g, g))),  # dg = dc ⊙ i, through tanh'
+                     through_sigmoid(lanes.mul(upstream, tanh_c_value), o))  # do = dh ⊙ tanh(c)
+        for k, gradient in enumerate(gradients):
+            lanes.store(gradient, dz, lanes.column(k))
+        lanes.store(lanes.mul(cell, f), dc)  # dc_prev = dc ⊙ f
+
+    return _cell((dh, dc, gates, c_prev, tanh_c, dz), 3, equations)
