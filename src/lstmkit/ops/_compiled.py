@@ -103,17 +103,17 @@ def aligned_copy(array, dtype, alignment: int = 64):
     """A C-contiguous copy of ``array`` as ``dtype`` whose data starts on an ``alignment``-byte
     boundary, so that no vector load of a 64-byte-aligned row offset straddles two cache lines
     (NumPy aligns to 16 bytes; :mod:`._simd`'s blocks read 64 bytes at a time). A transposed
-    matrix of ``dtype`` is copied by ``_kernels.transpose_into``, tile by tile."""
+    float matrix of ``dtype`` is copied in one compiled call, tile by tile (``_kernels.aligned_transpose``)."""
     dtype = np.dtype(dtype)
+    transposed_view = array.ndim == 2 and array.T.flags.c_contiguous and not array.flags.c_contiguous
+    in_tiles = transposed_view and array.dtype == dtype and dtype in (np.float32, np.float64) and alignment == 64
+    kernels = compiled_kernels() if in_tiles else None
+    if kernels is not None:
+        return kernels.aligned_transpose(array.T)
     buffer = np.empty(array.size * dtype.itemsize + alignment, dtype=np.uint8)
     start = -buffer.ctypes.data % alignment
     copy = buffer[start:start + array.size * dtype.itemsize].view(dtype).reshape(array.shape)
-    transposed_view = array.ndim == 2 and array.T.flags.c_contiguous and not array.flags.c_contiguous
-    kernels = compiled_kernels() if transposed_view and array.dtype == dtype else None
-    if kernels is None:
-        copy[...] = array
-    else:
-        kernels.transpose_into(array.T, copy)
+    copy[...] = array
     return copy
 
 
