@@ -318,6 +318,16 @@ def test_scratch_arrays_are_apart_and_aligned():
     _compiled.release_scratch()
 
 
+def test_backward_buffers_are_fresh_for_small_layers_and_scratch_for_large():
+    _compiled.release_scratch()
+    fresh, = _compiled.backward_buffers(True, np.float32, (3, 4))
+    kept, rest = _compiled.backward_buffers(False, np.float32, (3, 4), (5,))
+    assert fresh.shape == kept.shape == (3, 4) and rest.shape == (5,)
+    assert not np.shares_memory(fresh, _compiled.scratch((3, 4), np.float32))
+    assert np.shares_memory(kept, _compiled.scratch((3, 4), np.float32))
+    _compiled.release_scratch()
+
+
 def test_batch_last_inference_in_two_threads_at_once(monkeypatch):
     """Large layers' inference (batch last, its projection in a thread's scratch) from two threads:
     every output as when called alone."""

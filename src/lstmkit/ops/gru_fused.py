@@ -18,8 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._compiled import (backward_weight, compiled_kernels, is_small, kernels_for, recurrent_products, recurrent_weight,
-                        runs_on_two_cores, scratch_arrays, scratch_projection)
+from ._compiled import (backward_buffers, backward_weight, compiled_kernels, is_small, kernels_for, recurrent_products,
+                        recurrent_weight, runs_on_two_cores, scratch_projection)
 from ._pipeline import input_gates, loop_on_two_cores
 from .gru import GRUCache, GRUWeights, _hoisted_bias, gru_backward, gru_forward
 from .recurrence import input_projection
@@ -74,10 +74,11 @@ def gru_backward_fused(doutput, dh_last, cache):
     x, h, gates, hidden_n, weights = cache
     weight_hh = np.ascontiguousarray(weights.weight_hh, dtype=x.dtype)  # (3H, H)
     doutput = np.ascontiguousarray(doutput, dtype=x.dtype)
-    dz_input, dz_hidden_n = scratch_arrays(x.dtype, gates.shape, hidden_n.shape)  # dead once the gradients are out
+    batch, hidden = h.shape[1:]
+    small = is_small(batch, hidden, 3)
+    dz_input, dz_hidden_n = backward_buffers(small, x.dtype, gates.shape, hidden_n.shape)
     dh = np.array(dh_last, dtype=x.dtype, copy=True)
-    batch, hidden = dh.shape
-    if is_small(batch, hidden, 3):
+    if small:
         kernels.gru_loop_backward(doutput, dh, h, gates, hidden_n, backward_weight(weight_hh), dz_input, dz_hidden_n)
     else:
         dz_hidden, direct = np.empty((batch, 3 * hidden), dtype=x.dtype), np.empty_like(dh)

@@ -25,9 +25,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._compiled import (backward_weight, batch_first, batch_last_products, batch_last_projection, batch_last_state,
-                        compiled_kernels, flat_steps, is_small, kernels_for, recurrent_products, recurrent_weight,
-                        runs_batch_last, runs_on_batch_halves, runs_on_two_cores, scratch)
+from ._compiled import (backward_buffers, backward_weight, batch_first, batch_last_products, batch_last_projection,
+                        batch_last_state, compiled_kernels, flat_steps, is_small, kernels_for, recurrent_products,
+                        recurrent_weight, runs_batch_last, runs_on_batch_halves, runs_on_two_cores)
 from ._pipeline import input_gates, loop_on_two_cores, lstm_inference_on_batch_halves
 from .lstm import LSTMCache, LSTMWeights, lstm_backward, lstm_forward
 from .recurrence import input_projection, projection_backward
@@ -107,10 +107,11 @@ def lstm_backward_fused(doutput, dh_last, dc_last, cache):
     hidden = h.shape[-1]
     weight_hh = np.ascontiguousarray(weights.weight_hh, dtype=x.dtype)  # (4H, H)
     doutput = np.ascontiguousarray(doutput, dtype=x.dtype)
-    dz = scratch(gates.shape, x.dtype)  # dead once the weight gradients are out
+    small = is_small(batch, hidden, 4)
+    dz, = backward_buffers(small, x.dtype, gates.shape)
     dh = np.array(dh_last, dtype=x.dtype, copy=True)
     dc = np.array(dc_last, dtype=x.dtype, copy=True)
-    if is_small(batch, hidden, 4):
+    if small:
         kernels.lstm_loop_backward(doutput, dh, dc, gates, c, tanh_c, backward_weight(weight_hh), dz)
     else:
         for t in reversed(range(steps)):
