@@ -35,7 +35,7 @@ from ._simd import (TALL, TILE_BYTES, VECTOR_BYTES, WIDE, half_block, narrow_blo
 # (checked by tests/test_pipeline.py), so that editing them edits this file too, and no stale
 # compiled kernel is ever loaded.
 INTRINSIC_MODULES = ("_atomics", "_lanes", "_simd")
-INTRINSICS_SHA256 = "741f51dedd4e7a40935c63ef3281d3f026c16539923923ccb7c892a2a425136e"
+INTRINSICS_SHA256 = "e9bb2e0170cd156fa1d41ff8c99d1008b2333bd6f8451e7226ce5781648cc957"
 
 # No "nnan"/"ninf": NaN and infinities must behave as in NumPy.
 _FLAGS = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "arcp", "afn"})

@@ -7,11 +7,13 @@ equations (:func:`lstm_cell_lanes`): the units past the last whole vector run th
 with every load and store masked to them, so there is no scalar remainder, and every unit of every
 row runs the same arithmetic (the results do not depend on where a unit falls in a vector).
 
-float32 only: tanh is the rational approximation of :mod:`._kernels` (``TANH_CLAMP``, ``TANH_P``,
-``TANH_Q``: Eigen's [13/6] on a clamped argument, at most 3e-7 from the true tanh), σ(x) = ½ tanh(½x)
-+ ½, and a NaN goes through as NaN (the clamp is a compare and select, not a min/max). Usable inside
-``@numba.njit`` functions only, on 2-D float32 arrays whose rows are contiguous (any stride between
-rows), without bounds checks: the caller keeps n < rows and j < H.
+float32 only: tanh is the rational approximation below (``TANH_CLAMP``, ``TANH_P``, ``TANH_Q``,
+which ``_kernels._tanh_approx`` evaluates too: Eigen's [13/6] on a clamped argument, at most 3e-7
+from the true tanh), σ(x) = ½ tanh(½x) + ½, and a NaN goes through as NaN (the clamp is a compare
+and select, not a min/max). Each cell is an intrinsic for ``@numba.njit`` functions that returns
+whether it ran: on float32 arrays whose rows' units are adjacent (any stride between rows) it
+computes every row and unit and returns True; otherwise it does nothing and returns False, and the
+caller's own loops run (see :func:`_cell`).
 """
 
 from __future__ import annotations
@@ -34,9 +36,9 @@ LANES = VECTOR_BYTES // 4  # float32 entries a vector
 
 
 class _Lanes:
-    """Code for ``LANES`` consecutive units j .. j+L-1 of row n of 2-D C-contiguous float32 arrays:
-    masked loads and stores (units ≥ H are neither read nor written) and the vector arithmetic.
-    Rows may be apart by any stride; the units of a row must be adjacent (the caller checks)."""
+    """Code for ``LANES`` consecutive units j .. j+L-1 of row n of 2-D float32 arrays whose rows'
+    units are adjacent (rows apart by any stride): loads and stores, masked to the units left where
+    ``masked`` (units ≥ H are neither read nor written), and the vector arithmetic."""
 
     def __init__(self, context, builder, row, first, hidden, masked=True):
         self.builder, self.row, self.first, self.hidden, self.masked = builder, row, first, hidden, masked
