@@ -35,7 +35,7 @@ from ._simd import (TALL, TILE_BYTES, VECTOR_BYTES, WIDE, half_block, narrow_blo
 # (checked by tests/test_pipeline.py), so that editing them edits this file too, and no stale
 # compiled kernel is ever loaded.
 INTRINSIC_MODULES = ("_atomics", "_lanes", "_simd")
-INTRINSICS_SHA256 = "e9bb2e0170cd156fa1d41ff8c99d1008b2333bd6f8451e7226ce5781648cc957"
+INTRINSICS_SHA256 = "fc56fbc0956a4454bd186d6b49c3090508bd4703fa0b0bd6d7d57ddadc06e861"
 
 # No "nnan"/"ninf": NaN and infinities must behave as in NumPy.
 _FLAGS = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "arcp", "afn"})

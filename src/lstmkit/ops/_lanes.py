@@ -129,8 +129,6 @@ def _i32(value):
     return ir.Constant(ir.IntType(32), value)
 
 
-
-
 def _cell(arguments, units_from: int, equations):
     """``(signature, codegen)`` of a cell intrinsic over ``arguments`` (Numba types; None where an
     optional array is absent) returning a boolean: True once ``equations(lanes, *arrays)`` has run
@@ -147,8 +145,8 @@ def _cell(arguments, units_from: int, equations):
         structs = [context.make_array(a)(context, builder, values[k]) if isinstance(a, types.Array) else None
                    for k, a in enumerate(signature.args)]
         adjacent = cgutils.true_bit
-        for (k, _), struct in zip(arrays, (structs[k] for k, _ in arrays)):
-            stride = builder.extract_value(struct.strides, signature.args[k].ndim - 1)
+        for k, array in arrays:
+            stride = builder.extract_value(structs[k].strides, array.ndim - 1)
             adjacent = builder.and_(adjacent, builder.icmp_signed("==", stride, _int(4)))
         rows = builder.extract_value(structs[units_from].shape, 0)
         hidden = builder.extract_value(structs[units_from].shape, 1)
