@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..grad_mode import is_grad_enabled
+from ..ops import recycle_cache
 from ..ops.recurrence import reverse_in_time
 from . import _checks
 from ._kinds import CellKind, register_uniform_weights
@@ -264,6 +265,7 @@ class RNNBase(Module):
                 dx, dstate, dweights = self._kind.backward(
                     np.ascontiguousarray(dpart), tuple(d[index] for d in dstate_n), cache
                 )
+                recycle_cache(cache)  # consumed: its backward-only arrays serve the next forward
                 del cache
                 self._accumulate(layer, direction, dweights)
                 dlayer_input = dlayer_input + (reverse_in_time(dx, batch_sizes) if direction else dx)

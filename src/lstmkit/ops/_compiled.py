@@ -217,16 +217,64 @@ def backward_buffers(small: bool, dtype, *shapes):
 
 
 def release_scratch() -> None:
-    """Drops this thread's kept scratch buffer (see SCRATCH_MAX_BYTES)."""
+    """Drops this thread's kept scratch buffer (see SCRATCH_MAX_BYTES) and its recycled cache
+    arrays (see RECYCLED_MAX_BYTES)."""
     _scratch.buffer = None
+    _scratch.recycled = []
+
+
+# A training forward keeps its gates and cell states for the backward (4.6 MB at T=28, N=64, H=128;
+# 78 MB for the largest LSTM of the README), dead once that backward is through. Fresh each step,
+# their pages fault on first touch wherever malloc maps them anew and unmaps them when freed: 1,680
+# faults in the forward at T=28, N=64, H=128, which took 4.6-4.8 ms with them and 2.5 without
+# (throwaway, malloc's thresholds raised by hand). So the owner of a consumed cache (a layer, which
+# pops it and never reads it again) hands its backward-only arrays back (recycle_cache), and the next
+# forward's cache arrays of the same shape and dtype are those (cache_empty): at most
+# RECYCLED_MAX_BYTES a thread, the oldest dropped first. The step's peak does not change: the
+# arrays return to a forward that would have allocated them anyway.
+RECYCLED_MAX_BYTES = 1 << 27
+
+
+def cache_empty(shape, dtype) -> np.ndarray:
+    """``np.empty(shape, dtype)``, taken from this thread's recycled arrays where one has that shape
+    and dtype (see RECYCLED_MAX_BYTES)."""
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    recycled = getattr(_scratch, "recycled", [])
+    for index, array in enumerate(recycled):
+        if array.shape == shape and array.dtype == dtype:
+            return recycled.pop(index)
+    return np.empty(shape, dtype=dtype)
+
+
+def recycle_cache(cache) -> None:
+    """Hands back the arrays of a fused op's ``cache`` that only its backward reads (the fields its
+    class names in ``RECYCLED``; other caches have none), for :func:`cache_empty`. Call it only once
+    that backward has returned and nothing will read the cache again: the next forward overwrites them."""
+    recycled = getattr(_scratch, "recycled", [])
+    for field in getattr(type(cache), "RECYCLED", ()):
+        array = getattr(cache, field)
+        if not any(array is kept for kept in recycled):  # handed back twice, it would serve two forwards
+            recycled.append(array)
+    while sum(array.nbytes for array in recycled) > RECYCLED_MAX_BYTES:
+        recycled.pop(0)
+    _scratch.recycled = recycled
+
+
+def projection_into(x, weight_ih, out):
+    """``out`` (T, N, G) = ``x W_ihᵀ`` for all steps, (T, N, I) x (G, I)ᵀ, one BLAS product."""
+    np.matmul(x.reshape(-1, x.shape[-1]), weight_ih.T, out=out.reshape(-1, weight_ih.shape[0]))
+    return out
 
 
 def scratch_projection(x, weight_ih):
-    """``x W_ihᵀ`` for all steps, (T, N, I) x (G, I)ᵀ -> (T, N, G), one BLAS product into this
-    thread's :func:`scratch` buffer: valid until the caller returns (a large GRU's inference)."""
-    out = scratch((x.shape[0], x.shape[1], weight_ih.shape[0]), x.dtype)
-    np.matmul(x.reshape(-1, x.shape[-1]), weight_ih.T, out=out.reshape(-1, weight_ih.shape[0]))
-    return out
+    """:func:`projection_into` this thread's :func:`scratch` buffer: valid until the caller returns
+    (a large GRU's inference)."""
+    return projection_into(x, weight_ih, scratch((x.shape[0], x.shape[1], weight_ih.shape[0]), x.dtype))
+
+
+def cache_projection(x, weight_ih):
+    """:func:`projection_into` an array of :func:`cache_empty`, kept for a backward."""
+    return projection_into(x, weight_ih, cache_empty((x.shape[0], x.shape[1], weight_ih.shape[0]), x.dtype))
 
 
 def batch_last_projection(x, weight_ih):

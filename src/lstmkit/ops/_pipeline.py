@@ -25,8 +25,7 @@ import threading
 
 import numpy as np
 
-from ._compiled import aligned_copy, compiled_kernels, recurrent_weight
-from .recurrence import input_projection
+from ._compiled import aligned_copy, cache_empty, compiled_kernels, projection_into, recurrent_weight
 
 # Reads of the mailbox the helper spins through before it sleeps (0.24-0.37 ms here, timing
 # wait_for_post with nothing posted).
@@ -244,9 +243,12 @@ def input_gates(x, weight_ih, bias, small: bool):
     chunks on a machine with a helper, an array the loop fills through ``pipeline``."""
     steps, batch, features = x.shape
     width = weight_ih.shape[0]
+    gates = cache_empty((steps, batch, width), x.dtype)
     if small and steps >= 2 * chunk_steps(batch, features, width):
-        gates = np.empty((steps, batch, width), dtype=x.dtype)
         pipeline = start_projection(x, weight_ih, bias, gates)
         if pipeline is not None:
             return gates, pipeline
-    return input_projection(x, weight_ih, bias), None
+    projection_into(x, weight_ih, gates)
+    if bias is not None:
+        gates += bias
+    return gates, None

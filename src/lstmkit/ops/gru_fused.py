@@ -18,11 +18,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._compiled import (backward_buffers, backward_weight, compiled_kernels, is_small, kernels_for, recurrent_products,
-                        recurrent_weight, runs_on_two_cores, scratch_projection)
+from ._compiled import (backward_buffers, backward_weight, cache_empty, cache_projection, compiled_kernels, is_small,
+                        kernels_for, recurrent_products, recurrent_weight, runs_on_two_cores, scratch_projection)
 from ._pipeline import input_gates, loop_on_two_cores
 from .gru import GRUCache, GRUWeights, _hoisted_bias, gru_backward, gru_forward
-from .recurrence import input_projection
 
 
 class FusedGRUCache(NamedTuple):
@@ -31,6 +30,7 @@ class FusedGRUCache(NamedTuple):
     gates: np.ndarray  # (T, N, 3H) activated r, z, n
     hidden_n: np.ndarray  # (T, N, H) W_hn h_{t-1} + b_hn
     weights: GRUWeights
+    RECYCLED = ("gates", "hidden_n")  # read by the backward only (see _compiled.recycle_cache)
 
 
 def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch_sizes=None, dropout=None):
@@ -43,11 +43,11 @@ def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch
     small = is_small(batch, hidden, 3, forward=True, inference=not keep_cache)
     bias_hn = np.zeros(hidden, x.dtype) if weights.bias_hh is None else weights.bias_hh[2 * hidden :].astype(x.dtype)
     h = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
-    hidden_n = np.empty((steps if keep_cache else 1, batch, hidden), dtype=x.dtype)
+    hidden_n = cache_empty((steps if keep_cache else 1, batch, hidden), x.dtype)
     h[0] = h0
     on_two_cores = small and runs_on_two_cores(steps, batch, hidden, 3)
     if on_two_cores:  # gates receive the activated gates only if kept for backward
-        gates = np.empty((steps if keep_cache else 1, batch, 3 * hidden), dtype=x.dtype)
+        gates = cache_empty((steps if keep_cache else 1, batch, 3 * hidden), x.dtype)
         on_two_cores = loop_on_two_cores(kernels.gru_loop_forward_lead, kernels.gru_loop_forward_second, x,
                                          weights.weight_ih, _hoisted_bias(weights), weights.weight_hh, bias_hn, h,
                                          hidden_n, gates)
@@ -57,7 +57,7 @@ def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch
             weight_hh = recurrent_weight(weights.weight_hh, x.dtype)
             kernels.gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n, pipeline)
         else:  # the hoisted bias joins each step's gates in the cell, where they are in cache
-            project = input_projection if keep_cache else scratch_projection
+            project = cache_projection if keep_cache else scratch_projection
             gates, bias = project(x, weights.weight_ih), _hoisted_bias(weights)
             for t, recurrent in recurrent_products(h, weights.weight_hh):
                 kernels.gru_step_forward(t, gates, recurrent, bias_hn, h, hidden_n, bias)

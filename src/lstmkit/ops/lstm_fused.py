@@ -26,11 +26,12 @@ from typing import NamedTuple
 import numpy as np
 
 from ._compiled import (backward_buffers, backward_weight, batch_first, batch_last_products, batch_last_projection,
-                        batch_last_state, compiled_kernels, flat_steps, is_small, kernels_for, recurrent_products,
-                        recurrent_weight, runs_batch_last, runs_on_batch_halves, runs_on_two_cores)
+                        batch_last_state, cache_empty, cache_projection, compiled_kernels, flat_steps, is_small,
+                        kernels_for, recurrent_products, recurrent_weight, runs_batch_last, runs_on_batch_halves,
+                        runs_on_two_cores)
 from ._pipeline import input_gates, loop_on_two_cores, lstm_inference_on_batch_halves
 from .lstm import LSTMCache, LSTMWeights, lstm_backward, lstm_forward
-from .recurrence import input_projection, projection_backward
+from .recurrence import projection_backward
 
 
 class FusedLSTMCache(NamedTuple):
@@ -40,6 +41,7 @@ class FusedLSTMCache(NamedTuple):
     gates: np.ndarray  # (T, N, 4H) activated i, f, g, o
     tanh_c: np.ndarray  # (T, N, H)
     weights: LSTMWeights
+    RECYCLED = ("c", "gates", "tanh_c")  # read by the backward only (see _compiled.recycle_cache)
 
 
 def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True, batch_sizes=None, dropout=None):
@@ -60,12 +62,12 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
         return (*_large_inference_batch_last(kernels, x, h0, c0, weights, bias), None)
     depth = steps + 1 if keep_cache else 2
     h = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
-    c = np.empty((depth, batch, hidden), dtype=x.dtype)
-    tanh_c = np.empty((steps if keep_cache else 1, batch, hidden), dtype=x.dtype)
+    c = cache_empty((depth, batch, hidden), x.dtype)
+    tanh_c = cache_empty((steps if keep_cache else 1, batch, hidden), x.dtype)
     h[0], c[0] = h0, c0
     on_two_cores = small and runs_on_two_cores(steps, batch, hidden, 4)
     if on_two_cores:  # gates receive the activated gates only if kept for backward
-        gates = np.empty((steps if keep_cache else 1, batch, 4 * hidden), dtype=x.dtype)
+        gates = cache_empty((steps if keep_cache else 1, batch, 4 * hidden), x.dtype)
         on_two_cores = loop_on_two_cores(kernels.lstm_loop_forward_lead, kernels.lstm_loop_forward_second, x,
                                          weights.weight_ih, bias, weights.weight_hh, h, c, tanh_c, gates)
     if not on_two_cores:
@@ -74,7 +76,7 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
             weight_hh = recurrent_weight(weights.weight_hh, x.dtype)
             kernels.lstm_loop_forward(gates, weight_hh, h, c, tanh_c, pipeline)
         else:  # the bias joins each step's gates in the cell, where they are in cache
-            gates = input_projection(x, weights.weight_ih)
+            gates = cache_projection(x, weights.weight_ih)
             for t, recurrent in recurrent_products(h, weights.weight_hh):
                 kernels.lstm_step_forward(t, gates, recurrent, h, c, tanh_c, bias)
     c_last = c[steps % depth].copy()
