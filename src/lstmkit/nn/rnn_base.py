@@ -255,7 +255,7 @@ class RNNBase(Module):
         for layer in reversed(range(self.num_layers)):
             if saved.dropout_masks[layer] is not None:
                 dlayer_output = dlayer_output * saved.dropout_masks[layer]
-            dlayer_input = 0.0
+            dlayer_input = None
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
                 dpart = dlayer_output[..., direction * self.output_size : (direction + 1) * self.output_size]
@@ -268,7 +268,11 @@ class RNNBase(Module):
                 recycle_cache(cache)  # consumed: its backward-only arrays serve the next forward
                 del cache
                 self._accumulate(layer, direction, dweights)
-                dlayer_input = dlayer_input + (reverse_in_time(dx, batch_sizes) if direction else dx)
+                dx = reverse_in_time(dx, batch_sizes) if direction else dx
+                if dlayer_input is None:  # the op's own new array: taken, not copied (the step's peak is here)
+                    dlayer_input = dx
+                else:
+                    dlayer_input += dx
                 for slot, value in zip(dstate0, dstate):
                     slot[index] = value
             dlayer_output = dlayer_input
