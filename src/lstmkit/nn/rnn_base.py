@@ -280,7 +280,8 @@ class RNNBase(Module):
 
     def extra_repr(self) -> str:
         parts = [f"{self.input_size}, {self.hidden_size}"]
-        parts += [f"{key}={getattr(self, key)!r}" for key, default in self._defaults.items() if getattr(self, key) != default]
+        parts += [f"{key}={getattr(self, key)!r}" for key, default in self._defaults.items()
+                  if getattr(self, key) != default]
         if self.dtype != np.float32:
             parts.append(f"dtype={self.dtype.name}")
         return ", ".join(parts)
