@@ -111,19 +111,27 @@ def test_two_core_loop_equals_the_one_core_loop_and_the_reference(kind, dtype, k
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
-def test_the_caller_runs_alone_when_no_helper_joins(kind):
-    """A mailbox no helper reads: the caller stops waiting after its spins and computes nothing."""
-    x, h0, c0, weights = _problem(kind, np.float64, 6, 1, 3, 4)
-    states = _states(kind, x, h0, c0, weights, keep=True)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_caller_runs_both_halves_when_no_helper_joins(kind, dtype, monkeypatch):
+    """A mailbox no helper reads: the caller stops waiting after its spins and runs both halves
+    itself, every output bit for bit as when the helper ran one; the helper's part, were it to
+    arrive then, finds JOIN taken and leaves at once."""
+    monkeypatch.setattr(_pipeline, "CHUNK_MULTIPLY_ADDS", 1)  # several chunks
+    x, h0, c0, weights = _problem(kind, dtype, 40, 1, 5, 37, True)
+    shared = _states(kind, x, h0, c0, weights, keep=True)
+    _on_two_cores(kind, x, weights, shared)
+    alone = _states(kind, x, h0, c0, weights, keep=True)
     prefix, bias = kind.lower(), _projection_bias(kind, weights)
-    arguments = (x, weights.weight_ih, bias, weights.weight_hh, *states, np.zeros((2, 2, 1, 8)))
-    sync = np.zeros(32, dtype=np.int64)
-    joined = getattr(kernels, f"{prefix}_loop_forward_lead")(np.zeros(3, dtype=np.int64), 1000, *arguments, sync, 2)
-    h = states[0 if kind == "LSTM" else 1]
-    assert not joined and np.isnan(h[1:]).all() and sync[kernels.SYNC_JOIN] == 1
-    # the helper's part, were it to arrive now, finds JOIN taken and leaves at once
-    getattr(kernels, f"{prefix}_loop_forward_second")(*arguments, sync, 2)
-    assert np.isnan(h[1:]).all() and sync[kernels.SYNC_DONE] == 0
+    arguments = (x, weights.weight_ih, bias, weights.weight_hh, *alone, _pipeline.exchange_buffer(1, 37, dtype))
+    sync, chunk = np.zeros(32, dtype=np.int64), _pipeline.chunk_steps(1, 5, weights.weight_ih.shape[0])
+    joined = getattr(kernels, f"{prefix}_loop_forward_lead")(np.zeros(3, dtype=np.int64), 1000, *arguments, sync,
+                                                               chunk)
+    assert not joined and sync[kernels.SYNC_JOIN] == 1
+    for mine, theirs in zip(alone, shared):
+        np.testing.assert_array_equal(mine, theirs)
+    before = [array.copy() for array in alone]
+    getattr(kernels, f"{prefix}_loop_forward_second")(*arguments, sync, chunk)
+    assert sync[kernels.SYNC_DONE] == 0 and all(np.array_equal(a, b, equal_nan=True) for a, b in zip(alone, before))
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])

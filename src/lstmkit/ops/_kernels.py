@@ -449,9 +449,9 @@ def lstm_loop_backward(doutput, dh, dc, gates, c, tanh_c, weight_hh, dz):
 # else, so that the two cores never write the same cache line; the register blocks read the first
 # u entries of its rows. ``sync`` (int64, 32 entries: each counter on its own cache line)
 # also holds JOIN, which decides whether part 1 runs at all (the helper thread's atomic_add gets
-# 0 first, or the caller's does, and then runs everything alone), and DONE, which part 1 counts
-# up once its last writes are made. The LSTM's and the GRU's loops differ only in their cell
-# (:func:`_lstm_part_run`, :func:`_gru_part_run`).
+# 0 first, or the caller's does, and then runs both parts alone, in turn), and DONE, which part 1
+# counts up once its last writes are made. The LSTM's and the GRU's loops differ only in their
+# cell (:func:`_lstm_part_step`, :func:`_gru_part_step`).
 SYNC_JOIN, SYNC_DONE, SYNC_PROGRESS = 0, 8, 16
 
 
@@ -592,42 +592,57 @@ def _part_keep(index, part, hidden, source, target):
 
 
 @_jit
-def _lstm_part_run(part, setup, x, h, c, tanh_c, gates, exchange, sync):
-    """The time loop of one part of an LSTM (see :func:`lstm_loop_forward_second`)."""
-    cell_part, steps, hidden = setup[3], x.shape[0], h.shape[2]
-    tanh_part = cell_part[2]
-    _part_begin(part, h, exchange, sync)
-    _part_start(part, c, cell_part[0])
-    depth, keep = c.shape[0], gates.shape[0] == steps
-    for t in range(steps):
-        z = _part_projection(t, x, setup)
-        recurrent = _part_recurrent(t, part, exchange, setup, sync)
-        h_next = exchange[part, (t + 1) % 2]
-        lstm_cell_forward(z, recurrent, cell_part[t % 2], cell_part[(t + 1) % 2], tanh_part, h_next)
-        _part_publish(t, part, h, h_next, sync)
-        _part_keep((t + 1) % depth, part, hidden, cell_part[(t + 1) % 2], c)
-        if keep:
-            _part_keep(t, part, hidden, tanh_part, tanh_c)
-            _part_keep(t, part, hidden, z, gates)
+def _lstm_part_step(t, part, setup, x, h, c, tanh_c, gates, exchange, sync):
+    """Step t of one part of an LSTM's loop (see :func:`lstm_loop_forward_second`)."""
+    cell_part, hidden = setup[3], h.shape[2]
+    z = _part_projection(t, x, setup)
+    recurrent = _part_recurrent(t, part, exchange, setup, sync)
+    h_next = exchange[part, (t + 1) % 2]
+    lstm_cell_forward(z, recurrent, cell_part[t % 2], cell_part[(t + 1) % 2], cell_part[2], h_next)
+    _part_publish(t, part, h, h_next, sync)
+    _part_keep((t + 1) % c.shape[0], part, hidden, cell_part[(t + 1) % 2], c)
+    if gates.shape[0] == x.shape[0]:
+        _part_keep(t, part, hidden, cell_part[2], tanh_c)
+        _part_keep(t, part, hidden, z, gates)
 
 
 @_jit
-def _gru_part_run(part, setup, x, bias_hn, h, hidden_n, gates, exchange, sync):
-    """The time loop of one part of a GRU (see :func:`gru_loop_forward_second`)."""
-    hidden_n_part, steps, hidden = setup[3][0], x.shape[0], h.shape[2]
+def _lstm_parts_run(first, last, setups, x, h, c, tanh_c, gates, exchange, sync):
+    """The time loop of parts ``first`` .. ``last`` of an LSTM, ``setups[part]`` each: one part is a
+    thread's share of the two-core loop; both are the caller's loop when no helper joins, the two
+    parts' steps taken in turn, so that the numbers are the same whoever ran what."""
+    for part in range(first, last + 1):
+        _part_begin(part, h, exchange, sync)
+        _part_start(part, c, setups[part][3][0])
+    for t in range(x.shape[0]):
+        for part in range(first, last + 1):
+            _lstm_part_step(t, part, setups[part], x, h, c, tanh_c, gates, exchange, sync)
+
+
+@_jit
+def _gru_part_step(t, part, setup, x, bias_hn, h, hidden_n, gates, exchange, sync):
+    """Step t of one part of a GRU's loop (see :func:`gru_loop_forward_second`)."""
+    hidden_n_part, hidden = setup[3][0], h.shape[2]
     first, units = _part_units(part, hidden)
-    bias_hn_part = bias_hn[first:first + units]
-    _part_begin(part, h, exchange, sync)
-    keep = gates.shape[0] == steps
-    for t in range(steps):
-        z = _part_projection(t, x, setup)
-        recurrent = _part_recurrent(t, part, exchange, setup, sync)
-        h_next = exchange[part, (t + 1) % 2]
-        gru_cell_forward(z, recurrent, bias_hn_part, exchange[part, t % 2, :, :units], hidden_n_part, h_next)
-        _part_publish(t, part, h, h_next, sync)
-        if keep:
-            _part_keep(t, part, hidden, hidden_n_part, hidden_n)
-            _part_keep(t, part, hidden, z, gates)
+    z = _part_projection(t, x, setup)
+    recurrent = _part_recurrent(t, part, exchange, setup, sync)
+    h_next = exchange[part, (t + 1) % 2]
+    gru_cell_forward(z, recurrent, bias_hn[first:first + units], exchange[part, t % 2, :, :units], hidden_n_part,
+                     h_next)
+    _part_publish(t, part, h, h_next, sync)
+    if gates.shape[0] == x.shape[0]:
+        _part_keep(t, part, hidden, hidden_n_part, hidden_n)
+        _part_keep(t, part, hidden, z, gates)
+
+
+@_jit
+def _gru_parts_run(first, last, setups, x, bias_hn, h, hidden_n, gates, exchange, sync):
+    """The GRU's :func:`_lstm_parts_run`."""
+    for part in range(first, last + 1):
+        _part_begin(part, h, exchange, sync)
+    for t in range(x.shape[0]):
+        for part in range(first, last + 1):
+            _gru_part_step(t, part, setups[part], x, bias_hn, h, hidden_n, gates, exchange, sync)
 
 
 @_jit
@@ -665,7 +680,7 @@ def lstm_loop_forward_second(x, weight_ih, bias, weight_hh, h, c, tanh_c, gates,
     setup = _part_setup(1, x, weight_ih, bias, weight_hh, chunk)
     if atomic_add(sync, SYNC_JOIN, 1) != 0:
         return
-    _lstm_part_run(1, setup, x, h, c, tanh_c, gates, exchange, sync)
+    _lstm_parts_run(1, 1, (setup, setup), x, h, c, tanh_c, gates, exchange, sync)
     atomic_add(sync, SYNC_DONE, 1)
 
 
@@ -674,12 +689,15 @@ def lstm_loop_forward_lead(mailbox, spins, x, weight_ih, bias, weight_hh, h, c, 
                           chunk):
     """The caller's side of the two-core loop: announces the job the helper thread has been handed
     (part 1, see :mod:`._pipeline`), makes its own part's buffers meanwhile, and runs part 0 with
-    the helper if it joins in time (:func:`_lead_joins`); False, having computed nothing, if not."""
+    the helper if it joins in time (:func:`_lead_joins`), else both parts itself. Returns whether
+    the helper took part."""
     job = announce(mailbox)
     setup = _part_setup(0, x, weight_ih, bias, weight_hh, chunk)
     if not _lead_joins(spins, sync):
+        setups = (setup, _part_setup(1, x, weight_ih, bias, weight_hh, chunk))
+        _lstm_parts_run(0, 1, setups, x, h, c, tanh_c, gates, exchange, sync)
         return False
-    _lstm_part_run(0, setup, x, h, c, tanh_c, gates, exchange, sync)
+    _lstm_parts_run(0, 0, (setup, setup), x, h, c, tanh_c, gates, exchange, sync)
     _lead_finishes(mailbox, spins, sync, job)
     return True
 
@@ -819,7 +837,7 @@ def gru_loop_forward_second(x, weight_ih, bias, weight_hh, bias_hn, h, hidden_n,
     setup = _part_setup(1, x, weight_ih, bias, weight_hh, chunk)
     if atomic_add(sync, SYNC_JOIN, 1) != 0:
         return
-    _gru_part_run(1, setup, x, bias_hn, h, hidden_n, gates, exchange, sync)
+    _gru_parts_run(1, 1, (setup, setup), x, bias_hn, h, hidden_n, gates, exchange, sync)
     atomic_add(sync, SYNC_DONE, 1)
 
 
@@ -830,8 +848,10 @@ def gru_loop_forward_lead(mailbox, spins, x, weight_ih, bias, weight_hh, bias_hn
     job = announce(mailbox)
     setup = _part_setup(0, x, weight_ih, bias, weight_hh, chunk)
     if not _lead_joins(spins, sync):
+        setups = (setup, _part_setup(1, x, weight_ih, bias, weight_hh, chunk))
+        _gru_parts_run(0, 1, setups, x, bias_hn, h, hidden_n, gates, exchange, sync)
         return False
-    _gru_part_run(0, setup, x, bias_hn, h, hidden_n, gates, exchange, sync)
+    _gru_parts_run(0, 0, (setup, setup), x, bias_hn, h, hidden_n, gates, exchange, sync)
     _lead_finishes(mailbox, spins, sync, job)
     return True
 

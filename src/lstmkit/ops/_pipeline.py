@@ -11,7 +11,8 @@ numbers do not depend on who computed what).
 A batch-1 layer with enough units and steps goes further (:func:`loop_on_two_cores`): the
 helper runs the whole loop for half of the hidden units, the caller for the other half, each
 projecting its own gates, meeting once a step. There the caller does wait for the helper, at
-most JOIN_SPINS reads, and runs the usual loop if it does not join in time.
+most JOIN_SPINS reads, and runs both halves itself, step by step in turn, if it does not join in
+time: the same numbers either way.
 
 The helper is one daemon thread per process, started on first use (again in a forked child).
 After a job it spins a fraction of a millisecond on the mailbox, so that the next call's job
@@ -175,25 +176,33 @@ def start_projection(x, weight_ih, bias, gates, force: bool = False):
 JOIN_SPINS = 1 << 21
 
 
-def loop_on_two_cores(lead, second, x, weight_ih, bias, weight_hh, *states) -> bool:
+def exchange_buffer(batch: int, hidden: int, dtype):
+    """Zeros (2 parts, 2 steps, N, P): a part's units of h_t, two steps of them, each part's rows
+    on their own 64-byte lines (P = ⌈H/2⌉ rounded up to a line)."""
+    lanes = 64 // np.dtype(dtype).itemsize
+    return aligned_copy(np.zeros((2, 2, batch, -(-(hidden + 1) // 2 // lanes) * lanes)), dtype)
+
+
+def loop_on_two_cores(lead, second, x, weight_ih, bias, weight_hh, *states) -> bool | None:
     """Runs a small layer's time loop, input projection included, on this thread and the helper,
     half of the hidden units each: ``lead`` and ``second`` are ``_kernels.lstm_loop_forward_lead``
     and ``_second``, writing h, c, tanh_c and gates (``states``) as ``lstm_loop_forward`` does
     (gates only when it has T steps), or the GRU's, writing h, hidden_n and gates after bias_hn as
-    ``gru_loop_forward`` does. ``bias`` (G,) or None is added to the projection. False, having
-    computed nothing, when the helper does not take part in time (one core; busy)."""
+    ``gru_loop_forward`` does. ``bias`` (G,) or None is added to the projection. Returns whether
+    the helper took part: if it did not join in time (busy, or still starting), this thread ran
+    both halves, the numbers bit for bit the same; None, having computed nothing, where no helper
+    can run (one core)."""
     kernels = compiled_kernels()
     helper = _get_helper(kernels)
     if helper is None:
-        return False
+        return None
     steps, batch, features = x.shape
     width = weight_ih.shape[0]
     chunk = min(steps, chunk_steps(batch, features, width))
     bias = np.zeros(width, dtype=x.dtype) if bias is None else bias
     arguments = (np.ascontiguousarray(x), np.ascontiguousarray(weight_ih), bias, np.ascontiguousarray(weight_hh),
                  *states)
-    lanes = 64 // x.dtype.itemsize  # a part's units of h_t, two steps of them, each part on its own cache lines
-    exchange = aligned_copy(np.zeros((2, 2, batch, -(-(weight_hh.shape[1] + 1) // 2 // lanes) * lanes)), x.dtype)
+    exchange = exchange_buffer(batch, weight_hh.shape[1], x.dtype)
     sync = np.zeros(32, dtype=np.int64)
     if helper.first_of_its_kind(second, x.dtype):  # JOIN taken: compiles, returns
         sync[kernels.SYNC_JOIN] = 1

@@ -48,9 +48,10 @@ def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch
     on_two_cores = small and runs_on_two_cores(steps, batch, hidden, 3)
     if on_two_cores:  # gates receive the activated gates only if kept for backward
         gates = cache_empty((steps if keep_cache else 1, batch, 3 * hidden), x.dtype)
-        on_two_cores = loop_on_two_cores(kernels.gru_loop_forward_lead, kernels.gru_loop_forward_second, x,
-                                         weights.weight_ih, _hoisted_bias(weights), weights.weight_hh, bias_hn, h,
-                                         hidden_n, gates)
+        helper_joined = loop_on_two_cores(kernels.gru_loop_forward_lead, kernels.gru_loop_forward_second, x,
+                                          weights.weight_ih, _hoisted_bias(weights), weights.weight_hh, bias_hn,
+                                          h, hidden_n, gates)
+        on_two_cores = helper_joined is not None  # with the helper or alone, the loop ran
     if not on_two_cores:
         if small:  # gates (T, N, 3H), activated in place
             gates, pipeline = input_gates(x, weights.weight_ih, _hoisted_bias(weights), small)

@@ -68,8 +68,9 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     on_two_cores = small and runs_on_two_cores(steps, batch, hidden, 4)
     if on_two_cores:  # gates receive the activated gates only if kept for backward
         gates = cache_empty((steps if keep_cache else 1, batch, 4 * hidden), x.dtype)
-        on_two_cores = loop_on_two_cores(kernels.lstm_loop_forward_lead, kernels.lstm_loop_forward_second, x,
-                                         weights.weight_ih, bias, weights.weight_hh, h, c, tanh_c, gates)
+        helper_joined = loop_on_two_cores(kernels.lstm_loop_forward_lead, kernels.lstm_loop_forward_second, x,
+                                          weights.weight_ih, bias, weights.weight_hh, h, c, tanh_c, gates)
+        on_two_cores = helper_joined is not None  # with the helper or alone, the loop ran
     if not on_two_cores:
         if small:
             gates, pipeline = input_gates(x, weights.weight_ih, bias, small)  # (T, N, 4H), activated in place below
