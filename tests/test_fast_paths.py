@@ -10,7 +10,7 @@ from lstmkit.ops import _compiled, _pipeline
 from lstmkit.ops.gru import GRUWeights, gru_backward, gru_forward
 from lstmkit.ops.gru_fused import FusedGRUCache, gru_backward_fused, gru_forward_fused
 from lstmkit.ops.lstm import LSTMWeights, lstm_backward, lstm_forward
-from lstmkit.ops.lstm_fused import FusedLSTMCache, lstm_backward_fused, lstm_forward_fused
+from lstmkit.ops.lstm_fused import FusedLSTMCache, HalvesLSTMCache, lstm_backward_fused, lstm_forward_fused
 from lstmkit.ops.recurrence import GateDropout
 
 SIZES = [(1, 1, 3, 2), (7, 4, 5, 6), (30, 9, 16, 32), (5, 20, 8, 64), (12, 2, 5, 7)]
@@ -20,13 +20,13 @@ CASES = list(itertools.product([np.float64, np.float32], [True, False], SIZES))
 @pytest.fixture(params=["compiled loop", "python loop", "python loop, W_hh transposed view",
                         "python loop, inference batch first", "compiled loop, projection pipelined",
                         "compiled forward, python backward", "compiled loop, backward on W_hh as stored",
-                        "compiled loop, forward on W_hh as stored", "inference on batch halves"])
+                        "compiled loop, forward on W_hh as stored", "batch halves"])
 def loop(request, monkeypatch):
     """Run each fast path every way: the whole time loop compiled (its input projection one BLAS
     product, or computed beside the loop a step at a time), BLAS called per step (by a copy of
     W_hhᵀ or by the view; inference batch last or batch first), and the forward compiled with the
     backward calling BLAS (their limits differ); the compiled forward and backward each by W_hhᵀ
-    and by W_hh as stored; an LSTM's inference on two cores, half of the batch each."""
+    and by W_hh as stored; an LSTM's inference and training on two cores, half of the batch each."""
     compiled_forward = not request.param.startswith("python loop")
     monkeypatch.setattr(_compiled, "TRANSPOSED_COPY", "view" not in request.param)
     compiled_backward = request.param.startswith("compiled loop")
@@ -37,6 +37,7 @@ def loop(request, monkeypatch):
     monkeypatch.setattr(_compiled, "BACKWARD_TRANSPOSED", "backward on W_hh as stored" not in request.param)
     monkeypatch.setattr(_compiled, "TRANSPOSED_PRODUCT_MAX_HIDDEN", 0 if "forward on" in request.param else 128)
     monkeypatch.setattr(_compiled, "HALVES_MIN_BATCH", 2 if "halves" in request.param else 1 << 30)
+    monkeypatch.setattr(_compiled, "HALVES_MIN_TRAINING_STEPS", 1)
     monkeypatch.setattr(_compiled, "BATCH_LAST_INFERENCE", "batch first" not in request.param)
     return request.param
 
@@ -63,7 +64,7 @@ def test_fused_lstm_equals_reference(dtype, bias, sizes, loop):
     x, h0, c0, weights, (dout, dh, dc) = random_problem(np.random.default_rng(sum(sizes)), dtype, bias, sizes)
     expected = lstm_forward(x, h0, c0, weights)
     actual = lstm_forward_fused(x, h0, c0, weights)
-    assert isinstance(actual[3], FusedLSTMCache)
+    assert isinstance(actual[3], HalvesLSTMCache if loop == "batch halves" and sizes[1] >= 2 else FusedLSTMCache)
     for a, e in zip(actual[:3], expected[:3]):
         assert_equal_within(a, e, dtype)
     inference = lstm_forward_fused(x, h0, c0, weights, keep_cache=False)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import lstmkit
+from lstmkit.ops import _pipeline, lstm_fused
 from conftest import assert_close, to_torch_module, torch_grads
 
 OPTIONS = list(
@@ -99,6 +100,16 @@ def test_larger_layer_float32_matches_torch():
     """Layers of realistic size (H_in=28, H=128, N=16, L=28), float32, forward and backward."""
     compare_with_torch((2, True, True, True, 0, True, True), np.float32, seq_len=28, seed=99, sizes=(28, 128, 16))
     compare_with_torch((1, True, False, False, 64, True, True), np.float32, seq_len=28, seed=98, sizes=(28, 128, 16))
+
+
+def test_training_on_batch_halves_matches_torch(monkeypatch):
+    """A size whose training steps run half of the batch on each core (11 rows: 5 and 6), float64,
+    two layers, both directions: each layer and direction's backward took that path."""
+    halves = []
+    monkeypatch.setattr(lstm_fused, "lstm_backward_on_batch_halves",
+                        lambda *jobs: halves.append(_pipeline.lstm_backward_on_batch_halves(*jobs)))
+    compare_with_torch((2, True, False, True, 0, True, True), np.float64, seq_len=12, seed=97, sizes=(6, 40, 11))
+    assert len(halves) == 4
 
 
 def test_bidirectional_h_n_is_not_output_last():

@@ -146,18 +146,23 @@ def test_recurrent_product_takes_w_hh_stored_or_transposed(batch, hidden):
 
 @pytest.mark.parametrize("helper_first", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_lstm_batch_halves_give_the_reference_whoever_runs_the_second(helper_first, dtype, monkeypatch):
+@pytest.mark.parametrize("batch", [5, 8])
+def test_lstm_batch_halves_give_the_reference_whoever_runs_the_second(helper_first, dtype, batch, monkeypatch):
     """The second half run by the helper's job before the caller looks (True), or claimed by the
-    caller itself (False, a helper that never started): the same outputs as the reference."""
-    from lstmkit.ops.lstm import LSTMWeights, lstm_forward
+    caller itself (False, a helper that never started): the same inference, and the same training
+    forward and backward (every gradient), as the reference."""
+    from lstmkit.ops.lstm import LSTMWeights, lstm_backward, lstm_forward
+    from lstmkit.ops.lstm_fused import HalvesLSTMCache, lstm_backward_fused, lstm_forward_fused
 
     rng = np.random.default_rng(7)
-    steps, batch, features, hidden = 6, 5, 3, 4
+    steps, features, hidden = 6, 3, 4
     shapes = [(4 * hidden, features), (4 * hidden, hidden), (4 * hidden,), (4 * hidden,)]
     weights = LSTMWeights(*(rng.standard_normal(shape).astype(dtype) for shape in shapes))
     x = rng.standard_normal((steps, batch, features)).astype(dtype)
-    h0, c0 = rng.standard_normal((batch, hidden)).astype(dtype), rng.standard_normal((batch, hidden)).astype(dtype)
+    h0, c0, dh, dc = (rng.standard_normal((batch, hidden)).astype(dtype) for _ in range(4))
+    doutput = rng.standard_normal((steps, batch, hidden)).astype(dtype)
     expected = lstm_forward(x, h0, c0, weights)
+    expected_gradients = lstm_backward(doutput, dh, dc, expected[3])
 
     class SynchronousHelper:
         mailbox = np.full(3, 1 << 40, dtype=np.int64)  # "back in its wait" at once
@@ -170,11 +175,15 @@ def test_lstm_batch_halves_give_the_reference_whoever_runs_the_second(helper_fir
                 function(*arguments)
 
     monkeypatch.setattr(_pipeline, "_get_helper", lambda kernels: SynchronousHelper())
-    bias = weights.bias_ih + weights.bias_hh
-    output, h_last, c_last = _pipeline.lstm_inference_on_batch_halves(x, h0, c0, weights.weight_ih, bias,
-                                                                      weights.weight_hh)
+    for name, value in [("HALVES_MIN_BATCH", 2), ("HALVES_MIN_TRAINING_STEPS", 1), ("SMALL_LAYER_MULTIPLY_ADDS", 1)]:
+        monkeypatch.setattr(_compiled, name, value)
+    inference = lstm_forward_fused(x, h0, c0, weights, keep_cache=False)
+    *training, cache = lstm_forward_fused(x, h0, c0, weights)
+    assert inference[3] is None and isinstance(cache, HalvesLSTMCache)
+    dx, dh0, dc0, dweights = lstm_backward_fused(doutput, dh, dc, cache)
     tolerance = 1e-12 if dtype == np.float64 else 1e-5
-    for actual, reference in zip((output, h_last, c_last), expected[:3]):
+    gradients = (dx, dh0, dc0, *dweights[:4]), (*expected_gradients[:3], *expected_gradients[3][:4])
+    for actual, reference in [*zip(inference[:3], expected[:3]), *zip(training, expected[:3]), *zip(*gradients)]:
         assert actual.dtype == dtype and actual.flags.c_contiguous
         np.testing.assert_allclose(actual, reference, rtol=tolerance, atol=tolerance)
 

@@ -78,17 +78,28 @@ def runs_on_two_cores(steps: int, batch: int, hidden: int, gate_count: int) -> b
             and steps >= TWO_CORE_MIN_STEPS)
 
 
-# An LSTM's inference of at least HALVES_MIN_BATCH rows and at most HALVES_MAX_MULTIPLY_ADDS a step
-# (N x H x 4H) runs on the two cores, half of the batch rows each, its input projection and time
-# loop compiled (_pipeline.lstm_inference_on_batch_halves): no meeting per step, no BLAS call (and
-# so none of OpenBLAS's idle worker thread, which spins on the second core after a call).
-# `python benchmarks/ab.py halves`, time over the one-core or BLAS path: see the README.
-HALVES_MIN_BATCH, HALVES_MAX_MULTIPLY_ADDS = 8, 1 << 22
+# An LSTM of at least HALVES_MIN_BATCH rows and at most HALVES_MAX_MULTIPLY_ADDS a step (N x H x 4H)
+# runs on the two cores, half of the batch rows each (_pipeline.lstm_forward_on_batch_halves): its
+# inference, and a training step's forward and backward where the backward is not a small layer's
+# (SMALL_LAYER_MULTIPLY_ADDS) and there are at least HALVES_MIN_TRAINING_STEPS steps. Each half's
+# input projection, time loops and (in training) weight gradients are compiled: no meeting per step,
+# no BLAS call, so none of OpenBLAS's idle worker thread either, which spins on the second core for
+# a while after a two-thread call (and, beside a helper, about halved its speed). `python
+# benchmarks/ab.py halves`, time over without: see the README. Above the limit the per-step BLAS
+# product does better (N = 32, H = 256; N = 128, H = 128); below the training limits, the one-core
+# compiled loops or a call's own costs do (T = 1; N = 8, H = 16).
+HALVES_MIN_BATCH, HALVES_MAX_MULTIPLY_ADDS, HALVES_MIN_TRAINING_STEPS = 8, 1 << 22, 8
+HALVES_TRAINING = True
 
 
-def runs_on_batch_halves(batch: int, hidden: int) -> bool:
-    """Whether an LSTM's inference runs half of the batch on each core (see above)."""
-    return batch >= HALVES_MIN_BATCH and batch * hidden * 4 * hidden <= HALVES_MAX_MULTIPLY_ADDS
+def runs_on_batch_halves(steps: int, batch: int, hidden: int, training: bool) -> bool:
+    """Whether an LSTM's forward (a training step's, or an inference's) runs half of the batch on
+    each core (see above)."""
+    multiply_adds = batch * hidden * 4 * hidden
+    if batch < HALVES_MIN_BATCH or multiply_adds > HALVES_MAX_MULTIPLY_ADDS:
+        return False
+    return not training or (HALVES_TRAINING and steps >= HALVES_MIN_TRAINING_STEPS
+                            and not is_small(batch, hidden, 4))
 
 
 def recurrent_weight(weight_hh, dtype):
@@ -115,6 +126,16 @@ def aligned_copy(array, dtype, alignment: int = 64):
     copy = buffer[start:start + array.size * dtype.itemsize].view(dtype).reshape(array.shape)
     copy[...] = array
     return copy
+
+
+def padded_columns(matrix, dtype):
+    """``matrix`` (R, C) as ``dtype``, C-contiguous and aligned, with zero columns after its own up
+    to a whole number of 64-byte vectors: the register blocks of ``_kernels.matmul_into`` then
+    cover every column (C = 28 would leave 12 to a scalar loop)."""
+    lanes = 64 // np.dtype(dtype).itemsize
+    padded = aligned_copy(np.zeros((matrix.shape[0], -(-matrix.shape[1] // lanes) * lanes)), dtype)
+    padded[:, :matrix.shape[1]] = matrix
+    return padded
 
 
 def transposed(matrix):
@@ -250,6 +271,8 @@ def recycle_cache(cache) -> None:
     """Hands back the arrays of a fused op's ``cache`` that only its backward reads (the fields its
     class names in ``RECYCLED``; other caches have none), for :func:`cache_empty`. Call it only once
     that backward has returned and nothing will read the cache again: the next forward overwrites them."""
+    for part in getattr(cache, "parts", ()):  # a forward on batch halves: each half's cache
+        recycle_cache(part)
     recycled = getattr(_scratch, "recycled", [])
     for field in getattr(type(cache), "RECYCLED", ()):
         array = getattr(cache, field)

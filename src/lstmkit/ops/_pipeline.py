@@ -212,38 +212,66 @@ def loop_on_two_cores(lead, second, x, weight_ih, bias, weight_hh, *states) -> b
     return lead(helper.mailbox, JOIN_SPINS, *arguments, exchange, sync, chunk)
 
 
-def lstm_inference_on_batch_halves(x, h0, c0, weight_ih, bias, weight_hh):
-    """An LSTM layer's inference on this thread and the helper, half of the batch rows each,
-    input projection included (``_kernels.lstm_halves_forward``): ``(output (T, N, H), h_T, c_T
-    (N, H))``, or None where no helper can run (one core). The caller runs both halves when the
-    helper has not claimed the second by the time the first is done, so it never waits for a
-    thread that has not started, and the numbers are the same whoever ran what."""
+def batch_halves(batch: int) -> tuple[slice, slice]:
+    """The rows of the two halves of a batch: [0, N//2) and [N//2, N)."""
+    return slice(0, batch // 2), slice(batch // 2, batch)
+
+
+def _run_on_halves(caller_side, helper_side, first, second) -> None:
+    """Runs a job's two halves: ``caller_side`` (``_kernels.lstm_halves_forward`` or
+    ``_backward``) runs the first and, unless the helper claims it, the second, which
+    ``helper_side`` (``lstm_second_half`` or ``_backward``) runs on the helper."""
     kernels = compiled_kernels()
     helper = _get_helper(kernels)
-    if helper is None:
+    claim, done = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    if helper is None or helper.first_of_its_kind(helper_side, first[0].dtype):  # compiles it here
+        helper_side(claim, done, *second)  # claims the half, so caller_side waits for nothing
+    if helper is not None:
+        helper.stage(helper_side, claim, done, *second)
+    mailbox, spins = (np.zeros(3, dtype=np.int64), 0) if helper is None else (helper.mailbox, JOIN_SPINS)
+    caller_side(mailbox, spins, claim, done, first, second)
+
+
+def lstm_forward_on_batch_halves(x, h0, c0, weight_ih, bias, weight_hh, keep_cache: bool):
+    """An LSTM layer's forward on this thread and the helper, half of the batch rows each, input
+    projection included (``_kernels.lstm_halves_forward``): ``(output (T, N, H), h_T, c_T (N, H),
+    parts)``, ``parts`` holding each half's ``(x (T, n, I), h, c, gates, tanh_c)`` as a training
+    forward keeps them (None with ``keep_cache`` False); or None where no helper can run (one
+    core). The caller runs both halves when the helper has not claimed the second by the time the
+    first is done, so it never waits for a thread that has not started, and the numbers are the
+    same whoever ran what."""
+    if _get_helper(compiled_kernels()) is None:
         return None
     steps, batch, features = x.shape
     hidden = weight_hh.shape[1]
     weight_ih_t, weight_hh = aligned_copy(weight_ih.T, x.dtype), recurrent_weight(weight_hh, x.dtype)
     bias = np.zeros(4 * hidden, dtype=x.dtype) if bias is None else bias
-    parts, hs, cs = [], [], []
-    for rows in (slice(0, batch // 2), slice(batch // 2, batch)):
+    depth = steps + 1 if keep_cache else 2
+    empty = cache_empty if keep_cache else np.empty  # an inference's arrays are not handed back
+    jobs, kept = [], []
+    for rows in batch_halves(batch):
         size = rows.stop - rows.start
         h = np.empty((steps + 1, size, hidden), dtype=x.dtype)
-        c = np.empty((2, size, hidden), dtype=x.dtype)
+        c = empty((depth, size, hidden), x.dtype)
         h[0], c[0] = h0[rows], c0[rows]
-        gates = np.empty((steps, size, 4 * hidden), dtype=x.dtype)
-        x_part = np.ascontiguousarray(x[:, rows]).reshape(steps * size, features)
-        parts.append((x_part, weight_ih_t, bias, gates, weight_hh, h, c, np.empty_like(c[:1])))
-        hs.append(h[1:])
-        cs.append(c[steps % 2])
-    claim, done = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
-    if helper.first_of_its_kind(kernels.lstm_second_half, x.dtype):  # compiles it here; claims the half
-        kernels.lstm_second_half(claim, done, *parts[1])
-    helper.stage(kernels.lstm_second_half, claim, done, *parts[1])
-    kernels.lstm_halves_forward(helper.mailbox, JOIN_SPINS, claim, done, parts[0], parts[1])
-    output = np.concatenate(hs, axis=1)
-    return output, output[-1].copy(), np.concatenate(cs)
+        gates = empty((steps, size, 4 * hidden), x.dtype)
+        tanh_c = empty((steps if keep_cache else 1, size, hidden), x.dtype)
+        x_part = np.ascontiguousarray(x[:, rows])
+        jobs.append((x_part.reshape(steps * size, features), weight_ih_t, bias, gates, weight_hh, h, c, tanh_c))
+        kept.append((x_part, h, c, gates, tanh_c))
+    kernels = compiled_kernels()
+    _run_on_halves(kernels.lstm_halves_forward, kernels.lstm_second_half, *jobs)
+    output = np.concatenate([h[1:] for _, h, *_ in kept], axis=1)
+    c_last = np.concatenate([c[steps % depth] for _, _, c, *_ in kept])
+    return output, output[-1].copy(), c_last, kept if keep_cache else None
+
+
+def lstm_backward_on_batch_halves(first, second) -> None:
+    """Runs ``_kernels.lstm_loop_backward`` with the arguments ``first`` on this thread and with
+    ``second`` on the helper (or on this thread too, whoever claims it first; both here where no
+    helper can run)."""
+    kernels = compiled_kernels()
+    _run_on_halves(kernels.lstm_halves_backward, kernels.lstm_second_half_backward, first, second)
 
 
 def input_gates(x, weight_ih, bias, small: bool):

@@ -8,7 +8,9 @@ random inputs); the reference stays what people read. What is different:
   into buffers preallocated for the whole sequence; nothing is allocated inside the loop.
 - A small layer runs its whole time loop compiled; a large one calls BLAS for the recurrent
   product from Python (:mod:`._compiled` draws the line). A small batch-1 LSTM with enough
-  units and steps shares its loop between two cores, half of the units each (:mod:`._pipeline`).
+  units and steps shares its loop between two cores, half of the units each; a layer of 8 rows
+  or more up to a limit runs half of the batch on each core, forward and backward, as two
+  compiled loops (:mod:`._pipeline`; :mod:`._compiled` draws the lines).
 - The input projection before the loop and the weight gradients after it are one matrix
   product over all steps each, as in the reference. A large layer adds the bias in each step's
   cell, where that step's gates are in cache, instead of in a pass over all T·N·4H of them.
@@ -28,8 +30,9 @@ import numpy as np
 from ._compiled import (backward_buffers, backward_weight, batch_first, batch_last_products, batch_last_projection,
                         batch_last_state, cache_empty, cache_projection, compiled_kernels, flat_steps, is_small,
                         kernels_for, recurrent_products, recurrent_weight, runs_batch_last, runs_on_batch_halves,
-                        runs_on_two_cores)
-from ._pipeline import input_gates, loop_on_two_cores, lstm_inference_on_batch_halves
+                        runs_on_two_cores, padded_columns, scratch_arrays)
+from ._pipeline import (batch_halves, input_gates, loop_on_two_cores, lstm_backward_on_batch_halves,
+                        lstm_forward_on_batch_halves)
 from .lstm import LSTMCache, LSTMWeights, lstm_backward, lstm_forward
 from .recurrence import projection_backward
 
@@ -44,6 +47,20 @@ class FusedLSTMCache(NamedTuple):
     RECYCLED = ("c", "gates", "tanh_c")  # read by the backward only (see _compiled.recycle_cache)
 
 
+class HalvesLSTMCache(NamedTuple):
+    """The cache of a forward that ran half of the batch on each core: each half's
+    :class:`FusedLSTMCache`, rows [0, N//2) and [N//2, N) (``_pipeline.batch_halves``)."""
+    parts: tuple
+
+    @property
+    def x(self):  # (T, N, I), as the other caches have it
+        return np.concatenate([part.x for part in self.parts], axis=1)
+
+    @property
+    def h(self):  # (T+1, N, H)
+        return np.concatenate([part.h for part in self.parts], axis=1)
+
+
 def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True, batch_sizes=None, dropout=None):
     """Same contract as :func:`~.lstm.lstm_forward`."""
     plain = batch_sizes is None and weights.weight_hr is None and dropout is None
@@ -53,10 +70,11 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     steps, batch, _ = x.shape
     hidden = c0.shape[-1]
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
-    if not keep_cache and runs_on_batch_halves(batch, hidden):
-        on_halves = lstm_inference_on_batch_halves(x, h0, c0, weights.weight_ih, bias, weights.weight_hh)
+    if runs_on_batch_halves(steps, batch, hidden, training=keep_cache):
+        on_halves = lstm_forward_on_batch_halves(x, h0, c0, weights.weight_ih, bias, weights.weight_hh, keep_cache)
         if on_halves is not None:
-            return (*on_halves, None)
+            *results, parts = on_halves
+            return (*results, parts and HalvesLSTMCache(tuple(FusedLSTMCache(*part, weights) for part in parts)))
     small = is_small(batch, hidden, 4, forward=True, inference=not keep_cache)
     if runs_batch_last(small, keep_cache):
         return (*_large_inference_batch_last(kernels, x, h0, c0, weights, bias), None)
@@ -104,6 +122,8 @@ def lstm_backward_fused(doutput, dh_last, dc_last, cache):
     """Same contract as :func:`~.lstm.lstm_backward`."""
     if isinstance(cache, LSTMCache):
         return lstm_backward(doutput, dh_last, dc_last, cache)
+    if isinstance(cache, HalvesLSTMCache):
+        return _backward_on_batch_halves(doutput, dh_last, dc_last, cache.parts)
     kernels = compiled_kernels()
     x, h, c, gates, tanh_c, weights = cache
     steps, batch, _ = x.shape
@@ -122,3 +142,35 @@ def lstm_backward_fused(doutput, dh_last, dc_last, cache):
             np.matmul(dz[t], weight_hh, out=dh)  # z = ... + W_hh h_prev
     dx, *dprojections = projection_backward(x, h[:-1], dz, dz, weights)
     return dx, dh, dc, LSTMWeights(*dprojections)
+
+
+def _backward_on_batch_halves(doutput, dh_last, dc_last, parts):
+    """:func:`lstm_backward_fused` of a forward that ran on batch halves: each half's whole
+    backward, its weight gradients included, compiled on its core (``_kernels.lstm_part_backward``),
+    then the two halves' weight gradients summed."""
+    weights, dtype = parts[0].weights, parts[0].x.dtype
+    steps, _, features = parts[0].x.shape
+    hidden = parts[0].h.shape[-1]
+    weight_hh = backward_weight(np.ascontiguousarray(weights.weight_hh, dtype=dtype))
+    weight_ih = padded_columns(weights.weight_ih, dtype)
+    dh = np.array(dh_last, dtype=dtype, copy=True)  # each half's rows, C-contiguous views
+    dc = np.array(dc_last, dtype=dtype, copy=True)
+    halves = batch_halves(len(dh))
+    sizes = [steps * (rows.stop - rows.start) for rows in halves]
+    scratch = scratch_arrays(dtype, *(shape for part, size in zip(parts, sizes)  # dz, h[:-1]ᵀ, xᵀ of each
+                                      for shape in (part.gates.shape, (hidden, size), (features, size))))
+    jobs, gradients = [], []
+    for rows, part, size, (dz, h_t, x_t) in zip(halves, parts, sizes, (scratch[:3], scratch[3:])):
+        gradient = (np.empty((size, weight_ih.shape[1]), dtype=dtype), np.empty((features, 4 * hidden), dtype=dtype),
+                    np.empty((hidden, 4 * hidden), dtype=dtype), np.empty(4 * hidden, dtype=dtype))
+        jobs.append((np.ascontiguousarray(doutput[:, rows], dtype=dtype), dh[rows], dc[rows], part.gates, part.c,
+                     part.tanh_c, weight_hh, dz, part.x, part.h, weight_ih, h_t, x_t, *gradient))
+        gradients.append(gradient)
+    lstm_backward_on_batch_halves(*jobs)
+    (dx_0, dweight_ih_0, dweight_hh_0, dbias), (dx_1, dweight_ih_1, dweight_hh_1, dbias_1) = gradients
+    dx = np.concatenate([dx_0[:, :features].reshape(steps, -1, features),
+                         dx_1[:, :features].reshape(steps, -1, features)], axis=1)
+    dweight_ih, dweight_hh = (np.add(a, b).T.copy() for a, b in ((dweight_ih_0, dweight_ih_1),
+                                                                  (dweight_hh_0, dweight_hh_1)))
+    dbias = None if weights.bias_ih is None else dbias + dbias_1
+    return dx, dh, dc, LSTMWeights(dweight_ih, dweight_hh, dbias, None if dbias is None else dbias.copy())
