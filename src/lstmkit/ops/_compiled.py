@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import warnings
 
@@ -209,7 +210,8 @@ def scratch_arrays(dtype, *shapes):
     the caller uses only until it returns: views of this thread's kept buffer when it is large
     enough, else of a new one, kept in its place if it holds at most SCRATCH_MAX_BYTES."""
     dtype = np.dtype(dtype)
-    sizes = [-(-int(np.prod(shape)) * dtype.itemsize // 64) * 64 for shape in shapes]
+    counts = [math.prod(shape) for shape in shapes]
+    sizes = [-(-count * dtype.itemsize // 64) * 64 for count in counts]
     total = sum(sizes) + 64
     buffer = getattr(_scratch, "buffer", None)
     if buffer is None or buffer.size < total:
@@ -217,8 +219,7 @@ def scratch_arrays(dtype, *shapes):
         _scratch.buffer = buffer if total <= SCRATCH_MAX_BYTES else None
     start = -buffer.ctypes.data % 64
     arrays = []
-    for shape, size in zip(shapes, sizes):
-        count = int(np.prod(shape))
+    for shape, count, size in zip(shapes, counts, sizes):
         arrays.append(buffer[start:start + count * dtype.itemsize].view(dtype).reshape(shape))
         start += size
     return arrays

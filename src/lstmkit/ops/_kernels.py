@@ -27,15 +27,15 @@ import numpy as np
 
 from ._atomics import atomic_add, atomic_load, atomic_store
 from ._lanes import TANH_CLAMP, TANH_P, TANH_Q, gru_cell_lanes, lstm_cell_backward_lanes, lstm_cell_lanes
-from ._simd import (TALL, TILE_BYTES, VECTOR_BYTES, WIDE, half_block, narrow_block, quarter_block, tall_block,
-                    transpose_tile, wide_block)
+from ._simd import (LONG, TALL, TILE_BYTES, VECTOR_BYTES, WIDE, half_block, long_block, narrow_block, quarter_block,
+                    tall_block, transpose_tile, wide_block)
 
 # Numba's cache is keyed on this file's text, not on the modules whose intrinsics these kernels
 # inline: INTRINSICS_SHA256 is the SHA-256 of their texts end to end, in INTRINSIC_MODULES' order
 # (checked by tests/test_pipeline.py), so that editing them edits this file too, and no stale
 # compiled kernel is ever loaded.
 INTRINSIC_MODULES = ("_atomics", "_lanes", "_simd")
-INTRINSICS_SHA256 = "fc56fbc0956a4454bd186d6b49c3090508bd4703fa0b0bd6d7d57ddadc06e861"
+INTRINSICS_SHA256 = "27a3753667546a6454db2cd6f337fb28f197b53b8138b50bb445f20b080e644e"
 
 # No "nnan"/"ninf": NaN and infinities must behave as in NumPy.
 _FLAGS = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "arcp", "afn"})
@@ -102,17 +102,23 @@ def _plus_bias_for(value, bias, j):
 
 
 @_jit
-def matmul_into(a, b, out):
+def matmul_into(a, b, out, long_sums=False):
     """``out = a @ b`` for small matrices, (N, K) x (K, G), C-contiguous, in blocks whose sums stay
-    in vector registers (:mod:`._simd`): four rows at a time against narrow column blocks, then
-    each remaining row against wide ones (:func:`_row_times`)."""
+    in vector registers (:mod:`._simd`): four rows at a time against narrow column blocks (wider
+    ones with ``long_sums``, for a large K), then each remaining row against wide ones
+    (:func:`_row_times`)."""
     rows, width = a.shape[0], b.shape[1]
     tall_rows, tall_width = TALL[0], TALL[1] * VECTOR_BYTES // a.itemsize
+    if long_sums:
+        tall_rows, tall_width = LONG[0], LONG[1] * VECTOR_BYTES // a.itemsize
     n = 0
     while n + tall_rows <= rows:
         j = 0
         while j + tall_width <= width:
-            tall_block(a, n, b, out, j)
+            if long_sums:
+                long_block(a, n, b, out, j)
+            else:
+                tall_block(a, n, b, out, j)
             j += tall_width
         for row in range(n, n + tall_rows):
             _row_times(a, row, b, out, j)
@@ -775,8 +781,8 @@ def lstm_part_backward(doutput, dh, dc, gates, c, tanh_c, weight_hh, dz, x, h, w
     dz_rows = dz.reshape(rows, dz.shape[2])
     transpose_into(h[:-1].reshape(rows, h.shape[2]), h_t)
     transpose_into(x.reshape(rows, x.shape[2]), x_t)
-    matmul_into(h_t, dz_rows, dweight_hh_t)
-    matmul_into(x_t, dz_rows, dweight_ih_t)
+    matmul_into(h_t, dz_rows, dweight_hh_t, True)
+    matmul_into(x_t, dz_rows, dweight_ih_t, True)
     matmul_into(dz_rows, weight_ih, dx)
     column_sums(dz_rows, dbias)
 

