@@ -15,6 +15,7 @@ speed drifts.
     python benchmarks/ab.py backward   # small layers' backward loop on W_hhᵀ or on W_hh as stored (training step)
     python benchmarks/ab.py batch-last # large layers' inference on states kept batch last, or batch first
     python benchmarks/ab.py halves     # LSTM inference on two cores, half of the batch each, or as without
+    python benchmarks/ab.py halves-training  # the same for an LSTM's training step (forward and backward)
 """
 
 from __future__ import annotations
@@ -206,6 +207,13 @@ def halves(rounds):
                        ("LSTM", 200, 4, 32, 64)], _inference, rounds, 5)
 
 
+def halves_training(rounds):
+    _switch_both_ways("HALVES_TRAINING", {"halves": True, "without": False},
+                      [("LSTM", 28, 64, 28, 128), ("LSTM", 100, 32, 64, 128), ("LSTM", 200, 16, 32, 64),
+                       ("LSTM", 100, 8, 64, 128), ("LSTM", 100, 16, 64, 64), ("LSTM", 100, 32, 32, 32),
+                       ("LSTM", 100, 64, 64, 64)], _training, rounds, 9)
+
+
 def overhead(rounds):
     layer, x = _problem("LSTM", 1, 1, 4, 4)
     times = _median_times({"inference": _inference(layer, x), "training": _training(layer, x)}, rounds, 200)
@@ -216,7 +224,7 @@ def overhead(rounds):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["pipeline", "loops", "transposed", "overhead", "cores", "copy", "backward",
-                                         "batch-last", "halves"])
+                                         "batch-last", "halves", "halves-training"])
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args(argv)
     globals()[args.what.replace("-", "_")](args.rounds)
