@@ -175,7 +175,8 @@ def test_lstm_batch_halves_give_the_reference_whoever_runs_the_second(helper_fir
                 function(*arguments)
 
     monkeypatch.setattr(_pipeline, "_get_helper", lambda kernels: SynchronousHelper())
-    for name, value in [("HALVES_MIN_BATCH", 2), ("HALVES_MIN_TRAINING_STEPS", 1), ("SMALL_LAYER_MULTIPLY_ADDS", 1)]:
+    for name, value in [("HALVES_MIN_BATCH", 2), ("HALVES_MIN_TRAINING_STEPS", 1), ("SMALL_LAYER_MULTIPLY_ADDS", 1),
+                        ("HALVES_TRAINING", True)]:
         monkeypatch.setattr(_compiled, name, value)
     inference = lstm_forward_fused(x, h0, c0, weights, keep_cache=False)
     *training, cache = lstm_forward_fused(x, h0, c0, weights)

@@ -80,17 +80,22 @@ def runs_on_two_cores(steps: int, batch: int, hidden: int, gate_count: int) -> b
 
 
 # An LSTM of at least HALVES_MIN_BATCH rows and at most HALVES_MAX_MULTIPLY_ADDS a step (N x H x 4H)
-# runs on the two cores, half of the batch rows each (_pipeline.lstm_forward_on_batch_halves): its
-# inference, and a training step's forward and backward where the backward is not a small layer's
-# (SMALL_LAYER_MULTIPLY_ADDS) and there are at least HALVES_MIN_TRAINING_STEPS steps. Each half's
-# input projection, time loops and (in training) weight gradients are compiled: no meeting per step,
-# no BLAS call, so none of OpenBLAS's idle worker thread either, which spins on the second core for
-# a while after a two-thread call (and, beside a helper, about halved its speed). `python
-# benchmarks/ab.py halves`, time over without: see the README. Above the limit the per-step BLAS
-# product does better (N = 32, H = 256; N = 128, H = 128); below the training limits, the one-core
-# compiled loops or a call's own costs do (T = 1; N = 8, H = 16).
+# runs its inference on the two cores, half of the batch rows each (_pipeline.lstm_forward_on_batch_halves),
+# its input projection and time loop compiled: no meeting per step, no BLAS call, so none of
+# OpenBLAS's idle worker thread either, which spins on the second core for about 0.1 s after a
+# two-thread call. `python benchmarks/ab.py halves`, time over without: see the README. Above the
+# limit the per-step BLAS product does better (N = 32, H = 256; N = 128, H = 128).
+# A training step can run the same way (HALVES_TRAINING: forward, backward and weight gradients
+# compiled on the two cores, from HALVES_MIN_TRAINING_STEPS steps, where the backward is not a small
+# layer's), and alone it takes 0.56-0.80 of the time (`ab.py halves-training`). But beside a thread
+# that keeps the second core busy, OpenBLAS's spinning worker after a training loop's own products
+# (a softmax over 10,000 words, say), each half ran several times slower: PTB's training step took
+# 133 ms instead of 99, and `bench_ptb.py` read 1.18 of torch's time instead of 0.85. Telling a
+# worker that is about to sleep from one a loop keeps busy failed (the one-core path's own BLAS calls
+# kept the worker spinning), so it is off unless switched on, for a layer trained without other
+# BLAS work beside it.
 HALVES_MIN_BATCH, HALVES_MAX_MULTIPLY_ADDS, HALVES_MIN_TRAINING_STEPS = 8, 1 << 22, 8
-HALVES_TRAINING = True
+HALVES_TRAINING = False
 
 
 def runs_on_batch_halves(steps: int, batch: int, hidden: int, training: bool) -> bool:
