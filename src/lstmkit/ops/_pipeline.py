@@ -267,7 +267,7 @@ def lstm_forward_on_batch_halves(x, h0, c0, weight_ih, bias, weight_hh, keep_cac
 
 
 def lstm_backward_on_batch_halves(first, second) -> None:
-    """Runs ``_kernels.lstm_loop_backward`` with the arguments ``first`` on this thread and with
+    """Runs ``_kernels.lstm_part_backward`` with the arguments ``first`` on this thread and with
     ``second`` on the helper (or on this thread too, whoever claims it first; both here where no
     helper can run)."""
     kernels = compiled_kernels()

@@ -9,8 +9,9 @@ random inputs); the reference stays what people read. What is different:
 - A small layer runs its whole time loop compiled; a large one calls BLAS for the recurrent
   product from Python (:mod:`._compiled` draws the line). A small batch-1 LSTM with enough
   units and steps shares its loop between two cores, half of the units each; a layer of 8 rows
-  or more up to a limit runs half of the batch on each core, forward and backward, as two
-  compiled loops (:mod:`._pipeline`; :mod:`._compiled` draws the lines).
+  or more up to a limit runs its inference (and, where switched on, a training step's forward and
+  backward) as two compiled loops, half of the batch on each core (:mod:`._pipeline`;
+  :mod:`._compiled` draws the lines).
 - The input projection before the loop and the weight gradients after it are one matrix
   product over all steps each, as in the reference. A large layer adds the bias in each step's
   cell, where that step's gates are in cache, instead of in a pass over all T·N·4H of them.
@@ -170,8 +171,8 @@ def _backward_on_batch_halves(doutput, dh_last, dc_last, parts):
         gradients.append(gradient)
     lstm_backward_on_batch_halves(*jobs)
     (dx_0, dweight_ih_0, dweight_hh_0, dbias), (dx_1, dweight_ih_1, dweight_hh_1, dbias_1) = gradients
-    dx = np.concatenate([dx_0[:, :features].reshape(steps, -1, features),
-                         dx_1[:, :features].reshape(steps, -1, features)], axis=1)
+    dx = np.concatenate([dx_part.reshape(steps, -1, dx_part.shape[1])[..., :features] for dx_part in (dx_0, dx_1)],
+                        axis=1)  # views of each half's first I columns, copied once
     kernels = compiled_kernels()  # each sum transposed in register tiles (NumPy's copy of .T is slower)
     dweight_ih, dweight_hh = (kernels.aligned_transpose(np.add(a, b, out=a)) for a, b in (
         (dweight_ih_0, dweight_ih_1), (dweight_hh_0, dweight_hh_1)))
