@@ -26,9 +26,9 @@ import sys
 import time
 from pathlib import Path
 
+import lstmkit  # before NumPy loads OpenBLAS (lstmkit._openblas)
 import numpy as np
 
-import lstmkit
 from lstmkit.ops import _compiled, _pipeline
 
 

@@ -16,6 +16,7 @@ import argparse
 import json
 import time
 
+import lstmkit  # noqa: F401  before NumPy loads OpenBLAS (lstmkit._openblas)
 import numpy as np
 import torch
 

@@ -35,10 +35,10 @@ import sys
 import time
 from pathlib import Path
 
+import lstmkit  # before NumPy loads OpenBLAS (lstmkit._openblas)
 import numpy as np
 import torch
 
-import lstmkit
 from lstmkit.io import atomic_write
 
 GRID = [(28, 64, 28, 128), (100, 32, 64, 128), (100, 64, 256, 256), (50, 128, 512, 512), (200, 16, 32, 64),

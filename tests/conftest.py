@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
+import lstmkit  # noqa: F401  before NumPy, as a user's script would (lstmkit._openblas)
 import numpy as np
 import pytest
 import torch

@@ -7,6 +7,7 @@
 ((3, 1, 100), (2, 1, 100), (2, 1, 100))
 """
 
+from . import _openblas  # noqa: F401  first: before anything loads NumPy (and OpenBLAS)
 from .explain import count_parameters
 from .grad_mode import is_grad_enabled, no_grad
 from .nn import GRU, RNN, LSTM, GRUCell, LSTMCell, Module, Parameter, RNNCell

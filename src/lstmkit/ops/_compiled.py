@@ -9,6 +9,8 @@ import warnings
 
 import numpy as np
 
+from .._openblas import WORKERS_SLEEP_SOON
+
 # A layer whose recurrent product per step, N x H x G·H multiply-adds, is at most this many runs
 # its backward time loop compiled (hand-written product, no call back into Python per step), its
 # training forward loop up to FORWARD_FACTOR times as many, and its inference loop up to
@@ -85,17 +87,15 @@ def runs_on_two_cores(steps: int, batch: int, hidden: int, gate_count: int) -> b
 # OpenBLAS's idle worker thread either, which spins on the second core for about 0.1 s after a
 # two-thread call. `python benchmarks/ab.py halves`, time over without: see the README. Above the
 # limit the per-step BLAS product does better (N = 32, H = 256; N = 128, H = 128).
-# A training step can run the same way (HALVES_TRAINING: forward, backward and weight gradients
+# A training step runs the same way (HALVES_TRAINING: forward, backward and weight gradients
 # compiled on the two cores, from HALVES_MIN_TRAINING_STEPS steps, where the backward is not a small
-# layer's), and alone it takes 0.56-0.80 of the time (`ab.py halves-training`). But beside a thread
-# that keeps the second core busy, OpenBLAS's spinning worker after a training loop's own products
-# (a softmax over 10,000 words, say), each half ran several times slower: PTB's training step took
-# 133 ms instead of 99, and `bench_ptb.py` read 1.18 of torch's time instead of 0.85. Telling a
-# worker that is about to sleep from one a loop keeps busy failed (the one-core path's own BLAS calls
-# kept the worker spinning), so it is off unless switched on, for a layer trained without other
-# BLAS work beside it.
+# layer's), in 0.56-0.80 of the one-core path's time (`ab.py halves-training`), but only where
+# OpenBLAS's worker sleeps soon after a product (lstmkit._openblas: set when lstmkit is imported
+# before NumPy). Beside a worker spinning for 0.1 s after a training loop's own products (a softmax
+# over 10,000 words, say), each half ran several times slower: PTB's training step took 133 ms
+# instead of 99.
 HALVES_MIN_BATCH, HALVES_MAX_MULTIPLY_ADDS, HALVES_MIN_TRAINING_STEPS = 8, 1 << 22, 8
-HALVES_TRAINING = False
+HALVES_TRAINING = WORKERS_SLEEP_SOON
 
 
 def runs_on_batch_halves(steps: int, batch: int, hidden: int, training: bool) -> bool:
