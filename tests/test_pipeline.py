@@ -81,6 +81,30 @@ def test_block_kernel_of_32_byte_vectors_equals_numpy(rows, vectors, dtype):
     np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance)
 
 
+@pytest.mark.parametrize("vector_bytes", [32, _simd.VECTOR_BYTES])
+@pytest.mark.parametrize("short_by", [1, 2, 3])  # lanes - left, with ``left`` columns in the block
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_masked_tail_block_writes_only_the_columns_left(vector_bytes, short_by, dtype):
+    """The last ``left`` columns (fewer than a vector) of one row, masked: the next row's first
+    entries, which an unmasked vector would overwrite, and b's past its rows stay untouched."""
+    kernel = _simd.block_kernel(1, 1, vector_bytes=vector_bytes, masked=True)
+
+    @numba.njit
+    def call(a, n, b, out, j):
+        kernel(a, n, b, out, j)
+
+    left = vector_bytes // np.dtype(dtype).itemsize - short_by
+    width = 5 + left
+    rng = np.random.default_rng(left)
+    a, b = rng.standard_normal((3, 9)).astype(dtype), rng.standard_normal((9, width)).astype(dtype)
+    out = np.full((3, width), np.nan, dtype=dtype)
+    call(a, 1, b, out, 5)
+    expected = np.full_like(out, np.nan)
+    expected[1, 5:] = a[1] @ b[:, 5:]
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance)
+
+
 def test_block_kernel_rejects_arrays_it_cannot_read():
     @numba.njit
     def call(a, b, out):
@@ -129,13 +153,14 @@ def test_block_product_reads_the_first_columns_of_a_wider_left_operand(rows, inn
     np.testing.assert_allclose(out, a[:, :inner] @ b, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("batch,hidden", [(1, 32), (2, 7), (3, 64), (4, 5), (1, 128), (9, 129), (1, 200)])
+@pytest.mark.parametrize("batch,hidden", [(1, 32), (2, 7), (3, 64), (4, 5), (1, 128), (7, 129), (1, 200), (8, 129),
+                                          (10, 200)])
 def test_recurrent_product_takes_w_hh_stored_or_transposed(batch, hidden):
     rng = np.random.default_rng(batch + hidden)
     h, weight_hh = rng.standard_normal((batch, hidden)), rng.standard_normal((4 * hidden, hidden))
-    chosen = _compiled.recurrent_weight(weight_hh, np.float64)
-    transposed = _compiled.transposes_recurrent_weight(hidden)
-    assert transposed == (hidden <= 128)
+    chosen = _compiled.recurrent_weight(weight_hh, np.float64, rows=batch)
+    transposed = _compiled.transposes_recurrent_weight(hidden, rows=batch)
+    assert transposed == (hidden <= 128 or batch >= 8)
     assert chosen.flags.c_contiguous and chosen.shape == ((hidden, 4 * hidden) if transposed else weight_hh.shape)
     assert not transposed or chosen.ctypes.data % 64 == 0
     for layout in (weight_hh, np.ascontiguousarray(weight_hh.T), chosen):
@@ -146,18 +171,19 @@ def test_recurrent_product_takes_w_hh_stored_or_transposed(batch, hidden):
 
 @pytest.mark.parametrize("helper_first", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("batch", [5, 8])
-def test_lstm_batch_halves_give_the_reference_whoever_runs_the_second(helper_first, dtype, batch, monkeypatch):
+@pytest.mark.parametrize("batch,hidden", [(5, 4), (8, 4), (17, 130), (15, 130)])
+def test_lstm_batch_halves_give_the_reference_whoever_runs_the_second(helper_first, dtype, batch, hidden, monkeypatch):
     """The second half run by the helper's job before the caller looks (True), or claimed by the
     caller itself (False, a helper that never started): the same inference, and the same training
-    forward and backward (every gradient), as the reference."""
+    forward and backward (every gradient), as the reference. At H = 130 the halves read W_hh as
+    stored (7 rows) or transposed (8 rows and 9), with columns past the last whole vector."""
     from lstmkit.ops.lstm import LSTMWeights, lstm_backward, lstm_forward
     from lstmkit.ops.lstm_fused import HalvesLSTMCache, lstm_backward_fused, lstm_forward_fused
 
     rng = np.random.default_rng(7)
-    steps, features, hidden = 6, 3, 4
+    steps, features = 6, 3
     shapes = [(4 * hidden, features), (4 * hidden, hidden), (4 * hidden,), (4 * hidden,)]
-    weights = LSTMWeights(*(rng.standard_normal(shape).astype(dtype) for shape in shapes))
+    weights = LSTMWeights(*((rng.standard_normal(shape) / np.sqrt(hidden)).astype(dtype) for shape in shapes))
     x = rng.standard_normal((steps, batch, features)).astype(dtype)
     h0, c0, dh, dc = (rng.standard_normal((batch, hidden)).astype(dtype) for _ in range(4))
     doutput = rng.standard_normal((steps, batch, hidden)).astype(dtype)

@@ -57,12 +57,16 @@ def is_small(batch: int, hidden: int, gate_count: int, forward: bool = False, in
 # _simd); above it, dot products along H on W_hh as stored (_kernels.matmul_transposed_into).
 # `python benchmarks/ab.py transposed`, time a step transposed over as stored, on the AVX-512
 # machine: see the README.
-TRANSPOSED_PRODUCT_MAX_HIDDEN = 128
+# From TRANSPOSED_PRODUCT_MIN_ROWS rows (a half of a batch, on two cores) it reads W_hhᵀ at any H:
+# each vector of it then serves four rows (throwaway A/B, time of a halves' forward transposed over
+# as stored: 0.89 at 10 rows a half and H = 200, 0.83 at 8 and H = 160, 0.75 at 12 and H = 200; but
+# 1.39 at 4 rows and H = 256).
+TRANSPOSED_PRODUCT_MAX_HIDDEN, TRANSPOSED_PRODUCT_MIN_ROWS = 128, 8
 
 
-def transposes_recurrent_weight(hidden: int) -> bool:
-    """Whether a small layer's compiled loop reads W_hh transposed (see above)."""
-    return hidden <= TRANSPOSED_PRODUCT_MAX_HIDDEN
+def transposes_recurrent_weight(hidden: int, rows: int = 1) -> bool:
+    """Whether a compiled loop over ``rows`` batch rows reads W_hh transposed (see above)."""
+    return hidden <= TRANSPOSED_PRODUCT_MAX_HIDDEN or rows >= TRANSPOSED_PRODUCT_MIN_ROWS
 
 
 # A small batch-1 layer whose W_hh has at least TWO_CORE_MIN_WEIGHTS entries (a GRU from 128 units,
@@ -108,10 +112,11 @@ def runs_on_batch_halves(steps: int, batch: int, hidden: int, training: bool) ->
                             and not is_small(batch, hidden, 4))
 
 
-def recurrent_weight(weight_hh, dtype):
-    """W_hh (G, H) as a small layer's compiled loop takes it: transposed (H, G) and aligned up to
-    TRANSPOSED_PRODUCT_MAX_HIDDEN units, as stored above; C-contiguous either way."""
-    if transposes_recurrent_weight(weight_hh.shape[1]):
+def recurrent_weight(weight_hh, dtype, rows: int = 1):
+    """W_hh (G, H) as a compiled loop over ``rows`` batch rows takes it: transposed (H, G) and
+    aligned where :func:`transposes_recurrent_weight` says so, else as stored; C-contiguous either
+    way. Small layers' one-core loops pass no ``rows`` (their choice rests on H alone)."""
+    if transposes_recurrent_weight(weight_hh.shape[1], rows):
         return aligned_copy(weight_hh.T, dtype)
     return np.ascontiguousarray(weight_hh, dtype=dtype)
 

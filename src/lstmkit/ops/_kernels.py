@@ -28,14 +28,14 @@ import numpy as np
 from ._atomics import atomic_add, atomic_load, atomic_store
 from ._lanes import TANH_CLAMP, TANH_P, TANH_Q, gru_cell_lanes, lstm_cell_backward_lanes, lstm_cell_lanes
 from ._simd import (LONG, TALL, TILE_BYTES, VECTOR_BYTES, WIDE, half_block, long_block, narrow_block, quarter_block,
-                    tall_block, transpose_tile, wide_block)
+                    tail_block, tall_block, transpose_tile, wide_block)
 
 # Numba's cache is keyed on this file's text, not on the modules whose intrinsics these kernels
 # inline: INTRINSICS_SHA256 is the SHA-256 of their texts end to end, in INTRINSIC_MODULES' order
 # (checked by tests/test_pipeline.py), so that editing them edits this file too, and no stale
 # compiled kernel is ever loaded.
 INTRINSIC_MODULES = ("_atomics", "_lanes", "_simd")
-INTRINSICS_SHA256 = "27a3753667546a6454db2cd6f337fb28f197b53b8138b50bb445f20b080e644e"
+INTRINSICS_SHA256 = "7faaba1e381fd18c15a558cdfff9edd82df285fed4ddbc04a2038d9d6e9e8119"
 
 # No "nnan"/"ninf": NaN and infinities must behave as in NumPy.
 _FLAGS = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "arcp", "afn"})
@@ -130,7 +130,7 @@ def matmul_into(a, b, out, long_sums=False):
 @_jit
 def _row_times(a, n, b, out, j):
     """``out[n, j:] = a[n] @ b[:, j:]``: wide blocks, then one block each of four, two and one vectors
-    as the width left calls for, then column by column."""
+    as the width left calls for, then one vector of the columns left, masked."""
     width, lanes = b.shape[1], VECTOR_BYTES // a.itemsize
     while j + WIDE[1] * lanes <= width:
         wide_block(a, n, b, out, j)
@@ -144,11 +144,8 @@ def _row_times(a, n, b, out, j):
     if j + lanes <= width:
         narrow_block(a, n, b, out, j)
         j += lanes
-    for column in range(j, width):
-        total = a.dtype.type(0)
-        for k in range(b.shape[0]):
-            total += a[n, k] * b[k, column]
-        out[n, column] = total
+    if j < width:
+        tail_block(a, n, b, out, j)
 
 
 _jit_reassociating = numba.njit(**{**_FLAGS, "fastmath": _FLAGS["fastmath"] | {"reassoc"}})  # sums vectorise along K

@@ -244,7 +244,8 @@ def lstm_forward_on_batch_halves(x, h0, c0, weight_ih, bias, weight_hh, keep_cac
         return None
     steps, batch, features = x.shape
     hidden = weight_hh.shape[1]
-    weight_ih_t, weight_hh = aligned_copy(weight_ih.T, x.dtype), recurrent_weight(weight_hh, x.dtype)
+    weight_ih_t = aligned_copy(weight_ih.T, x.dtype)
+    weight_hh = recurrent_weight(weight_hh, x.dtype, rows=batch // 2)
     bias = np.zeros(4 * hidden, dtype=x.dtype) if bias is None else bias
     depth = steps + 1 if keep_cache else 2
     empty = cache_empty if keep_cache else np.empty  # an inference's arrays are not handed back

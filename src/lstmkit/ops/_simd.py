@@ -35,10 +35,12 @@ def _check_operands(a, b, out):
         raise numba.core.errors.TypingError(f"block products need one float dtype, got {arrays}")
 
 
-def block_kernel(rows: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
+def block_kernel(rows: int, vectors: int, vector_bytes: int = VECTOR_BYTES, masked: bool = False):
     """The intrinsic ``kernel(a, n, b, out, j)`` for a block of ``rows`` rows of ``a`` (n .. n+rows-1)
     and ``vectors`` vectors of ``vector_bytes``, ``width = vectors * vector_bytes // a.itemsize``
-    columns: rows x vectors accumulators (see above)."""
+    columns: rows x vectors accumulators (see above). ``masked``: one vector whose lanes past b's
+    last column are neither loaded nor stored (the columns left after the whole vectors, which a
+    scalar loop over K would otherwise take: W_hh (4H, H) at H = 200 leaves 8 a row)."""
 
     @numba.extending.intrinsic
     def kernel(typingctx, a, n, b, out, j):
@@ -62,13 +64,15 @@ def block_kernel(rows: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
             def row_start(data, row_width, r, offset):
                 return builder.gep(data, [builder.add(builder.mul(builder.add(first_row, _int(r)), row_width), offset)])
 
+            load, store = _vector_load, _vector_store
+            if masked:
+                load, store = _masked_access(builder, vector, builder.sub(b_width, column), itemsize)
             sums = [[cgutils.alloca_once_value(builder, ir.Constant(vector, None)) for _ in range(vectors)]
                     for _ in range(rows)]
             with cgutils.for_range(builder, inner) as loop:
                 k = loop.index
                 b_k = builder.gep(b_array.data, [builder.add(builder.mul(k, b_width), column)])
-                b_kv = [builder.load(_vector_at(builder, b_k, v * lanes, vector), align=itemsize)
-                        for v in range(vectors)]
+                b_kv = [load(builder, _vector_at(builder, b_k, v * lanes, vector), itemsize) for v in range(vectors)]
                 for r, row_sums in enumerate(sums):
                     a_rk = _broadcast(builder, builder.load(row_start(a_array.data, a_width, r, k)), vector)
                     for total, b_v in zip(row_sums, b_kv):
@@ -76,12 +80,47 @@ def block_kernel(rows: int, vectors: int, vector_bytes: int = VECTOR_BYTES):
             for r, row_sums in enumerate(sums):
                 out_row = row_start(out_array.data, out_width, r, column)
                 for v, total in enumerate(row_sums):
-                    builder.store(builder.load(total), _vector_at(builder, out_row, v * lanes, vector), align=itemsize)
+                    store(builder, builder.load(total), _vector_at(builder, out_row, v * lanes, vector), itemsize)
             return context.get_dummy_value()
 
         return types.void(a, n, b, out, types.intp), codegen
 
     return kernel
+
+
+def _vector_load(builder, pointer, align):
+    return builder.load(pointer, align=align)
+
+
+def _vector_store(builder, value, pointer, align):
+    builder.store(value, pointer, align=align)
+
+
+def _masked_access(builder, vector, count, align):
+    """``(load, store)`` as :func:`_vector_load` and :func:`_vector_store`, for the first ``count``
+    lanes of ``vector`` only (LLVM's masked load and store: AVX-512's mask registers, AVX's vmaskmov);
+    the other lanes load as zeros."""
+    lanes, bits = vector.count, vector.element.intrinsic_name
+    index = ir.Constant(ir.VectorType(ir.IntType(64), lanes), list(range(lanes)))
+    limit = builder.insert_element(ir.Constant(ir.VectorType(ir.IntType(64), lanes), ir.Undefined), count,
+                                   ir.Constant(ir.IntType(32), 0))
+    limit = builder.shuffle_vector(limit, limit, ir.Constant(ir.VectorType(ir.IntType(32), lanes), None))
+    mask = builder.icmp_signed("<", index, limit)
+    pointer_type, mask_type, alignment = vector.as_pointer(), mask.type, ir.Constant(ir.IntType(32), align)
+    masked_load = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(vector, [pointer_type, ir.IntType(32), mask_type, vector]),
+        f"llvm.masked.load.v{lanes}{bits}.p0v{lanes}{bits}")
+    masked_store = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [vector, pointer_type, ir.IntType(32), mask_type]),
+        f"llvm.masked.store.v{lanes}{bits}.p0v{lanes}{bits}")
+
+    def load(builder, pointer, align):
+        return builder.call(masked_load, [pointer, alignment, mask, ir.Constant(vector, None)])
+
+    def store(builder, value, pointer, align):
+        builder.call(masked_store, [value, pointer, alignment, mask])
+
+    return load, store
 
 
 def _tile_transpose(lanes_bytes: int = 32):
@@ -158,6 +197,7 @@ def _vector_at(builder, pointer, offset, vector):
 WIDE, TALL, HALF, QUARTER, NARROW = (1, 8), (4, 2), (1, 4), (1, 2), (1, 1)
 wide_block, tall_block, half_block, quarter_block, narrow_block = (
     block_kernel(*shape) for shape in (WIDE, TALL, HALF, QUARTER, NARROW))
+tail_block = block_kernel(*NARROW, masked=True)  # the last columns, fewer than a vector
 # Four rows of as many vectors as the registers hold (24 accumulators of AVX-512's 32, 12 of AVX2's
 # 16), for products over long sums (a weight gradient's, over all steps' rows: b streams from L2
 # or L3, so each of its vectors should serve as many accumulators as fit). The recurrent product's
