@@ -38,7 +38,7 @@ def loop(request, monkeypatch):
     monkeypatch.setattr(_compiled, "TRANSPOSED_PRODUCT_MAX_HIDDEN", 0 if "forward on" in request.param else 128)
     monkeypatch.setattr(_compiled, "HALVES_MIN_BATCH", 2 if "halves" in request.param else 1 << 30)
     monkeypatch.setattr(_compiled, "HALVES_MIN_TRAINING_STEPS", 1)
-    monkeypatch.setattr(_compiled, "HALVES_TRAINING", True)  # off by default (see _compiled), tested on
+    monkeypatch.setattr(_compiled, "HALVES_TRAINING", True)  # forced on (see _compiled)
     monkeypatch.setattr(_compiled, "BATCH_LAST_INFERENCE", "batch first" not in request.param)
     return request.param
 

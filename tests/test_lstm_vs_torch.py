@@ -106,7 +106,7 @@ def test_training_on_batch_halves_matches_torch(monkeypatch):
     """A size whose training steps run half of the batch on each core (11 rows: 5 and 6), float64,
     two layers, both directions: each layer and direction's backward took that path."""
     halves = []
-    monkeypatch.setattr(_compiled, "HALVES_TRAINING", True)  # off by default (see _compiled)
+    monkeypatch.setattr(_compiled, "HALVES_TRAINING", True)  # forced on (see _compiled)
     monkeypatch.setattr(lstm_fused, "lstm_backward_on_batch_halves",
                         lambda *jobs: halves.append(_pipeline.lstm_backward_on_batch_halves(*jobs)))
     compare_with_torch((2, True, False, True, 0, True, True), np.float64, seq_len=12, seed=97, sizes=(6, 40, 11))

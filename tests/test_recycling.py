@@ -92,7 +92,7 @@ def _training_run(kind, sizes, interleaved):
 @pytest.mark.parametrize("interleaved", [False, True])
 def test_training_steps_with_recycling_equal_those_without(kind, sizes, interleaved, monkeypatch):
     """Bit for bit, and every output the caller still holds is as it was returned."""
-    monkeypatch.setattr(_compiled, "HALVES_TRAINING", True)  # off by default; the batch-halves case needs it
+    monkeypatch.setattr(_compiled, "HALVES_TRAINING", True)  # forced on (see _compiled)
     with_recycling, held = _training_run(kind, sizes, interleaved)
     for array, step in zip(held, with_recycling):
         np.testing.assert_array_equal(array, step[0])

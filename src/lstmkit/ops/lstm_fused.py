@@ -9,9 +9,9 @@ random inputs); the reference stays what people read. What is different:
 - A small layer runs its whole time loop compiled; a large one calls BLAS for the recurrent
   product from Python (:mod:`._compiled` draws the line). A small batch-1 LSTM with enough
   units and steps shares its loop between two cores, half of the units each; a layer of 8 rows
-  or more up to a limit runs its inference (and, where switched on, a training step's forward and
-  backward) as two compiled loops, half of the batch on each core (:mod:`._pipeline`;
-  :mod:`._compiled` draws the lines).
+  or more up to a limit runs its inference (and, where OpenBLAS's worker sleeps soon, a training
+  step's forward and backward) as two compiled loops, half of the batch on each core
+  (:mod:`._pipeline`; :mod:`._compiled` draws the lines).
 - The input projection before the loop and the weight gradients after it are one matrix
   product over all steps each, as in the reference. A large layer adds the bias in each step's
   cell, where that step's gates are in cache, instead of in a pass over all T·N·4H of them.
