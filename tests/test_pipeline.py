@@ -105,6 +105,11 @@ def test_masked_tail_block_writes_only_the_columns_left(vector_bytes, short_by, 
     np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance)
 
 
+def test_masked_block_is_one_vector_wide():
+    with pytest.raises(ValueError, match="one vector wide, got vectors=2"):
+        _simd.block_kernel(1, 2, masked=True)
+
+
 def test_block_kernel_rejects_arrays_it_cannot_read():
     @numba.njit
     def call(a, b, out):

@@ -35,7 +35,7 @@ from ._simd import (LONG, TALL, TILE_BYTES, VECTOR_BYTES, WIDE, half_block, long
 # (checked by tests/test_pipeline.py), so that editing them edits this file too, and no stale
 # compiled kernel is ever loaded.
 INTRINSIC_MODULES = ("_atomics", "_lanes", "_simd")
-INTRINSICS_SHA256 = "7faaba1e381fd18c15a558cdfff9edd82df285fed4ddbc04a2038d9d6e9e8119"
+INTRINSICS_SHA256 = "d193a9bff1fe13bc870342decc12ef21188d9362ae1483a9e9613cf73efb24b3"
 
 # No "nnan"/"ninf": NaN and infinities must behave as in NumPy.
 _FLAGS = dict(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "arcp", "afn"})

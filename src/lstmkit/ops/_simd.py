@@ -41,6 +41,8 @@ def block_kernel(rows: int, vectors: int, vector_bytes: int = VECTOR_BYTES, mask
     columns: rows x vectors accumulators (see above). ``masked``: one vector whose lanes past b's
     last column are neither loaded nor stored (the columns left after the whole vectors, which a
     scalar loop over K would otherwise take: W_hh (4H, H) at H = 200 leaves 8 a row)."""
+    if masked and vectors != 1:
+        raise ValueError(f"a masked block is one vector wide, got vectors={vectors}")
 
     @numba.extending.intrinsic
     def kernel(typingctx, a, n, b, out, j):
