@@ -64,12 +64,15 @@ def _two_core_call(kind, x, weights, states):
                                        weights.weight_hh, *states)
 
 
-def _on_two_cores(kind, x, weights, states):
-    """Calls until the helper joins (the first call of a process may find it still starting)."""
+def _on_two_cores(kind, x, h0, c0, weights, keep):
+    """The states of a call the helper joined (the first call of a process may find it still
+    starting), each attempt on fresh ones: a call the helper missed has written them whole, and an
+    LSTM's c of two steps (``keep`` False) no longer holds c_0 after it."""
     started = time.monotonic()
     while time.monotonic() - started < 60:
+        states = _states(kind, x, h0, c0, weights, keep)
         if _two_core_call(kind, x, weights, states):
-            return
+            return states
     pytest.fail("the helper thread did not join the two-core loop within a minute")
 
 
@@ -88,8 +91,7 @@ def test_two_core_loop_equals_the_one_core_loop_and_the_reference(kind, dtype, k
     width = GATES[kind] * hidden
     monkeypatch.setattr(_pipeline, "CHUNK_MULTIPLY_ADDS", 4 * batch * features * width)  # chunks of 4 steps
     x, h0, c0, weights = _problem(kind, dtype, steps, batch, features, hidden, with_bias)
-    two = _states(kind, x, h0, c0, weights, keep)
-    _on_two_cores(kind, x, weights, two)
+    two = _on_two_cores(kind, x, h0, c0, weights, keep)
     one = _states(kind, x, h0, c0, weights, keep)
     gates = input_projection(x, weights.weight_ih, _projection_bias(kind, weights))
     if kind == "LSTM":
@@ -118,8 +120,7 @@ def test_the_caller_runs_both_halves_when_no_helper_joins(kind, dtype, monkeypat
     arrive then, finds JOIN taken and leaves at once."""
     monkeypatch.setattr(_pipeline, "CHUNK_MULTIPLY_ADDS", 1)  # several chunks
     x, h0, c0, weights = _problem(kind, dtype, 40, 1, 5, 37, True)
-    shared = _states(kind, x, h0, c0, weights, keep=True)
-    _on_two_cores(kind, x, weights, shared)
+    shared = _on_two_cores(kind, x, h0, c0, weights, keep=True)
     alone = _states(kind, x, h0, c0, weights, keep=True)
     prefix, bias = kind.lower(), _projection_bias(kind, weights)
     arguments = (x, weights.weight_ih, bias, weights.weight_hh, *alone, _pipeline.exchange_buffer(1, 37, dtype))
