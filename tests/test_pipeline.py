@@ -245,6 +245,14 @@ def test_atomic_add_hands_out_each_value_once_across_threads():
     assert np.array_equal(np.sort(np.concatenate(taken)), np.arange(400_000))
 
 
+def _announce(pipeline):
+    """Announces a staged projection as a loop does, then wakes the helper if it sleeps: it may
+    have gone to sleep since the stage (a loop's announce leaves it asleep then, and computes every
+    chunk itself), here while ``start_pipeline`` compiled, say."""
+    kernels.start_pipeline(pipeline)
+    _pipeline._helper._wake_if_sleeping()
+
+
 def _pipelined_gates(x, weight_ih, bias, by_helper):
     """The gates a pipeline fills: every chunk computed by the helper thread, or every chunk by
     the caller (as a loop does when no helper runs)."""
@@ -257,8 +265,9 @@ def _pipelined_gates(x, weight_ih, bias, by_helper):
         while kernels.project_next_chunk(pipeline, gates):
             pass
         return gates
-    pipeline_into(np.empty_like(gates))  # the first job of a dtype runs in the caller (see _Helper.post)
-    pipeline = pipeline_into(gates)  # posted: the helper takes the job (nothing here claims a chunk)
+    pipeline_into(np.empty_like(gates))  # the first job of a dtype runs in the caller (see _Helper.first_of_its_kind)
+    pipeline = pipeline_into(gates)  # staged
+    _announce(pipeline)  # the helper takes the job (nothing here claims a chunk)
     for _ in range(10_000):
         if pipeline[0][1:].all():
             return gates
@@ -310,6 +319,18 @@ def test_pipelined_layer_equals_the_one_product_projection(kind, monkeypatch):
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_the_loop_announces_the_staged_projection(kind):
+    """A pipelined call stages the helper's job, and its compiled loop announces it: one job a call."""
+    layer, x = _layers(kind)
+    _run(layer, x)  # the first job of a dtype runs in the caller (see _Helper.first_of_its_kind)
+    mailbox = _pipeline._helper.mailbox
+    for _ in range(3):
+        posted = mailbox[0]
+        _run(layer, x)
+        assert mailbox[0] == posted + 1
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
 def test_layers_called_from_two_threads_at_once(kind):
     layer, x = _layers(kind)
     expected = _run(layer, x)
@@ -350,20 +371,27 @@ def test_a_forked_child_starts_its_own_helper():
     assert child_helper_pid == child.pid
 
 
-def test_the_first_job_of_each_dtype_runs_in_the_callers_thread():
+def test_the_first_job_of_each_dtype_runs_in_the_callers_thread(monkeypatch):
     """Compiling a job in the helper would hold the GIL for seconds (and abort inside LLVM if
-    the process ended meanwhile), so the first one of each dtype runs where it is posted."""
+    the process ended meanwhile), so the first projection of each dtype runs whole where it is
+    started; the next is staged, nothing computed until the loop announces it, then the helper's."""
     helper = _pipeline._Helper(kernels)
-    ran_in = []
-
-    def job(array):
-        ran_in.append(threading.get_ident())
-
-    helper.post(job, np.zeros(1))
-    assert ran_in == [threading.get_ident()]
-    helper.post(job, np.zeros(1))  # the next one is the helper's
+    monkeypatch.setattr(_pipeline, "_helper", helper)
+    monkeypatch.setattr(_pipeline, "CHUNK_MULTIPLY_ADDS", 1)  # a chunk per step
+    rng = np.random.default_rng(8)
+    x, weight_ih = rng.standard_normal((9, 1, 3)), rng.standard_normal((8, 3))
+    first = np.full((9, 1, 8), np.nan)
+    pipeline = _pipeline.start_projection(x, weight_ih, None, first)
+    assert pipeline[0][0] == 9 and pipeline[0][1:].all() and helper._job is None
+    gates = np.full_like(first, np.nan)
+    pipeline = _pipeline.start_projection(x, weight_ih, None, gates)
+    assert helper._job is not None
+    threading.Event().wait(0.05)
+    assert not pipeline[0].any() and np.isnan(gates).all()  # staged, not announced: the helper waits
+    _announce(pipeline)
     for _ in range(5000):
-        if len(ran_in) == 2:
+        if pipeline[0][1:].all():
             break
         threading.Event().wait(0.001)
-    assert len(ran_in) == 2 and ran_in[1] != threading.get_ident()
+    assert pipeline[0][1:].all()  # every chunk, none of them computed in this thread
+    np.testing.assert_array_equal(gates, first)

@@ -267,15 +267,16 @@ def _add_to_rows(out, bias):
 # ---- the input projection, chunk by chunk, beside the time loop ----------------------------
 # A small layer's time loop runs on one core; its input projection (x W_ihᵀ + b for all steps)
 # can run on the other at the same time, a chunk of steps ahead. ``pipeline`` is the tuple
-# (claims, chunk, x, W_ihᵀ (I, G), bias) of :func:`._pipeline.start_projection`: claims[0]
-# counts the chunks taken, claims[1 + k] is 1 once chunk k (steps k·chunk ...) is in ``gates``.
+# (claims, chunk, x, W_ihᵀ (I, G), bias, mailbox) of :func:`._pipeline.start_projection`: claims[0]
+# counts the chunks taken, claims[1 + k] is 1 once chunk k (steps k·chunk ...) is in ``gates``;
+# the loop announces the helper's job in ``mailbox`` (:func:`start_pipeline`).
 # Whoever takes a chunk computes it, the helper thread or the loop that needs it: the loop
 # never waits for a thread that has not started, and the result is the same either way.
 @_jit
 def project_next_chunk(pipeline, gates):
     """Takes the next chunk nobody has taken and writes its ``x W_ihᵀ + b`` into ``gates``;
     False when none is left."""
-    claims, chunk, x, weight_ih_t, bias = pipeline
+    claims, chunk, x, weight_ih_t, bias = pipeline[0], pipeline[1], pipeline[2], pipeline[3], pipeline[4]
     count = claims.shape[0] - 1
     if atomic_load(claims, 0) >= count:
         return False
@@ -294,6 +295,21 @@ def project_chunks(pipeline, gates):
     """The helper thread's job: chunks until none is left."""
     while project_next_chunk(pipeline, gates):
         pass
+
+
+@_jit
+def start_pipeline(pipeline):
+    """Announces the helper's staged job (see :func:`._pipeline.start_projection`), if any."""
+    if pipeline is not None:
+        announce(pipeline[5])
+
+
+@_jit
+def _chunk_span(steps, pipeline):
+    """Steps the small loops run between two looks at the ``pipeline``: a chunk's, or all of them.
+    The look sits outside the steps' own loop: inside it, it slowed each step of a batch-1 LSTM
+    at H = 32 by a tenth, about 0.03 µs, whether the chunk was there or not (throwaway A/B)."""
+    return max(1, steps) if pipeline is None else pipeline[1]
 
 
 @_jit
@@ -426,9 +442,19 @@ def lstm_loop_forward(gates, weight_hh, h, c, tanh_c, pipeline=None):
     h (T+1, N, H) and c (T+1 or 2, N, H) start from h[0], c[0]; tanh_c is (T, N, H), or
     (1, N, H) when nothing is kept for backward. W_hh is (4H, H), or (H, 4H) as in
     :func:`recurrent_product`."""
+    start_pipeline(pipeline)
     recurrent = np.empty_like(gates[0])
-    for t in range(gates.shape[0]):
-        _await_projection(t, pipeline, gates)
+    steps = gates.shape[0]
+    span = _chunk_span(steps, pipeline)
+    for start in range(0, steps, span):
+        _await_projection(start, pipeline, gates)
+        _lstm_steps(start, min(start + span, steps), gates, weight_hh, h, c, tanh_c, recurrent)
+
+
+@_jit
+def _lstm_steps(start, stop, gates, weight_hh, h, c, tanh_c, recurrent):
+    """Steps ``start`` .. ``stop - 1`` of :func:`lstm_loop_forward`, their gates in place."""
+    for t in range(start, stop):
         recurrent_product(h[t], weight_hh, recurrent)
         lstm_step_forward(t, gates, recurrent, h, c, tanh_c)
 
@@ -911,9 +937,19 @@ def gru_loop_forward(gates, weight_hh, bias_hn, h, hidden_n, pipeline=None):
     in :func:`lstm_loop_forward`), activated out; h (T+1, N, H) from h[0]; hidden_n (T, N, H),
     or (1, N, H) when nothing is kept for backward. W_hh is (3H, H), or (H, 3H) as in
     :func:`recurrent_product`."""
+    start_pipeline(pipeline)
     recurrent = np.empty_like(gates[0])
-    for t in range(gates.shape[0]):
-        _await_projection(t, pipeline, gates)
+    steps = gates.shape[0]
+    span = _chunk_span(steps, pipeline)
+    for start in range(0, steps, span):
+        _await_projection(start, pipeline, gates)
+        _gru_steps(start, min(start + span, steps), gates, weight_hh, bias_hn, h, hidden_n, recurrent)
+
+
+@_jit
+def _gru_steps(start, stop, gates, weight_hh, bias_hn, h, hidden_n, recurrent):
+    """Steps ``start`` .. ``stop - 1`` of :func:`gru_loop_forward`, their gates in place."""
+    for t in range(start, stop):
         recurrent_product(h[t], weight_hh, recurrent)
         gru_step_forward(t, gates, recurrent, bias_hn, h, hidden_n)
 

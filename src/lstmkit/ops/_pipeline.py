@@ -62,23 +62,11 @@ class _Helper:
         kernels.add(self.mailbox, 1, 0)
         threading.Thread(target=self._serve, name="lstmkit-helper", daemon=True).start()
 
-    def post(self, function, *arguments) -> None:
-        """Makes ``function(*arguments)`` the helper's job, and wakes the helper if it sleeps.
-
-        The first job of each dtype runs here instead, whole, before the loop (which then finds
-        every chunk done): that call compiles it (or loads it from Numba's cache) in the
-        caller's thread. Compiled in the helper, it would hold the GIL for seconds, and a
-        process ending meanwhile aborts inside LLVM."""
-        if self.first_of_its_kind(function, arguments[-1].dtype):
-            function(*arguments)
-            return
-        self._job = (function, arguments)
-        self.kernels.announce(self.mailbox)
-        self._wake_if_sleeping()
-
     def first_of_its_kind(self, function, dtype) -> bool:
         """True the first time only for each (job function, dtype): the caller then runs that job
-        itself, which compiles it in the caller's thread (see post)."""
+        itself, whole, before staging it, which compiles it (or loads it from Numba's cache) in the
+        caller's thread. Compiled in the helper, it would hold the GIL for seconds, and a process
+        ending meanwhile aborts inside LLVM."""
         kind = (function, dtype)
         if kind in self._compiled:
             return False
@@ -88,7 +76,9 @@ class _Helper:
     def stage(self, function, *arguments) -> None:
         """Makes ``function(*arguments)`` the helper's job without announcing it: the caller's
         compiled code announces it (``kernels.announce``) once it has let go of the GIL, which the
-        helper needs to start a job. A sleeping helper is woken now."""
+        helper needs to start a job (announced from Python, the job found the GIL held, and the
+        helper slept on it until the caller's loop let go: tens of microseconds). A sleeping
+        helper is woken now."""
         self._job = (function, arguments)
         self._wake_if_sleeping()
 
@@ -155,7 +145,8 @@ def start_projection(x, weight_ih, bias, gates, force: bool = False):
     """The ``pipeline`` argument of the compiled loops (see :mod:`._kernels`) that has ``gates``
     (T, N, G, uninitialised) receive ``x W_ihᵀ + bias`` chunk by chunk, on the helper thread
     and in the loop; None where no helper can run (one core), unless ``force``: then the loop
-    computes every chunk itself. ``bias`` is (G,) or None."""
+    computes every chunk itself. ``bias`` is (G,) or None. The helper's job is staged, and the
+    loop announces it (``kernels.start_pipeline``) once it runs without the GIL."""
     kernels = compiled_kernels()
     steps, batch, features = x.shape
     helper = _get_helper(kernels)
@@ -164,9 +155,13 @@ def start_projection(x, weight_ih, bias, gates, force: bool = False):
     chunk = chunk_steps(batch, features, gates.shape[-1])
     claims = np.zeros(1 + -(-steps // chunk), dtype=np.int64)
     bias = np.zeros(gates.shape[-1], dtype=x.dtype) if bias is None else bias
-    pipeline = (claims, chunk, np.ascontiguousarray(x), aligned_copy(weight_ih.T, x.dtype), bias)
+    mailbox = np.zeros(3, dtype=np.int64) if helper is None else helper.mailbox
+    pipeline = (claims, chunk, np.ascontiguousarray(x), aligned_copy(weight_ih.T, x.dtype), bias, mailbox)
     if helper is not None:
-        helper.post(kernels.project_chunks, pipeline, gates)
+        if helper.first_of_its_kind(kernels.project_chunks, x.dtype):
+            kernels.project_chunks(pipeline, gates)  # the loop then finds every chunk done
+        else:
+            helper.stage(kernels.project_chunks, pipeline, gates)  # announced by the loop
     return pipeline
 
 
