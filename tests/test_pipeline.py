@@ -383,6 +383,8 @@ def test_the_first_job_of_each_dtype_runs_in_the_callers_thread(monkeypatch):
     first = np.full((9, 1, 8), np.nan)
     pipeline = _pipeline.start_projection(x, weight_ih, None, first)
     assert pipeline[0][0] == 9 and pipeline[0][1:].all() and helper._job is None
+    kernels.start_pipeline(pipeline)  # as the loop does: nothing to announce to the helper
+    assert helper.mailbox[0] == 0
     gates = np.full_like(first, np.nan)
     pipeline = _pipeline.start_projection(x, weight_ih, None, gates)
     assert helper._job is not None

@@ -155,13 +155,13 @@ def start_projection(x, weight_ih, bias, gates, force: bool = False):
     chunk = chunk_steps(batch, features, gates.shape[-1])
     claims = np.zeros(1 + -(-steps // chunk), dtype=np.int64)
     bias = np.zeros(gates.shape[-1], dtype=x.dtype) if bias is None else bias
-    mailbox = np.zeros(3, dtype=np.int64) if helper is None else helper.mailbox
-    pipeline = (claims, chunk, np.ascontiguousarray(x), aligned_copy(weight_ih.T, x.dtype), bias, mailbox)
-    if helper is not None:
-        if helper.first_of_its_kind(kernels.project_chunks, x.dtype):
-            kernels.project_chunks(pipeline, gates)  # the loop then finds every chunk done
-        else:
-            helper.stage(kernels.project_chunks, pipeline, gates)  # announced by the loop
+    nobody = np.zeros(3, dtype=np.int64)  # a mailbox no helper reads, for a loop with no job to announce
+    pipeline = (claims, chunk, np.ascontiguousarray(x), aligned_copy(weight_ih.T, x.dtype), bias, nobody)
+    if helper is not None and helper.first_of_its_kind(kernels.project_chunks, x.dtype):
+        kernels.project_chunks(pipeline, gates)  # the loop then finds every chunk done
+    elif helper is not None:
+        pipeline = (*pipeline[:5], helper.mailbox)
+        helper.stage(kernels.project_chunks, pipeline, gates)  # announced by the loop
     return pipeline
 
 
