@@ -155,13 +155,13 @@ def start_projection(x, weight_ih, bias, gates, force: bool = False):
     chunk = chunk_steps(batch, features, gates.shape[-1])
     claims = np.zeros(1 + -(-steps // chunk), dtype=np.int64)
     bias = np.zeros(gates.shape[-1], dtype=x.dtype) if bias is None else bias
-    nobody = np.zeros(3, dtype=np.int64)  # a mailbox no helper reads, for a loop with no job to announce
-    pipeline = (claims, chunk, np.ascontiguousarray(x), aligned_copy(weight_ih.T, x.dtype), bias, nobody)
-    if helper is not None and helper.first_of_its_kind(kernels.project_chunks, x.dtype):
-        kernels.project_chunks(pipeline, gates)  # the loop then finds every chunk done
-    elif helper is not None:
-        pipeline = (*pipeline[:5], helper.mailbox)
+    staged = helper is not None and not helper.first_of_its_kind(kernels.project_chunks, x.dtype)
+    mailbox = helper.mailbox if staged else np.zeros(3, dtype=np.int64)  # no helper reads the latter
+    pipeline = (claims, chunk, np.ascontiguousarray(x), aligned_copy(weight_ih.T, x.dtype), bias, mailbox)
+    if staged:
         helper.stage(kernels.project_chunks, pipeline, gates)  # announced by the loop
+    elif helper is not None:  # the first job of its dtype, run here: the loop finds every chunk done
+        kernels.project_chunks(pipeline, gates)
     return pipeline
 
 
