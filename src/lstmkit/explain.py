@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .grad_mode import no_grad
-from .nn._kinds import KINDS
+from .nn.kinds import KINDS
 from .nn.module import Module
 from .nn.recurrent import GRU, LSTM, RNN
 

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..nn._kinds import GRU_KIND, LSTM_KIND, RNN_KINDS, CellKind
+from ..nn.kinds import GRU_KIND, LSTM_KIND, RNN_KINDS, CellKind
 
 
 class KerasFormat(NamedTuple):

@@ -18,7 +18,7 @@ twin and are refused.
 
 from __future__ import annotations
 
-from ..nn._kinds import KINDS
+from ..nn.kinds import KINDS
 from ..nn.recurrent import GRU as TorchGRU
 from ..nn.recurrent import LSTM as TorchLSTM
 from ..nn.recurrent import RNN as TorchRNN

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn._kinds import GRU_KIND, LSTM_KIND, RNN_KINDS
+from ..nn.kinds import GRU_KIND, LSTM_KIND, RNN_KINDS
 from ._formats import GRU_FORMAT, LSTM_FORMAT, SIMPLE_RNN_FORMAT
 from ._recurrent import KerasRNN, _check_choice
 

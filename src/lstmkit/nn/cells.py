@@ -11,7 +11,7 @@ import numpy as np
 
 from ..grad_mode import is_grad_enabled
 from . import _checks
-from ._kinds import GRU_KIND, LSTM_KIND, CellKind, register_uniform_weights, rnn_kind
+from .kinds import GRU_KIND, LSTM_KIND, CellKind, register_uniform_weights, rnn_kind
 from .module import Module
 from .packing import PackedSequence
 

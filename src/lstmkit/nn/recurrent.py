@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kinds import GRU_KIND, LSTM_KIND, rnn_kind
+from .kinds import GRU_KIND, LSTM_KIND, rnn_kind
 from .rnn_base import RNNBase
 
 _SHARED_ARGS = """

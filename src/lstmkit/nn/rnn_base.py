@@ -1,7 +1,7 @@
 """What LSTM, GRU and RNN share, written once: parameters, stacking, directions, dropout between
 layers, variable lengths, shape checks and the cache stack.
 
-The cell's equations come from :mod:`lstmkit.ops` through a :class:`~._kinds.CellKind`; the
+The cell's equations come from :mod:`lstmkit.ops` through a :class:`~.kinds.CellKind`; the
 caller's array layout (batch_first, unbatched, packed, ``lengths=``) is a layout from
 :mod:`._layouts`, so the loop over layers and directions below only ever sees (T, N, ·) arrays.
 """
@@ -16,7 +16,7 @@ from ..grad_mode import is_grad_enabled
 from ..ops import recycle_cache
 from ..ops.recurrence import reverse_in_time
 from . import _checks
-from ._kinds import CellKind, register_uniform_weights
+from .kinds import CellKind, register_uniform_weights
 from ._layouts import LengthsLayout, PackedLayout, PaddedLayout
 from .module import Module
 from .packing import PackedSequence, check_lengths, check_packed
