@@ -102,8 +102,8 @@ def test_full_table_has_a_line_per_row_and_the_means():
         "**1.00** (worst 2.00); inference vs onnxruntime **2.00** (worst 4.00)."
     )
     assert (
-        lines[-2]
-        == "- Geometric means, GRU: inference vs torch **0.25** (worst 0.25); training step vs torch **1.00** (worst 1.00)."
+        lines[-2] == "- Geometric means, GRU: inference vs torch **0.25** (worst 0.25); "
+        "training step vs torch **1.00** (worst 1.00)."
     )
 
 
