@@ -221,7 +221,8 @@ def ptb_table(ptb: dict) -> str:
         ]
     ]
     header = ["lstmkit s/epoch", "torch s/epoch", "ratio", "batches timed", "first-batch loss (lstmkit, torch)"]
-    return "\n".join(_table(header, cells))
+    title = "One training epoch of PTB's small model (bench_ptb.py), the same weights and batches in both:"
+    return "\n".join([title, "", *_table(header, cells)])
 
 
 def replace_block(text: str, block: str, where: str = "the file") -> str:

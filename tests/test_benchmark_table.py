@@ -132,7 +132,7 @@ def test_ptb_table():
         "seconds_per_epoch": {"lstmkit": 90.0, "torch": 100.0},
         "first_batch_loss": [9.2278051, 9.2278049],
     }
-    assert table.ptb_table(ptb).splitlines()[2] == "| 90.0 | 100.0 | 0.90 | 9 of 10 | 9.22781, 9.22780 |"
+    assert table.ptb_table(ptb).splitlines()[4] == "| 90.0 | 100.0 | 0.90 | 9 of 10 | 9.22781, 9.22780 |"
 
 
 def test_write_replaces_only_the_block_between_the_markers(tmp_path):
