@@ -35,8 +35,10 @@ def keras_model(input_size, units, layers, use_bias, bidirectional, seq_len=3, *
     return keras.Sequential(model)
 
 
-@pytest.mark.parametrize("input_size,units,layers,use_bias,bidirectional",
-                         [(20, 100, 2, True, False), (3, 5, 3, False, True), (7, 1, 1, True, True), (1, 4, 2, True, True)])
+@pytest.mark.parametrize(
+    "input_size,units,layers,use_bias,bidirectional",
+    [(20, 100, 2, True, False), (3, 5, 3, False, True), (7, 1, 1, True, True), (1, 4, 2, True, True)],
+)
 def test_counts_equal_keras(input_size, units, layers, use_bias, bidirectional):
     expected = keras_model(input_size, units, layers, use_bias, bidirectional).count_params()
     assert keras_lstm_parameter_count(input_size, units, layers, use_bias, bidirectional) == expected
@@ -58,7 +60,24 @@ def test_keras_return_shapes_in_text_are_keras_own(bidirectional):
 
 def test_seed_example_cli_output(capsys):
     """The README's example: a 3-word sentence, input size 20, hidden 100, 2 layers."""
-    assert main(["explain", "--input-size", "20", "--hidden-size", "100", "--num-layers", "2", "--seq-len", "3", "--batch", "1"]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                "--input-size",
+                "20",
+                "--hidden-size",
+                "100",
+                "--num-layers",
+                "2",
+                "--seq-len",
+                "3",
+                "--batch",
+                "1",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     reference = torch.nn.LSTM(20, 100, 2)
     output, (h_n, c_n) = reference(torch.zeros(3, 1, 20))
@@ -72,14 +91,17 @@ def test_seed_example_cli_output(capsys):
     assert f"total: {sum(p.numel() for p in reference.parameters()):,} parameters (torch" in text
 
 
-@pytest.mark.parametrize("flags", [["--batch-first", "--bidirectional", "--proj-size", "3"], ["--unbatched", "--no-bias"]])
+@pytest.mark.parametrize(
+    "flags", [["--batch", "2", "--batch-first", "--bidirectional", "--proj-size", "3"], ["--unbatched", "--no-bias"]]
+)
 def test_cli_shapes_equal_torch(flags, capsys):
-    assert main(["explain", "--input-size", "4", "--hidden-size", "6", "--seq-len", "5", "--batch", "2", *flags]) == 0
+    assert main(["explain", "--input-size", "4", "--hidden-size", "6", "--seq-len", "5", *flags]) == 0
     text = capsys.readouterr().out
     batch_first, bidirectional = "--batch-first" in flags, "--bidirectional" in flags
     proj = 3 if "--proj-size" in flags else 0
-    reference = torch.nn.LSTM(4, 6, batch_first=batch_first, bidirectional=bidirectional, proj_size=proj,
-                              bias="--no-bias" not in flags)
+    reference = torch.nn.LSTM(
+        4, 6, batch_first=batch_first, bidirectional=bidirectional, proj_size=proj, bias="--no-bias" not in flags
+    )
     x = torch.zeros((5, 4) if "--unbatched" in flags else ((2, 5, 4) if batch_first else (5, 2, 4)))
     output, (h_n, c_n) = reference(x)
     for name, tensor in (("input", x), ("output", output), ("h_n", h_n), ("c_n", c_n)):

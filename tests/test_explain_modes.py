@@ -11,8 +11,11 @@ import lstmkit
 from lstmkit.cli import main
 from lstmkit.explain import explain_layer, keras_parameter_count, parameter_count
 
-TORCH = {"GRU": (lstmkit.GRU, torch.nn.GRU, {}), "RNN_TANH": (lstmkit.RNN, torch.nn.RNN, {}),
-         "RNN_RELU": (lstmkit.RNN, torch.nn.RNN, {"nonlinearity": "relu"})}
+TORCH = {
+    "GRU": (lstmkit.GRU, torch.nn.GRU, {}),
+    "RNN_TANH": (lstmkit.RNN, torch.nn.RNN, {}),
+    "RNN_RELU": (lstmkit.RNN, torch.nn.RNN, {"nonlinearity": "relu"}),
+}
 CONFIGS = list(itertools.product(TORCH, [1, 7], [1, 5, 100], [1, 3], [True, False], [False, True]))
 
 
@@ -43,8 +46,10 @@ def keras_model(mode, input_size, units, layers, use_bias, bidirectional, seq_le
 
 
 @pytest.mark.parametrize("mode", TORCH)
-@pytest.mark.parametrize("input_size,units,layers,use_bias,bidirectional",
-                         [(20, 100, 2, True, False), (3, 5, 3, False, True), (7, 1, 1, True, True)])
+@pytest.mark.parametrize(
+    "input_size,units,layers,use_bias,bidirectional",
+    [(20, 100, 2, True, False), (3, 5, 3, False, True), (7, 1, 1, True, True)],
+)
 def test_counts_equal_keras(mode, input_size, units, layers, use_bias, bidirectional):
     expected = keras_model(mode, input_size, units, layers, use_bias, bidirectional).count_params()
     assert keras_parameter_count(mode, input_size, units, layers, use_bias, bidirectional) == expected
@@ -67,14 +72,24 @@ def test_keras_return_shapes_in_text_are_keras_own(mode, bidirectional):
 
 
 @pytest.mark.parametrize("mode", TORCH)
-@pytest.mark.parametrize("flags", [["--batch-first", "--bidirectional", "--num-layers", "2"], ["--unbatched", "--no-bias"]])
+@pytest.mark.parametrize(
+    "flags", [["--batch", "2", "--batch-first", "--bidirectional", "--num-layers", "2"], ["--unbatched", "--no-bias"]]
+)
 def test_cli_shapes_and_names_equal_torch(mode, flags, capsys):
-    assert main(["explain", "--mode", mode, "--input-size", "4", "--hidden-size", "6", "--seq-len", "5", "--batch", "2", *flags]) == 0
+    command = ["explain", "--mode", mode, "--input-size", "4", "--hidden-size", "6", "--seq-len", "5", *flags]
+    assert main(command) == 0
     text = capsys.readouterr().out
     _, torch_class, extra = TORCH[mode]
     batch_first = "--batch-first" in flags
-    reference = torch_class(4, 6, 2 if "--num-layers" in flags else 1, batch_first=batch_first,
-                            bidirectional="--bidirectional" in flags, bias="--no-bias" not in flags, **extra)
+    reference = torch_class(
+        4,
+        6,
+        2 if "--num-layers" in flags else 1,
+        batch_first=batch_first,
+        bidirectional="--bidirectional" in flags,
+        bias="--no-bias" not in flags,
+        **extra,
+    )
     x = torch.zeros((5, 4) if "--unbatched" in flags else ((2, 5, 4) if batch_first else (5, 2, 4)))
     output, h_n = reference(x)
     for name, tensor in (("input", x), ("output", output), ("h_n", h_n), ("h_0", h_n)):

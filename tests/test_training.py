@@ -7,14 +7,16 @@ import pytest
 
 from lstmkit import io
 from lstmkit.tasks import get_task
-from lstmkit.train import BEST, CHECKPOINT, METRICS, TrainingDiverged, Trainer
+from lstmkit.train import BEST, CHECKPOINT, METRICS, Trainer, TrainingDiverged
 
 SMALL = dict(hidden_size=16, epochs=3, batch_size=64)
 
 
 def digits_trainer(out, **overrides):
     task_class = get_task("digits")
-    return Trainer(task_class(task_class.make_config(**{**SMALL, **overrides})), out, progress=False, log=lambda _: None)
+    return Trainer(
+        task_class(task_class.make_config(**{**SMALL, **overrides})), out, progress=False, log=lambda _: None
+    )
 
 
 def weights(path):
@@ -78,7 +80,10 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_last_good_chec
         return (float("nan") if len(calls) == 3 else loss), count
 
     monkeypatch.setattr(trainer.task, "train_step", poisoned)
-    with pytest.raises(TrainingDiverged, match=r"epoch 2, batch 3: the loss is nan; training stopped. The last good checkpoint \(epoch 1\)"):
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"epoch 2, batch 3: the loss is nan; training stopped. The last good checkpoint \(epoch 1\)",
+    ):
         trainer.fit()
     _, meta = weights(tmp_path / CHECKPOINT)
     assert meta["epoch"] == 1
@@ -88,12 +93,14 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_last_good_chec
 def test_checkpoints_never_unpickle_and_corrupt_files_are_refused(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip at all")
-    with pytest.raises(io.CheckpointError, match="is not a readable lstmkit checkpoint"):
+    with pytest.raises(io.CheckpointError, match="is not an lstmkit checkpoint: expected an .npz file"):
         io.load_checkpoint(bad)
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, __meta__=np.array([{"format": "lstmkit-checkpoint"}], dtype=object))
-    with pytest.raises(io.CheckpointError, match="not a readable lstmkit checkpoint"):
+    with pytest.raises(io.CheckpointError, match="not a readable lstmkit checkpoint") as refused:
         io.load_checkpoint(pickled)
+    assert "holds pickled objects, which lstmkit never loads" in str(refused.value)
+    assert "allow_pickle" not in str(refused.value)
     foreign = tmp_path / "foreign.npz"
     np.savez(foreign, weights=np.zeros(3))
     with pytest.raises(io.CheckpointError, match="not an lstmkit checkpoint"):

@@ -8,6 +8,7 @@
 """
 
 from . import _openblas  # noqa: F401  first: before anything loads NumPy (and OpenBLAS)
+from . import io  # noqa: F401  lstmkit.io.torch_state_dict(...) after a plain `import lstmkit`
 from .explain import count_parameters
 from .grad_mode import is_grad_enabled, no_grad
 from .nn import GRU, RNN, LSTM, GRUCell, LSTMCell, Module, Parameter, RNNCell

@@ -1,65 +1,120 @@
-"""The ``lstmkit`` command: ``explain``, ``train``, ``evaluate``, ``generate``."""
+"""The ``lstmkit`` command: ``explain``, ``train``, ``evaluate``, ``generate`` (also ``python -m lstmkit``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from importlib import metadata
 
+from .cli_options import NON_NEGATIVE_INT, POSITIVE_INT, HelpFormatter
 from .cli_train import add_train_parser, dispatch
 from .explain import MODES, explain_layer
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
+def package_version() -> str:
+    """The installed distribution's version (``lstmkit.__version__`` when run from a source tree)."""
+    try:
+        return metadata.version("lstmkit")
+    except metadata.PackageNotFoundError:
+        from . import __version__
+
+        return __version__
 
 
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return value
+def add_explain_parser(commands) -> None:
+    """The ``explain`` subcommand."""
+    explain = commands.add_parser(
+        "explain",
+        help="print every tensor's shape and parameter count of an LSTM, GRU or RNN",
+        formatter_class=HelpFormatter,
+        allow_abbrev=False,
+    )
+    explain.add_argument("--mode", choices=MODES, default="LSTM", help="the layer, by PyTorch's mode name")
+    explain.add_argument("--input-size", type=POSITIVE_INT, required=True, help="H_in: features per step (required)")
+    explain.add_argument("--hidden-size", type=POSITIVE_INT, required=True, help="H: units of h and c (required)")
+    explain.add_argument("--num-layers", type=POSITIVE_INT, default=1, help="stacked layers")
+    explain.add_argument("--seq-len", type=POSITIVE_INT, default=1, help="L: time steps")
+    explain.add_argument("--batch", type=POSITIVE_INT, default=None, help="N: sequences per batch (default: 1)")
+    explain.add_argument("--unbatched", action="store_true", help="explain an unbatched (L, H_in) input (no --batch)")
+    explain.add_argument("--bidirectional", action="store_true", help="two directions, outputs concatenated (D=2)")
+    explain.add_argument(
+        "--proj-size", type=NON_NEGATIVE_INT, default=0, help="P: LSTM only, project h to P units (0: no projection)"
+    )
+    explain.add_argument("--batch-first", action="store_true", help="input and output as (N, L, features)")
+    explain.add_argument("--no-bias", action="store_true", help="no bias_ih and bias_hh")
+    explain.add_argument(
+        "--style",
+        choices=("torch", "keras"),
+        default="torch",
+        help="torch: PyTorch's tensors beside Keras'; keras: the Keras layers, summary() and weights",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lstmkit", description="LSTMs in NumPy, exactly like PyTorch's.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    explain = commands.add_parser("explain", help="print every tensor's shape and parameter count of an LSTM, GRU or RNN")
-    explain.add_argument("--mode", choices=MODES, default="LSTM", help="the layer: LSTM (default), GRU, RNN_TANH or RNN_RELU")
-    explain.add_argument("--input-size", type=_positive, required=True, help="H_in: features per step")
-    explain.add_argument("--hidden-size", type=_positive, required=True, help="H: units of h and c")
-    explain.add_argument("--num-layers", type=_positive, default=1)
-    explain.add_argument("--seq-len", type=_positive, default=1, help="L: time steps")
-    explain.add_argument("--batch", type=_positive, default=1, help="N: sequences per batch")
-    explain.add_argument("--unbatched", action="store_true", help="explain an unbatched (L, H_in) input")
-    explain.add_argument("--bidirectional", action="store_true")
-    explain.add_argument("--proj-size", type=_non_negative, default=0)
-    explain.add_argument("--batch-first", action="store_true")
-    explain.add_argument("--no-bias", action="store_true")
-    explain.add_argument("--style", choices=("torch", "keras"), default="torch",
-                         help="torch (default): PyTorch's tensors beside Keras'; keras: the Keras layers, summary() and weights")
+    """The parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="lstmkit",
+        description="LSTMs in NumPy, exactly like PyTorch's.",
+        formatter_class=HelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"lstmkit {package_version()}", help="print lstmkit's version and exit"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_explain_parser(commands)
     add_train_parser(commands)
     return parser
 
 
+def explain_text(args: argparse.Namespace) -> str:
+    """What ``lstmkit explain`` prints; options that would be ignored are refused with a ValueError."""
+    if args.unbatched and args.batch is not None:
+        raise ValueError(f"--unbatched explains an input without a batch axis; leave out --batch {args.batch}")
+    if args.style == "keras":
+        ignored = [
+            flag for flag, given in (("--batch-first", args.batch_first), ("--unbatched", args.unbatched)) if given
+        ]
+        if ignored:
+            raise ValueError(
+                f"--style keras: Keras layers are always batch-major with a batch axis; "
+                f"leave out {' and '.join(ignored)}"
+            )
+        from .keras.explain import explain_keras
+
+        return explain_keras(
+            args.input_size,
+            args.hidden_size,
+            args.num_layers,
+            args.seq_len,
+            args.batch or 1,
+            mode=args.mode,
+            bias=not args.no_bias,
+            bidirectional=args.bidirectional,
+            proj_size=args.proj_size,
+        )
+    return explain_layer(
+        args.input_size,
+        args.hidden_size,
+        args.num_layers,
+        args.seq_len,
+        None if args.unbatched else args.batch or 1,
+        mode=args.mode,
+        bias=not args.no_bias,
+        batch_first=args.batch_first,
+        bidirectional=args.bidirectional,
+        proj_size=args.proj_size,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run ``lstmkit`` with ``argv`` (default: the command line); returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # a stopped run prints the command that resumes it
     if args.command == "explain":
         try:
-            if args.style == "keras":
-                from .keras.explain import explain_keras
-
-                text = explain_keras(args.input_size, args.hidden_size, args.num_layers, args.seq_len, args.batch,
-                                     mode=args.mode, bias=not args.no_bias, bidirectional=args.bidirectional,
-                                     proj_size=args.proj_size)
-            else:
-                text = explain_layer(
-                    args.input_size, args.hidden_size, args.num_layers, args.seq_len,
-                    None if args.unbatched else args.batch, mode=args.mode, bias=not args.no_bias,
-                    batch_first=args.batch_first, bidirectional=args.bidirectional, proj_size=args.proj_size,
-                )
+            text = explain_text(args)
         except (ValueError, TypeError) as error:
             print(f"lstmkit explain: {error}", file=sys.stderr)
             return 2

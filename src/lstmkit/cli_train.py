@@ -1,154 +1,292 @@
-"""``lstmkit train``, ``lstmkit evaluate`` and ``lstmkit generate``: thin wrappers around tasks and the Trainer."""
+"""``lstmkit train``, ``lstmkit evaluate`` and ``lstmkit generate``: thin wrappers around tasks and the Trainer.
+
+What ``lstmkit train TASK`` writes into ``--out`` (default ``runs/TASK``): ``checkpoint.npz``,
+``best.npz``, ``metrics.jsonl``, ``training_curve.png``, ``summary.json`` and ``result.json``.
+With ``--repeats N`` (sunspots' default is 5) every seed's run gets those files, except
+``result.json``, in ``seed<S>/`` folders, and ``result.json`` (every seed's summary, the median
+test metric, sunspots' baselines) sits in ``--out`` itself.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from . import io
+from .cli_guard import RESULT, RunFolderError, exit_code, interrupted_message, prepare_run_folder, stop_signals_raise
+from .cli_options import NON_NEGATIVE_INT, POSITIVE_INT, HelpFormatter, positive_float, probability_below_one
 from .data import MissingDatasetPackage
 from .grad_mode import no_grad
-from .tasks import TASKS, get_task
-from .train import TrainingDiverged, Trainer
+from .tasks import TASKS, Task, get_task
+from .train import Trainer, TrainingDiverged
 
-# option name -> (type, help); None defaults mean "the task's recipe"
-TRAIN_OPTIONS = {
-    "hidden_size": (int, "units of the LSTM"),
-    "num_layers": (int, "stacked LSTM layers"),
-    "dropout": (float, "dropout probability"),
-    "epochs": (int, "epochs to train"),
-    "batch_size": (int, "sequences per batch"),
-    "lr": (float, "learning rate"),
-    "optimizer": (str, "sgd, adam or adamw"),
-    "clip": (float, "clip the gradient norm to this value (0: no clipping)"),
-    "schedule": (str, "learning-rate schedule: none, cosine, step, halve or plateau"),
-    "patience": (int, "stop after this many epochs without a better validation metric (0: never)"),
-    "seed": (int, "seed of the weights, the shuffling and the dropout masks"),
-    "file": (str, "the text file to learn (task text)"),
-    "max_batches": (int, "train on at most this many batches per epoch (0: all; for quick trials)"),
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("none", "cosine", "step", "halve", "plateau")
+LANGUAGE_TASKS = ("ptb", "text")
+
+# option name -> (argparse type or choices, help); each default is the task's recipe, listed in the help
+TRAIN_OPTIONS: dict[str, tuple[Callable | tuple[str, ...], str]] = {
+    "hidden_size": (POSITIVE_INT, "units of the LSTM"),
+    "num_layers": (POSITIVE_INT, "stacked LSTM layers"),
+    "dropout": (
+        probability_below_one,
+        "dropout probability, in [0, 1): between stacked layers (and around the LSTM for ptb and text)",
+    ),
+    "epochs": (POSITIVE_INT, "epochs to train"),
+    "batch_size": (POSITIVE_INT, "sequences per batch"),
+    "lr": (positive_float, "learning rate"),
+    "optimizer": (OPTIMIZERS, "the optimizer"),
+    "clip": (positive_float, "clip the gradient norm to this value"),
+    "schedule": (SCHEDULES, "learning-rate schedule"),
+    "patience": (POSITIVE_INT, "stop after this many epochs without a better validation metric"),
+    "seed": (NON_NEGATIVE_INT, "seed of the weights, the shuffling and the dropout masks"),
+    "max_batches": (POSITIVE_INT, "train on at most this many batches per epoch (for quick trials)"),
 }
+# How a recipe value reads in the help where a number would mislead.
+_SHOWN = {("patience", 0): "never", ("max_batches", 0): "all", ("clip", 0.0): "no clipping"}
+
+
+def recipe_default(name: str) -> str:
+    """``(default: 64)`` or, where the tasks' recipes differ, ``(default: ptb 200, text 128, others 64)``."""
+    shown = {
+        task: str(_SHOWN.get((name, value), value))
+        for task, value in ((task, task_class.make_config()[name]) for task, task_class in TASKS.items())
+    }
+    values = list(shown.values())
+    most_common = max(values, key=values.count)
+    if values.count(most_common) == len(values):
+        return f"(default: {most_common})"
+    if values.count(most_common) == 1:
+        return "(default: " + ", ".join(f"{task} {value}" for task, value in shown.items()) + ")"
+    exceptions = [f"{task} {value}" for task, value in shown.items() if value != most_common]
+    return "(default: " + ", ".join(exceptions) + f", others {most_common})"
 
 
 def add_train_parser(commands) -> None:
-    parser = commands.add_parser("train", help="train an LSTM on a dataset that ships inside a package",
-                                 description="Train with the task's best recipe; every option overrides it.")
+    """The ``train``, ``evaluate`` and ``generate`` subcommands."""
+    options = dict(formatter_class=HelpFormatter, allow_abbrev=False)
+    parser = commands.add_parser(
+        "train",
+        help="train an LSTM on a dataset that ships inside a package",
+        description="Train with the task's best recipe; every option overrides it.",
+        **options,
+    )
     parser.add_argument("task", choices=list(TASKS), help="dataset and task")
     for name, (kind, text) in TRAIN_OPTIONS.items():
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=text)
-    parser.add_argument("--bidirectional", action="store_true", default=None, help="a bidirectional LSTM")
-    parser.add_argument("--out", default=None, help="folder for checkpoints and reports (default runs/TASK)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    parser.add_argument("--repeats", type=int, default=None, help="train this many seeds (seed, seed+1, ...) and report "
-                        "the median test metric (default: 5 for sunspots, else 1)")
+        typed = {"choices": kind} if isinstance(kind, tuple) else {"type": kind}
+        parser.add_argument(
+            "--" + name.replace("_", "-"), dest=name, default=None, help=f"{text} {recipe_default(name)}", **typed
+        )
+    parser.add_argument(
+        "--file", default=None, help="the UTF-8 text file to learn (task text only; required there) (default: none)"
+    )
+    parser.add_argument(
+        "--bidirectional",
+        action="store_true",
+        default=None,
+        help="a bidirectional LSTM (mnist, digits, sunspots) (default: off)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder for checkpoints and reports (default: runs/TASK)"
+    )
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    again.add_argument("--force", action="store_true", help="start over in an --out that holds a run, replacing it")
+    parser.add_argument(
+        "--repeats",
+        type=POSITIVE_INT,
+        default=None,
+        help="train this many seeds (seed, seed+1, ...) "
+        "in OUT/seed<S>/ and report the median test metric (default: sunspots 5, others 1)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint on its task's test data")
-    evaluate.add_argument("checkpoint")
-    generate = commands.add_parser("generate", help="sample text from a language-model checkpoint")
-    generate.add_argument("checkpoint")
-    generate.add_argument("--prompt", default="")
-    generate.add_argument("--length", type=int, default=50)
-    generate.add_argument("--temperature", type=float, default=1.0)
-    generate.add_argument("--seed", type=int, default=0)
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate a checkpoint on its task's valid and test data", **options
+    )
+    evaluate.add_argument(
+        "checkpoint", type=Path, help="a checkpoint written by lstmkit train, e.g. runs/digits/best.npz"
+    )
+    generate = commands.add_parser(
+        "generate", help="sample text from a language-model checkpoint (ptb or text)", **options
+    )
+    generate.add_argument("checkpoint", type=Path, help="a ptb or text checkpoint, e.g. runs/ptb/best.npz")
+    generate.add_argument(
+        "--prompt",
+        default="",
+        help="the text to continue: words for ptb, characters for text (default: none, start after an end of sentence)",
+    )
+    generate.add_argument("--length", type=POSITIVE_INT, default=50, help="tokens to generate")
+    generate.add_argument(
+        "--temperature",
+        type=positive_float,
+        default=1.0,
+        help="divides the logits: below 1 is more conservative, above 1 more varied",
+    )
+    generate.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="seed of the sampling")
 
 
-def run_train(args) -> dict:
+def refuse_options_that_do_not_apply(args: argparse.Namespace, config: dict) -> None:
+    """Options the chosen task would ignore are errors, not silently dropped."""
+    if args.file is not None and args.task != "text":
+        raise ValueError(f"--file applies to the text task only; {args.task} reads its own dataset")
+    if args.bidirectional and args.task in LANGUAGE_TASKS:
+        raise ValueError(f"--bidirectional does not apply to {args.task}: a language model reads left to right")
+    if config["dropout"] > 0 and config["num_layers"] == 1 and args.task not in LANGUAGE_TASKS:
+        raise ValueError(
+            f"--dropout {config['dropout']} applies between stacked LSTM layers and {args.task} has one: "
+            "add --num-layers 2 (or more) or leave out --dropout"
+        )
+
+
+def run_train(args: argparse.Namespace) -> dict:
     task_class = get_task(args.task)
-    overrides = {name: getattr(args, name) for name in [*TRAIN_OPTIONS, "bidirectional"]}
+    overrides = {name: getattr(args, name) for name in [*TRAIN_OPTIONS, "file", "bidirectional"]}
     config = task_class.make_config(**overrides)
-    out = Path(args.out or f"runs/{args.task}")
+    refuse_options_that_do_not_apply(args, config)
+    out = args.out or Path("runs", args.task)
+    prepare_run_folder(out, resume=args.resume, force=args.force)
     repeats = args.repeats or (5 if args.task == "sunspots" else 1)
-    if repeats < 1:
-        raise ValueError(f"--repeats must be >= 1, got {repeats}")
     summaries = []
     for repeat in range(repeats):
         run_config = dict(config, seed=config["seed"] + repeat)
         run_out = out / f"seed{run_config['seed']}" if repeats > 1 else out
-        trainer = Trainer(task_class(run_config), run_out, progress=not args.no_progress)
-        summary = trainer.fit(resume=args.resume and (run_out / "checkpoint.npz").exists())
-        print(f"{args.task} seed {run_config['seed']}: test {json.dumps(summary['test'])} "
-              f"(best epoch {summary['best_epoch']}, {summary['train_seconds']:.1f}s of training) -> {run_out}")
+        try:
+            with stop_signals_raise():
+                trainer = Trainer(task_class(run_config), run_out, progress=not args.no_progress)
+                summary = trainer.fit(resume=args.resume and (run_out / "checkpoint.npz").exists())
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM through stop_signals_raise
+            raise Interrupted(interrupted_message(interrupt, run_out, args.argv, out), exit_code(interrupt)) from None
+        print(
+            f"{args.task} seed {run_config['seed']}: test {json.dumps(summary['test'])} "
+            f"(best epoch {summary['best_epoch']}, {summary['train_seconds']:.1f}s of training) -> {run_out}"
+        )
         summaries.append(summary)
     result = {"runs": summaries}
     if repeats > 1:
         metric = task_class.metric
         values = [s["test"][metric] for s in summaries]
         result["median_test"] = {metric: statistics.median(values)}
-        print(f"median test {metric} over {repeats} seeds: {statistics.median(values):.4f} (each: "
-              + ", ".join(f"{v:.4f}" for v in values) + ")")
+        print(
+            f"median test {metric} over {repeats} seeds: {statistics.median(values):.4f} (each: "
+            + ", ".join(f"{v:.4f}" for v in values)
+            + ")"
+        )
     if args.task == "sunspots":
         from .data.sunspots import baselines, load_sunspots
 
         result["baselines"] = baselines(load_sunspots())
         print("baselines on the same test years: " + ", ".join(f"{k} {v:.2f}" for k, v in result["baselines"].items()))
-    io.write_text(out / "result.json", json.dumps(result, indent=2) + "\n")
+    io.write_text(out / RESULT, json.dumps(result, indent=2) + "\n")
     return result
 
 
-def _checkpoint_and_task(checkpoint: str):
+class Interrupted(Exception):
+    """A run stopped by Ctrl-C or SIGTERM: ``message`` is the one line to print, ``code`` the exit status."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _checkpoint_and_task(checkpoint: Path) -> tuple[dict[str, np.ndarray], dict, type[Task]]:
+    if checkpoint.is_dir():
+        raise io.CheckpointError(
+            f"{checkpoint} is a folder; expected a checkpoint file in it, e.g. {checkpoint / 'best.npz'}"
+        )
     arrays, meta = io.load_checkpoint(checkpoint)
     task_class = get_task(meta["config"]["task"])
     return arrays, meta, task_class
 
 
-def run_evaluate(args) -> dict:
+def run_evaluate(args: argparse.Namespace) -> dict:
     arrays, meta, task_class = _checkpoint_and_task(args.checkpoint)
     task = task_class(meta["config"])
     model = task.build_model()
     model.load_state_dict(io.prefixed(arrays, "model"))
     model.eval()
     result = {part: task.evaluate(model, part) for part in ("valid", "test")}
-    print(json.dumps({"checkpoint": args.checkpoint, "epoch": meta["epoch"], **result}))
+    print(json.dumps({"checkpoint": str(args.checkpoint), "epoch": meta["epoch"], **result}))
     return result
 
 
-def run_generate(args) -> str:
+def prompt_tokens(prompt: str, vocabulary: list[str], words: bool) -> list[int]:
+    """The ids of ``prompt``'s words (``words``) or characters; every one must be in ``vocabulary``."""
+    index = {token: i for i, token in enumerate(vocabulary)}
+    tokens = prompt.split() if words else list(prompt)
+    unknown = list(dict.fromkeys(token for token in tokens if token not in index))
+    if unknown:
+        kind = "words" if words else "characters"
+        hint = " (ptb's words are lowercase; rare words are written <unk>, numbers N)" if words else ""
+        raise ValueError(f"the prompt holds {kind} this model never saw: {unknown[:5]}{hint}")
+    return [index[token] for token in tokens]
+
+
+def run_generate(args: argparse.Namespace) -> str:
     from .nn.language_model import LanguageModel
 
     arrays, meta, task_class = _checkpoint_and_task(args.checkpoint)
     vocabulary = meta.get("vocabulary")
     if vocabulary is None:
-        raise ValueError(f"{args.checkpoint} is a {meta['config']['task']} checkpoint; generate needs a language model (ptb or text)")
-    if args.temperature <= 0 or args.length < 1:
-        raise ValueError(f"--temperature must be > 0 and --length >= 1, got {args.temperature} and {args.length}")
+        raise ValueError(
+            f"{args.checkpoint} is a {meta['config']['task']} checkpoint; generate needs a language model (ptb or text)"
+        )
     config = meta["config"]
-    model = LanguageModel(len(vocabulary), config["embedding_size"], config["hidden_size"], config["num_layers"], init_range=0)
+    words = config["task"] == "ptb"
+    prompt = prompt_tokens(args.prompt, vocabulary, words)
+    model = LanguageModel(
+        len(vocabulary), config["embedding_size"], config["hidden_size"], config["num_layers"], init_range=0
+    )
     model.load_state_dict(io.prefixed(arrays, "model"))
     model.eval()
-    index = {token: i for i, token in enumerate(vocabulary)}
-    words = config["task"] == "ptb"
-    prompt = args.prompt.split() if words else list(args.prompt)
-    unknown = [token for token in prompt if token not in index]
-    if unknown and words and "<unk>" in index:
-        prompt = [token if token in index else "<unk>" for token in prompt]
-    elif unknown:
-        raise ValueError(f"the prompt holds tokens this model never saw: {unknown[:5]}")
-    tokens = [index[t] for t in prompt] or [index.get("<eos>", 0)]
+    start = prompt or [vocabulary.index("<eos>") if "<eos>" in vocabulary else 0]
     rng = np.random.default_rng(args.seed)
     state, generated = None, []
     with no_grad():
-        logits, state = model(np.array(tokens)[:, None], state)
+        logits, state = model(np.array(start)[:, None], state)
         for _ in range(args.length):
             scaled = logits[-1, 0].astype(np.float64) / args.temperature
             probabilities = np.exp(scaled - scaled.max())
             token = int(rng.choice(len(vocabulary), p=probabilities / probabilities.sum()))
             generated.append(vocabulary[token])
             logits, state = model(np.array([[token]]), state)
-    text = (" " if words else "").join(prompt + generated)
+    text = (" " if words else "").join([vocabulary[token] for token in prompt] + generated)
     print(text)
     return text
 
 
-def dispatch(args) -> int:
-    """Run train/evaluate/generate, turning expected failures into one clear line and exit code 2."""
+EXPECTED_FAILURES = (
+    MissingDatasetPackage,
+    TrainingDiverged,
+    io.CheckpointError,
+    RunFolderError,
+    ValueError,
+    FileNotFoundError,
+)
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run train/evaluate/generate, turning expected failures into one clear line and exit code 2.
+
+    Ctrl-C or SIGTERM during training ends with one line naming the kept checkpoint and the command
+    that resumes the run (exit code 130, or 143 after SIGTERM).
+    """
     handlers = {"train": run_train, "evaluate": run_evaluate, "generate": run_generate}
     try:
         handlers[args.command](args)
-    except (MissingDatasetPackage, TrainingDiverged, io.CheckpointError, ValueError, FileNotFoundError) as error:
+    except EXPECTED_FAILURES as error:
         print(f"lstmkit {args.command}: {error}", flush=True, file=sys.stderr)
         return 2
+    except Interrupted as interrupted:
+        print(f"lstmkit {args.command}: {interrupted}", flush=True, file=sys.stderr)
+        return interrupted.code
+    except KeyboardInterrupt as interrupt:
+        print(f"lstmkit {args.command}: interrupted", flush=True, file=sys.stderr)
+        return exit_code(interrupt)
     return 0

@@ -52,7 +52,9 @@ class Optimizer:
 
     def state_dict(self) -> dict:
         """``{"lr", "step_count", "state": {"<index>.<name>": array}}``: numbers and arrays only."""
-        arrays = {f"{index}.{name}": value.copy() for index, state in enumerate(self.state) for name, value in state.items()}
+        arrays = {
+            f"{index}.{name}": value.copy() for index, state in enumerate(self.state) for name, value in state.items()
+        }
         return {"lr": self.lr, "step_count": self.step_count, "state": arrays}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -62,24 +64,37 @@ class Optimizer:
         for key, value in state_dict["state"].items():
             index, name = key.split(".", 1)
             index = int(index)
-            expected = () if name == "step" else self.parameters[index].shape if 0 <= index < len(self.parameters) else None
+            expected = (
+                () if name == "step" else self.parameters[index].shape if 0 <= index < len(self.parameters) else None
+            )
             if np.shape(value) != expected:
-                raise ValueError(f"{type(self).__name__}.load_state_dict: state {key!r} of shape {np.shape(value)} "
-                                 "does not fit this optimizer's parameters")
-            self.state[index][name] = np.array(value, dtype=np.float64 if name == "step" else self.parameters[index].data.dtype)
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: state {key!r} of shape {np.shape(value)} "
+                    "does not fit this optimizer's parameters"
+                )
+            self.state[index][name] = np.array(
+                value, dtype=np.float64 if name == "step" else self.parameters[index].data.dtype
+            )
 
 
 class SGD(Optimizer):
     """Stochastic gradient descent as ``torch.optim.SGD``::
 
-        g = grad + weight_decay * w
-        b = g (first step), else momentum * b + (1 - dampening) * g
-        g = g + momentum * b if nesterov else b          (when momentum > 0)
-        w = w - lr * g
+    g = grad + weight_decay * w
+    b = g (first step), else momentum * b + (1 - dampening) * g
+    g = g + momentum * b if nesterov else b          (when momentum > 0)
+    w = w - lr * g
     """
 
-    def __init__(self, parameters, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False):
+    def __init__(
+        self,
+        parameters,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ):
         super().__init__(parameters, lr)
         if momentum < 0 or weight_decay < 0:
             raise ValueError(f"SGD: momentum and weight_decay must be >= 0, got {momentum} and {weight_decay}")
@@ -105,14 +120,21 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam as ``torch.optim.Adam`` (L2 ``weight_decay`` added to the gradient)::
 
-        m = β1 m + (1 - β1) g;   v = β2 v + (1 - β2) g²   (v_max = max(v_max, v) with amsgrad)
-        w = w - lr / (1 - β1ᵗ) * m / (sqrt(v) / sqrt(1 - β2ᵗ) + eps)
+    m = β1 m + (1 - β1) g;   v = β2 v + (1 - β2) g²   (v_max = max(v_max, v) with amsgrad)
+    w = w - lr / (1 - β1ᵗ) * m / (sqrt(v) / sqrt(1 - β2ᵗ) + eps)
     """
 
     decoupled_weight_decay = False
 
-    def __init__(self, parameters, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False):
+    def __init__(
+        self,
+        parameters,
+        lr: float = 1e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ):
         super().__init__(parameters, lr)
         if not all(0.0 <= beta < 1.0 for beta in betas) or len(betas) != 2:
             raise ValueError(f"{type(self).__name__}: betas must be two numbers in [0, 1), got {betas}")
@@ -151,8 +173,15 @@ class AdamW(Adam):
 
     decoupled_weight_decay = True
 
-    def __init__(self, parameters, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False):
+    def __init__(
+        self,
+        parameters,
+        lr: float = 1e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+    ):
         super().__init__(parameters, lr, betas, eps, weight_decay, amsgrad)
 
 
@@ -215,8 +244,15 @@ class CosineAnnealingLR:
 class ReduceLROnPlateau:
     """Multiply lr by ``factor`` after ``patience`` epochs without improvement (torch's 'rel' threshold)."""
 
-    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
-                 threshold: float = 1e-4, min_lr: float = 0.0):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        min_lr: float = 0.0,
+    ):
         if mode not in ("min", "max"):
             raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
         if not 0 < factor < 1:

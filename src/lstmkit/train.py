@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
 from . import io
-from .optim import SGD, Adam, AdamW, CosineAnnealingLR, LambdaLR, ReduceLROnPlateau, StepLR, clip_grad_norm_
+from .nn.module import Parameter
+from .optim import SGD, Adam, AdamW, CosineAnnealingLR, LambdaLR, Optimizer, ReduceLROnPlateau, StepLR, clip_grad_norm_
 from .tasks.base import Task
 
 CHECKPOINT = "checkpoint.npz"
@@ -24,13 +26,19 @@ BEST = "best.npz"
 METRICS = "metrics.jsonl"
 CURVE = "training_curve.png"
 SUMMARY = "summary.json"
+RUN_FILES = (CHECKPOINT, BEST, METRICS, CURVE, SUMMARY)  # everything a Trainer writes into its folder
+PROGRESS_FORMAT = (
+    "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{unit} "
+    "[{elapsed} elapsed, ETA {remaining}, {rate_fmt}{postfix}]"
+)
 
 
 class TrainingDiverged(RuntimeError):
     """The loss or the gradient norm stopped being finite."""
 
 
-def make_optimizer(config: dict, parameters):
+def make_optimizer(config: dict, parameters: Iterable[Parameter]) -> Optimizer:
+    """The optimizer ``config['optimizer']`` names (sgd, adam or adamw) with the config's lr and decay."""
     name = config["optimizer"]
     if name == "sgd":
         return SGD(parameters, lr=config["lr"], momentum=config["momentum"], weight_decay=config["weight_decay"])
@@ -41,7 +49,8 @@ def make_optimizer(config: dict, parameters):
     raise ValueError(f"unknown optimizer {name!r}: expected sgd, adam or adamw")
 
 
-def make_scheduler(config: dict, optimizer, higher_is_better: bool):
+def make_scheduler(config: dict, optimizer: Optimizer, higher_is_better: bool):
+    """The learning-rate schedule ``config['schedule']`` names, or None for ``none``."""
     name = config["schedule"]
     if name == "none":
         return None
@@ -53,8 +62,12 @@ def make_scheduler(config: dict, optimizer, higher_is_better: bool):
         start, decay = config["decay_start"], config["lr_decay"]
         return LambdaLR(optimizer, lambda completed: decay ** max(completed + 2 - start, 0))
     if name == "plateau":
-        return ReduceLROnPlateau(optimizer, mode="max" if higher_is_better else "min", factor=config["lr_decay"],
-                                 patience=max(config["patience"] // 2, 1))
+        return ReduceLROnPlateau(
+            optimizer,
+            mode="max" if higher_is_better else "min",
+            factor=config["lr_decay"],
+            patience=max(config["patience"] // 2, 1),
+        )
     raise ValueError(f"unknown schedule {name!r}: expected none, cosine, step, halve or plateau")
 
 
@@ -66,7 +79,9 @@ class Trainer:
     ``training_curve.png`` and, at the end, ``summary.json`` with the test metrics of the best model.
     """
 
-    def __init__(self, task: Task, out_dir: str | Path, progress: bool = True, log=print):
+    def __init__(
+        self, task: Task, out_dir: str | Path, progress: bool = True, log: Callable[[str], object] = print
+    ) -> None:
         self.task, self.config = task, task.config
         self.out_dir = Path(out_dir)
         self.progress, self.log = progress, log
@@ -81,9 +96,15 @@ class Trainer:
 
     # ---- checkpoints --------------------------------------------------------------------
     def _meta(self) -> dict:
-        meta = {"config": self.config, "epoch": self.epoch, "history": self.history, "best": self.best,
-                "bad_epochs": self.bad_epochs, "optimizer": {"lr": self.optimizer.lr, "step_count": self.optimizer.step_count},
-                "scheduler": self.scheduler.state_dict() if self.scheduler else None}
+        meta = {
+            "config": self.config,
+            "epoch": self.epoch,
+            "history": self.history,
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+            "optimizer": {"lr": self.optimizer.lr, "step_count": self.optimizer.step_count},
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+        }
         vocabulary = getattr(self.task, "vocabulary", None)
         if vocabulary is not None:
             meta["vocabulary"] = vocabulary
@@ -100,48 +121,74 @@ class Trainer:
         differing = {k: (meta["config"].get(k), v) for k, v in self.config.items() if meta["config"].get(k) != v}
         if differing:
             described = ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in differing.items())
-            raise io.CheckpointError(f"cannot resume: the checkpoint was trained with other options ({described}); "
-                                     "resume with the same options or choose another --out")
+            raise io.CheckpointError(
+                f"cannot resume: the checkpoint was trained with other options ({described}); "
+                "resume with the same options or choose another --out"
+            )
         self.model.load_state_dict(io.prefixed(arrays, "model"))
         self.optimizer.load_state_dict({**meta["optimizer"], "state": io.prefixed(arrays, "optimizer")})
         if self.scheduler is not None:
             self.scheduler.load_state_dict(meta["scheduler"])
-        self.epoch, self.history, self.best, self.bad_epochs = meta["epoch"], meta["history"], meta["best"], meta["bad_epochs"]
+        self.epoch, self.history, self.best, self.bad_epochs = (
+            meta["epoch"],
+            meta["history"],
+            meta["best"],
+            meta["bad_epochs"],
+        )
 
     # ---- training -----------------------------------------------------------------------
     def _better(self, value: float, than: float) -> bool:
         return value > than if self.task.higher_is_better else value < than
 
-    def train_epoch(self, epoch: int) -> dict:
+    def progress_bar(self, epoch: int):
+        """The tqdm bar of one epoch: percentage, count/total, elapsed, ETA and throughput in the
+        task's unit (``samples/s``; ``words/s`` or ``chars/s`` for language models)."""
         from tqdm import tqdm
 
+        total = self.task.epoch_size()
+        return tqdm(
+            total=total,
+            desc=f"epoch {epoch}/{self.config['epochs']}",
+            unit=f" {self.task.progress_unit}",
+            unit_scale=total >= 100_000,  # 929k rather than 929589
+            smoothing=0,  # the epoch's average rate: the first batch's compilation fades instead of ruling
+            bar_format=PROGRESS_FORMAT,
+            disable=not self.progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
+
+    def train_epoch(self, epoch: int) -> dict:
+        """One epoch of training; returns ``{"train_loss", "train_seconds"}``."""
         seed = self.config["seed"]
         self.model.train()
         self.model.reseed([seed, epoch])
         rng = np.random.default_rng([seed, epoch, 1])
+        with self.progress_bar(epoch) as bar:
+            return self._train_batches(self.task.batches(rng), epoch, bar)
+
+    def _train_batches(self, batches: Iterable, epoch: int, bar) -> dict:
         parameters = list(self.model.parameters())
         total, count, started = 0.0, 0, time.perf_counter()
-        bar = tqdm(self.task.batches(rng), desc=f"epoch {epoch}/{self.config['epochs']}", unit="batch",
-                   disable=not self.progress, leave=False, dynamic_ncols=True)
-        for index, batch in enumerate(bar):
+        for index, batch in enumerate(batches):
             self.model.zero_grad()
             loss_sum, n = self.task.train_step(self.model, batch)
             clip = self.config["clip"]
             norm = clip_grad_norm_(parameters, clip) if clip else 0.0
             if not (math.isfinite(loss_sum) and math.isfinite(norm)):
+                what, value = ("loss", loss_sum / n) if not math.isfinite(loss_sum) else ("gradient norm", norm)
                 raise TrainingDiverged(
-                    f"epoch {epoch}, batch {index + 1}: the {'loss' if not math.isfinite(loss_sum) else 'gradient norm'} "
-                    f"is {loss_sum / n if not math.isfinite(loss_sum) else norm}; training stopped. The last good checkpoint "
-                    f"(epoch {self.epoch}) is kept in {self.out_dir}. Try a smaller --lr or a --clip value."
+                    f"epoch {epoch}, batch {index + 1}: the {what} is {value}; training stopped. The last good "
+                    f"checkpoint (epoch {self.epoch}) is kept in {self.out_dir}. Try a smaller --lr or a --clip value."
                 )
             self.optimizer.step()
             total, count = total + loss_sum, count + n
+            if index % 10 == 0:
+                bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
+            bar.update(n)
             if index + 1 == self.config["max_batches"]:
                 break
-            if index % 10 == 0:
-                elapsed = time.perf_counter() - started
-                bar.set_postfix(loss=f"{total / count:.4f}", per_s=f"{count / max(elapsed, 1e-9):,.0f}")
-        bar.close()
+        bar.refresh()  # the epoch's last state (100%) is shown before the bar is cleared
         return {"train_loss": total / count, "train_seconds": time.perf_counter() - started}
 
     def fit(self, resume: bool = False, stop_after: int | None = None) -> dict:
@@ -154,7 +201,8 @@ class Trainer:
             self.resume()
             self.log(f"resumed from {self.out_dir / CHECKPOINT} after epoch {self.epoch}")
         self.log(self.task.describe())
-        self.log(f"model: {sum(p.data.size for p in self.model.parameters()):,} parameters; config: {json.dumps(self.config)}")
+        parameter_count = sum(parameter.data.size for parameter in self.model.parameters())
+        self.log(f"model: {parameter_count:,} parameters; config: {json.dumps(self.config)}")
         metric, patience = self.task.metric, self.config["patience"]
         run_epochs = 0
         while self.epoch < self.config["epochs"] and not (patience and self.bad_epochs >= patience):
@@ -174,8 +222,10 @@ class Trainer:
                 self.scheduler.step(valid[metric])
             self.save(self.out_dir / CHECKPOINT)
             self.write_reports()
-            self.log(f"epoch {epoch}: train loss {record['train_loss']:.4f}, valid {metric} {valid[metric]:.4f}, "
-                     f"lr {record['lr']:.3g}, {record['train_seconds']:.1f}s" + (" *best*" if self.bad_epochs == 0 else ""))
+            self.log(
+                f"epoch {epoch}: train loss {record['train_loss']:.4f}, valid {metric} {valid[metric]:.4f}, "
+                f"lr {record['lr']:.3g}, {record['train_seconds']:.1f}s" + (" *best*" if self.bad_epochs == 0 else "")
+            )
             run_epochs += 1
             if stop_after is not None and run_epochs >= stop_after:
                 return {"stopped_after_epoch": self.epoch}
@@ -190,10 +240,15 @@ class Trainer:
         self.model.load_state_dict(io.prefixed(arrays, "model"))
         self.model.eval()
         test = self.task.evaluate(self.model, "test")
-        summary = {"task": self.task.name, "best_epoch": meta["epoch"], "epochs_run": self.epoch,
-                   "train_seconds": sum(r["train_seconds"] for r in self.history),
-                   "valid": {k[len("valid_"):]: v for k, v in self.best.items() if k.startswith("valid_")},
-                   "test": test, "config": self.config}
+        summary = {
+            "task": self.task.name,
+            "best_epoch": meta["epoch"],
+            "epochs_run": self.epoch,
+            "train_seconds": sum(r["train_seconds"] for r in self.history),
+            "valid": {k[len("valid_") :]: v for k, v in self.best.items() if k.startswith("valid_")},
+            "test": test,
+            "config": self.config,
+        }
         io.write_text(self.out_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
         return summary
 

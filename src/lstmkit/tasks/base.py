@@ -11,9 +11,23 @@ from ..nn.module import Module
 
 # Options every task understands; a task's ``defaults`` override them with its recipe.
 COMMON_DEFAULTS = dict(
-    hidden_size=128, num_layers=1, bidirectional=False, dropout=0.0, epochs=10, batch_size=64, lr=1e-3,
-    optimizer="adam", weight_decay=0.0, momentum=0.0, clip=0.0, schedule="none", lr_decay=0.5, decay_start=0,
-    patience=0, seed=0, max_batches=0,
+    hidden_size=128,
+    num_layers=1,
+    bidirectional=False,
+    dropout=0.0,
+    epochs=10,
+    batch_size=64,
+    lr=1e-3,
+    optimizer="adam",
+    weight_decay=0.0,
+    momentum=0.0,
+    clip=0.0,
+    schedule="none",
+    lr_decay=0.5,
+    decay_start=0,
+    patience=0,
+    seed=0,
+    max_batches=0,
 )
 
 
@@ -30,8 +44,9 @@ class Task:
     metric = "loss"
     higher_is_better = False
     defaults: dict = {}
+    progress_unit = "samples"  # what train_step counts, as the progress bar's throughput names it
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict) -> None:
         self.config = config
 
     @classmethod
@@ -46,6 +61,10 @@ class Task:
 
     def batches(self, rng: np.random.Generator) -> Iterator:
         """One epoch of training batches, shuffled by ``rng``."""
+        raise NotImplementedError
+
+    def epoch_size(self) -> int:
+        """How many ``progress_unit`` one training epoch counts (within ``max_batches``): the bar's total."""
         raise NotImplementedError
 
     def train_step(self, model: Module, batch) -> tuple[float, int]:
@@ -65,6 +84,11 @@ def predict_in_chunks(model: Module, inputs: np.ndarray, chunk: int = 1000) -> n
     """The model's outputs for many samples, in chunks, storing nothing for backward."""
     with no_grad():
         return np.concatenate([model(inputs[start : start + chunk]) for start in range(0, len(inputs), chunk)])
+
+
+def capped_count(count: int, per_batch: int, max_batches: int) -> int:
+    """``count`` items in batches of ``per_batch``, of which at most ``max_batches`` (0: all) are used."""
+    return min(count, max_batches * per_batch) if max_batches else count
 
 
 def shuffled_batches(rng: np.random.Generator, count: int, batch_size: int) -> Iterator[np.ndarray]:

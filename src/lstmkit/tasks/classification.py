@@ -9,7 +9,7 @@ from ..grad_mode import no_grad
 from ..nn.layers import LastStep, Linear, Sequential
 from ..nn.losses import CrossEntropyLoss
 from ..nn.recurrent import LSTM
-from .base import Task, predict_in_chunks, shuffled_batches
+from .base import Task, capped_count, predict_in_chunks, shuffled_batches
 
 
 def shift_images(images: np.ndarray, rng: np.random.Generator, max_shift: int) -> np.ndarray:
@@ -42,10 +42,20 @@ class ImageRowsTask(Task):
         config = self.config
         seeds = np.random.SeedSequence(config["seed"]).spawn(2)
         _, rows, cols = self.parts["train"].x.shape
-        lstm = LSTM(cols, config["hidden_size"], config["num_layers"], batch_first=True, dropout=config["dropout"],
-                    bidirectional=config["bidirectional"], seed=seeds[0])
+        lstm = LSTM(
+            cols,
+            config["hidden_size"],
+            config["num_layers"],
+            batch_first=True,
+            dropout=config["dropout"],
+            bidirectional=config["bidirectional"],
+            seed=seeds[0],
+        )
         width = lstm.num_directions * config["hidden_size"]
         return Sequential(lstm, LastStep(), Linear(width, self.classes, seed=seeds[1]))
+
+    def epoch_size(self) -> int:
+        return capped_count(len(self.parts["train"].y), self.config["batch_size"], self.config["max_batches"])
 
     def batches(self, rng):
         train = self.parts["train"]
@@ -75,8 +85,9 @@ class MnistTask(ImageRowsTask):
     """The seeds' recipe: LSTM(28, 128), the last step into Linear(128, 10); trained with Adam."""
 
     name = "mnist"
-    defaults = dict(hidden_size=128, epochs=40, batch_size=128, lr=3e-3, optimizer="adam", schedule="cosine",
-                    clip=1.0, max_shift=2)
+    defaults = dict(
+        hidden_size=128, epochs=40, batch_size=128, lr=3e-3, optimizer="adam", schedule="cosine", clip=1.0, max_shift=2
+    )
 
     def load(self):
         return load_mnist()

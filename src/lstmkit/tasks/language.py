@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 
-
 from ..data.text import Corpus, lm_batches, load_ptb, load_text_file
 from ..grad_mode import no_grad
 from ..nn.language_model import LanguageModel
 from ..nn.losses import CrossEntropyLoss
-from .base import Task
+from .base import Task, capped_count
 
 
 class LanguageTask(Task):
@@ -31,8 +30,21 @@ class LanguageTask(Task):
 
     def build_model(self):
         config = self.config
-        return LanguageModel(len(self.vocabulary), config["embedding_size"], config["hidden_size"], config["num_layers"],
-                             config["dropout"], config["init_range"], seed=config["seed"])
+        return LanguageModel(
+            len(self.vocabulary),
+            config["embedding_size"],
+            config["hidden_size"],
+            config["num_layers"],
+            config["dropout"],
+            config["init_range"],
+            seed=config["seed"],
+        )
+
+    def epoch_size(self) -> int:
+        """Tokens predicted in one epoch: ``batch_size`` columns of ``bptt``-step batches."""
+        batch_size = self.config["batch_size"]
+        columns = (len(self.corpus.parts["train"]) - 1) // batch_size
+        return capped_count(columns, self.config["bptt"], self.config["max_batches"]) * batch_size
 
     def batches(self, rng):
         self._state = None  # every epoch starts from a zero state, as Zaremba et al.
@@ -68,9 +80,23 @@ class PtbTask(LanguageTask):
     """Zaremba et al. (2014), small: 2x200 LSTM, 35 steps, batch 20, SGD lr 1 halved each epoch from epoch 5, clip 5."""
 
     name = "ptb"
-    defaults = dict(hidden_size=200, embedding_size=200, num_layers=2, epochs=13, batch_size=20, bptt=35, lr=1.0,
-                    optimizer="sgd", clip=5.0, schedule="halve", decay_start=5, lr_decay=0.5, init_range=0.1,
-                    eval_batch_size=1)
+    progress_unit = "words"
+    defaults = dict(
+        hidden_size=200,
+        embedding_size=200,
+        num_layers=2,
+        epochs=13,
+        batch_size=20,
+        bptt=35,
+        lr=1.0,
+        optimizer="sgd",
+        clip=5.0,
+        schedule="halve",
+        decay_start=5,
+        lr_decay=0.5,
+        init_range=0.1,
+        eval_batch_size=1,
+    )
 
     def load(self):
         return load_ptb()
@@ -80,8 +106,22 @@ class TextTask(LanguageTask):
     """A character-level model of any UTF-8 file (``--file PATH``)."""
 
     name = "text"
-    defaults = dict(hidden_size=128, embedding_size=32, num_layers=2, epochs=10, batch_size=32, bptt=64, lr=3e-3,
-                    optimizer="adam", clip=5.0, schedule="cosine", init_range=0.0, eval_batch_size=1, file=None)
+    progress_unit = "chars"
+    defaults = dict(
+        hidden_size=128,
+        embedding_size=32,
+        num_layers=2,
+        epochs=10,
+        batch_size=32,
+        bptt=64,
+        lr=3e-3,
+        optimizer="adam",
+        clip=5.0,
+        schedule="cosine",
+        init_range=0.0,
+        eval_batch_size=1,
+        file=None,
+    )
 
     def load(self):
         if not self.config.get("file"):

@@ -9,7 +9,7 @@ from ..grad_mode import no_grad
 from ..nn.layers import LastStep, Linear, Sequential
 from ..nn.losses import MSELoss
 from ..nn.recurrent import LSTM
-from .base import Task, predict_in_chunks, shuffled_batches
+from .base import Task, capped_count, predict_in_chunks, shuffled_batches
 
 
 class SunspotsTask(Task):
@@ -22,8 +22,17 @@ class SunspotsTask(Task):
     name = "sunspots"
     metric = "rmse"
     higher_is_better = False
-    defaults = dict(hidden_size=64, epochs=100, batch_size=16, lr=3e-3, optimizer="adam", schedule="cosine",
-                    clip=1.0, window=20, valid_years=30)
+    defaults = dict(
+        hidden_size=64,
+        epochs=100,
+        batch_size=16,
+        lr=3e-3,
+        optimizer="adam",
+        schedule="cosine",
+        clip=1.0,
+        window=20,
+        valid_years=30,
+    )
 
     def __init__(self, config: dict):
         super().__init__(config)
@@ -36,8 +45,11 @@ class SunspotsTask(Task):
         self.mean = float(values[:n_valid_start].mean())
         self.std = float(values[:n_valid_start].std())
         scaled = (values - self.mean) / self.std
-        ranges = {"train": range(window, n_valid_start), "valid": range(n_valid_start, n_test_start),
-                  "test": range(n_test_start, len(values))}
+        ranges = {
+            "train": range(window, n_valid_start),
+            "valid": range(n_valid_start, n_test_start),
+            "test": range(n_test_start, len(values)),
+        }
         self.parts = {}
         for part, targets in ranges.items():
             x, y = windows(scaled, window, targets)
@@ -47,9 +59,19 @@ class SunspotsTask(Task):
     def build_model(self):
         config = self.config
         seeds = np.random.SeedSequence(config["seed"]).spawn(2)
-        lstm = LSTM(1, config["hidden_size"], config["num_layers"], batch_first=True, dropout=config["dropout"],
-                    bidirectional=config["bidirectional"], seed=seeds[0])
+        lstm = LSTM(
+            1,
+            config["hidden_size"],
+            config["num_layers"],
+            batch_first=True,
+            dropout=config["dropout"],
+            bidirectional=config["bidirectional"],
+            seed=seeds[0],
+        )
         return Sequential(lstm, LastStep(), Linear(lstm.num_directions * config["hidden_size"], 1, seed=seeds[1]))
+
+    def epoch_size(self) -> int:
+        return capped_count(len(self.parts["train"][1]), self.config["batch_size"], self.config["max_batches"])
 
     def batches(self, rng):
         x, y = self.parts["train"]
@@ -77,5 +99,7 @@ class SunspotsTask(Task):
     def describe(self):
         years = self.series.years
         sizes = ", ".join(f"{part} {len(y)}" for part, (_, y) in self.parts.items())
-        return (f"sunspots {years[0]}-{years[-1]}: windows of {self.config['window']} years; {sizes} "
-                f"(test = {years[-TEST_YEARS]}-{years[-1]})")
+        return (
+            f"sunspots {years[0]}-{years[-1]}: windows of {self.config['window']} years; {sizes} "
+            f"(test = {years[-TEST_YEARS]}-{years[-1]})"
+        )
