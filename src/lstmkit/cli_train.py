@@ -106,6 +106,13 @@ def add_train_parser(commands) -> None:
         "in OUT/seed<S>/ and report the median test metric (default: sunspots 5, others 1)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "reference", "fast"),
+        default="auto",
+        help="which implementation runs the LSTM: the reference equations or the fast paths; "
+        "the same numbers either way; auto follows LSTMKIT_BACKEND, else fast",
+    )
 
     evaluate = commands.add_parser(
         "evaluate", help="evaluate a checkpoint on its task's valid and test data", **options
@@ -159,7 +166,7 @@ def run_train(args: argparse.Namespace) -> dict:
         run_out = out / f"seed{run_config['seed']}" if repeats > 1 else out
         try:
             with stop_signals_raise():
-                trainer = Trainer(task_class(run_config), run_out, progress=not args.no_progress)
+                trainer = Trainer(task_class(run_config), run_out, progress=not args.no_progress, backend=args.backend)
                 summary = trainer.fit(resume=args.resume and (run_out / "checkpoint.npz").exists())
         except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM through stop_signals_raise
             raise Interrupted(interrupted_message(interrupt, run_out, args.argv, out), exit_code(interrupt)) from None

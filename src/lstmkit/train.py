@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import io
-from .nn.module import Parameter
+from .nn.module import Module, Parameter
 from .optim import SGD, Adam, AdamW, CosineAnnealingLR, LambdaLR, Optimizer, ReduceLROnPlateau, StepLR, clip_grad_norm_
 from .tasks.base import Task
 
@@ -71,21 +71,38 @@ def make_scheduler(config: dict, optimizer: Optimizer, higher_is_better: bool):
     raise ValueError(f"unknown schedule {name!r}: expected none, cosine, step, halve or plateau")
 
 
+def use_backend(model: Module, backend: str) -> None:
+    """Set ``backend`` on every module of ``model`` that has one (the recurrent layers and cells)."""
+    switches = [module for module in model.modules() if hasattr(type(module), "backend")]
+    if backend != "auto" and not switches:
+        raise ValueError(f"backend={backend!r}: this model has no layer with a backend to choose")
+    for module in switches:
+        module.backend = backend
+
+
 class Trainer:
     """Train ``task``'s model, writing everything into ``out_dir``.
 
     Files: ``checkpoint.npz`` (latest epoch: model, optimizer, schedule, history),
     ``best.npz`` (the epoch with the best validation metric), ``metrics.jsonl``,
     ``training_curve.png`` and, at the end, ``summary.json`` with the test metrics of the best model.
+    ``backend`` ("auto", "reference" or "fast") is set on every recurrent layer of the model; it is
+    not part of the config (both give the same numbers), so a run may resume on another backend.
     """
 
     def __init__(
-        self, task: Task, out_dir: str | Path, progress: bool = True, log: Callable[[str], object] = print
+        self,
+        task: Task,
+        out_dir: str | Path,
+        progress: bool = True,
+        log: Callable[[str], object] = print,
+        backend: str = "auto",
     ) -> None:
         self.task, self.config = task, task.config
         self.out_dir = Path(out_dir)
         self.progress, self.log = progress, log
         self.model = task.build_model()
+        use_backend(self.model, backend)
         self.optimizer = make_optimizer(self.config, list(self.model.parameters()))
         self.scheduler = make_scheduler(self.config, self.optimizer, task.higher_is_better)
         self.epoch = 0
