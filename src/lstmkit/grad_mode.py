@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
 
 _state = threading.local()
 
@@ -14,7 +15,7 @@ def is_grad_enabled() -> bool:
 
 
 @contextlib.contextmanager
-def no_grad():
+def no_grad() -> Iterator[None]:
     """Within this block, forward passes store no caches (inference memory, no backward)."""
     previous = is_grad_enabled()
     _state.enabled = False

@@ -8,11 +8,16 @@ numbers and arrays so a checkpoint can store it without pickling.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from .nn.module import Parameter
 
-def _parameter_list(owner, parameters):
+
+def _parameter_list(owner: str, parameters: Iterable[Parameter]) -> list[Parameter]:
     parameters = list(parameters)
     if not parameters:
         raise ValueError(f"{owner}: expected a non-empty iterable of Parameters, got an empty one")
@@ -28,7 +33,7 @@ def _check_lr(owner, lr):
 class Optimizer:
     """Base: a parameter list, a learning rate, per-parameter state arrays, zero_grad and state_dict."""
 
-    def __init__(self, parameters, lr: float):
+    def __init__(self, parameters: Iterable[Parameter], lr: float) -> None:
         self.parameters = _parameter_list(type(self).__name__, parameters)
         self.lr = _check_lr(type(self).__name__, lr)
         self.step_count = 0
@@ -88,13 +93,13 @@ class SGD(Optimizer):
 
     def __init__(
         self,
-        parameters,
+        parameters: Iterable[Parameter],
         lr: float = 1e-3,
         momentum: float = 0.0,
         dampening: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
-    ):
+    ) -> None:
         super().__init__(parameters, lr)
         if momentum < 0 or weight_decay < 0:
             raise ValueError(f"SGD: momentum and weight_decay must be >= 0, got {momentum} and {weight_decay}")
@@ -128,13 +133,13 @@ class Adam(Optimizer):
 
     def __init__(
         self,
-        parameters,
+        parameters: Iterable[Parameter],
         lr: float = 1e-3,
-        betas=(0.9, 0.999),
+        betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         amsgrad: bool = False,
-    ):
+    ) -> None:
         super().__init__(parameters, lr)
         if not all(0.0 <= beta < 1.0 for beta in betas) or len(betas) != 2:
             raise ValueError(f"{type(self).__name__}: betas must be two numbers in [0, 1), got {betas}")
@@ -175,17 +180,17 @@ class AdamW(Adam):
 
     def __init__(
         self,
-        parameters,
+        parameters: Iterable[Parameter],
         lr: float = 1e-3,
-        betas=(0.9, 0.999),
+        betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
         amsgrad: bool = False,
-    ):
+    ) -> None:
         super().__init__(parameters, lr, betas, eps, weight_decay, amsgrad)
 
 
-def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0) -> float:
+def clip_grad_norm_(parameters: Iterable[Parameter], max_norm: float, norm_type: float = 2.0) -> float:
     """Scale all gradients together so their joint norm is at most ``max_norm``; return the norm before.
 
     As ``torch.nn.utils.clip_grad_norm_``: the scale is ``max_norm / (norm + 1e-6)``, applied only
@@ -210,11 +215,11 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0) -> floa
 class StepLR:
     """lr = base_lr * gamma ** (epoch // step_size); call ``step()`` once per epoch."""
 
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1):
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
         self.optimizer, self.step_size, self.gamma = optimizer, int(step_size), float(gamma)
         self.base_lr, self.last_epoch = optimizer.lr, 0
 
-    def step(self, metric=None) -> None:
+    def step(self, metric: float | None = None) -> None:
         self.last_epoch += 1
         self.optimizer.lr = self.base_lr * self.gamma ** (self.last_epoch // self.step_size)
 
@@ -228,11 +233,11 @@ class StepLR:
 class CosineAnnealingLR:
     """lr = eta_min + (base_lr - eta_min) (1 + cos(pi t / T_max)) / 2, the closed form of torch's schedule."""
 
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0):
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
         self.optimizer, self.T_max, self.eta_min = optimizer, int(T_max), float(eta_min)
         self.base_lr, self.last_epoch = optimizer.lr, 0
 
-    def step(self, metric=None) -> None:
+    def step(self, metric: float | None = None) -> None:
         self.last_epoch += 1
         progress = math.pi * self.last_epoch / self.T_max
         self.optimizer.lr = self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(progress)) / 2
@@ -252,7 +257,7 @@ class ReduceLROnPlateau:
         patience: int = 10,
         threshold: float = 1e-4,
         min_lr: float = 0.0,
-    ):
+    ) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
         if not 0 < factor < 1:
@@ -286,12 +291,12 @@ class ReduceLROnPlateau:
 class LambdaLR:
     """lr = base_lr * factor(completed_epochs), as ``torch.optim.lr_scheduler.LambdaLR``."""
 
-    def __init__(self, optimizer: Optimizer, lr_lambda):
+    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float]) -> None:
         self.optimizer, self.lr_lambda = optimizer, lr_lambda
         self.base_lr, self.last_epoch = optimizer.lr, 0
         optimizer.lr = self.base_lr * lr_lambda(0)
 
-    def step(self, metric=None) -> None:
+    def step(self, metric: float | None = None) -> None:
         self.last_epoch += 1
         self.optimizer.lr = self.base_lr * self.lr_lambda(self.last_epoch)
 

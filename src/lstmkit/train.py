@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,11 @@ from . import io
 from .nn.module import Module, Parameter
 from .optim import SGD, Adam, AdamW, CosineAnnealingLR, LambdaLR, Optimizer, ReduceLROnPlateau, StepLR, clip_grad_norm_
 from .tasks.base import Task
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+Scheduler = StepLR | CosineAnnealingLR | ReduceLROnPlateau | LambdaLR
 
 CHECKPOINT = "checkpoint.npz"
 BEST = "best.npz"
@@ -49,7 +55,7 @@ def make_optimizer(config: dict, parameters: Iterable[Parameter]) -> Optimizer:
     raise ValueError(f"unknown optimizer {name!r}: expected sgd, adam or adamw")
 
 
-def make_scheduler(config: dict, optimizer: Optimizer, higher_is_better: bool):
+def make_scheduler(config: dict, optimizer: Optimizer, higher_is_better: bool) -> Scheduler | None:
     """The learning-rate schedule ``config['schedule']`` names, or None for ``none``."""
     name = config["schedule"]
     if name == "none":
@@ -157,7 +163,7 @@ class Trainer:
     def _better(self, value: float, than: float) -> bool:
         return value > than if self.task.higher_is_better else value < than
 
-    def progress_bar(self, epoch: int):
+    def progress_bar(self, epoch: int) -> tqdm:
         """The tqdm bar of one epoch: percentage, count/total, elapsed, ETA and throughput in the
         task's unit (``samples/s``; ``words/s`` or ``chars/s`` for language models)."""
         from tqdm import tqdm
