@@ -6,41 +6,53 @@ import threading
 import numpy as np
 import pytest
 
-from lstmkit.ops import _compiled, _pipeline
+from lstmkit.ops.fused import memory
+from lstmkit.ops.fused.gru import FusedGRUCache, gru_backward_fused, gru_forward_fused
+from lstmkit.ops.fused.lstm import FusedLSTMCache, HalvesLSTMCache, lstm_backward_fused, lstm_forward_fused
+from lstmkit.ops.fused.plan import Plan
 from lstmkit.ops.gru import GRUWeights, gru_backward, gru_forward
-from lstmkit.ops.gru_fused import FusedGRUCache, gru_backward_fused, gru_forward_fused
 from lstmkit.ops.lstm import LSTMWeights, lstm_backward, lstm_forward
-from lstmkit.ops.lstm_fused import FusedLSTMCache, HalvesLSTMCache, lstm_backward_fused, lstm_forward_fused
 from lstmkit.ops.recurrence import GateDropout
 
 SIZES = [(1, 1, 3, 2), (7, 4, 5, 6), (30, 9, 16, 32), (5, 20, 8, 64), (12, 2, 5, 7)]
 CASES = list(itertools.product([np.float64, np.float32], [True, False], SIZES))
 
 
-@pytest.fixture(params=["compiled loop", "python loop", "python loop, W_hh transposed view",
-                        "python loop, inference batch first", "compiled loop, projection pipelined",
-                        "compiled forward, python backward", "compiled loop, backward on W_hh as stored",
-                        "compiled loop, forward on W_hh as stored", "batch halves"])
-def loop(request, monkeypatch):
-    """Run each fast path every way: the whole time loop compiled (its input projection one BLAS
-    product, or computed beside the loop a step at a time), BLAS called per step (by a copy of
-    W_hhᵀ or by the view; inference batch last or batch first), and the forward compiled with the
-    backward calling BLAS (their limits differ); the compiled forward and backward each by W_hhᵀ
-    and by W_hh as stored; an LSTM's inference and training on two cores, half of the batch each."""
-    compiled_forward = not request.param.startswith("python loop")
-    monkeypatch.setattr(_compiled, "TRANSPOSED_COPY", "view" not in request.param)
-    compiled_backward = request.param.startswith("compiled loop")
-    monkeypatch.setattr(_compiled, "SMALL_LAYER_MULTIPLY_ADDS", 1 << 40 if compiled_backward else 1)
-    for factor in ("FORWARD_FACTOR", "INFERENCE_FACTOR"):
-        monkeypatch.setattr(_compiled, factor, 1 if compiled_backward or not compiled_forward else 1 << 40)
-    monkeypatch.setattr(_pipeline, "CHUNK_MULTIPLY_ADDS", 1 if "pipelined" in request.param else 1 << 40)
-    monkeypatch.setattr(_compiled, "BACKWARD_TRANSPOSED", "backward on W_hh as stored" not in request.param)
-    monkeypatch.setattr(_compiled, "TRANSPOSED_PRODUCT_MAX_HIDDEN", 0 if "forward on" in request.param else 128)
-    monkeypatch.setattr(_compiled, "HALVES_MIN_BATCH", 2 if "halves" in request.param else 1 << 30)
-    monkeypatch.setattr(_compiled, "HALVES_MIN_TRAINING_STEPS", 1)
-    monkeypatch.setattr(_compiled, "HALVES_TRAINING", True)  # forced on (see _compiled)
-    monkeypatch.setattr(_compiled, "BATCH_LAST_INFERENCE", "batch first" not in request.param)
+def _backward(training, loop="compiled"):
+    return loop if training else None
+
+
+# Every loop of the fast ops, as an explicit plan: (sizes, kind, training) -> Plan.
+LOOPS = {
+    "compiled loop": lambda sizes, kind, training: Plan("compiled", _backward(training),
+                                                        transposed_weight=sizes[3] <= 128),
+    "compiled loop, projection pipelined": lambda sizes, kind, training: Plan(
+        "compiled", _backward(training), pipelined=True, chunk_steps=1),
+    "compiled loop, forward on W_hh as stored": lambda sizes, kind, training: Plan(
+        "compiled", _backward(training), transposed_weight=False),
+    "compiled forward, BLAS backward": lambda sizes, kind, training: Plan("compiled", _backward(training, "blas")),
+    "BLAS loop": lambda sizes, kind, training: Plan(
+        "batch_last" if kind == "LSTM" and not training else "blas", _backward(training, "blas")),
+    "BLAS loop, inference batch first": lambda sizes, kind, training: Plan("blas", _backward(training, "blas")),
+    "two cores": lambda sizes, kind, training: Plan("two_cores", _backward(training), chunk_steps=2),
+    "batch halves": lambda sizes, kind, training: (
+        Plan("halves", _backward(training, "halves")) if kind == "LSTM" and sizes[1] >= 2
+        else Plan("compiled", _backward(training, "blas"))),
+}
+
+
+@pytest.fixture(params=list(LOOPS))
+def loop(request):
+    """Each fast path every way, through explicit plans: the whole time loop compiled (its input
+    projection one BLAS product, or computed beside the loop a step at a time; W_hh read
+    transposed or as stored), BLAS called per step (inference batch last or batch first), the
+    forward compiled with the backward calling BLAS, a loop on two cores (half of the units each),
+    and an LSTM's inference and training on two cores, half of the batch each."""
     return request.param
+
+
+def plan_of(loop, sizes, kind, training):
+    return LOOPS[loop](sizes, kind, training)
 
 
 def random_problem(rng, dtype, bias, sizes):
@@ -64,11 +76,11 @@ def assert_equal_within(actual, expected, dtype):
 def test_fused_lstm_equals_reference(dtype, bias, sizes, loop):
     x, h0, c0, weights, (dout, dh, dc) = random_problem(np.random.default_rng(sum(sizes)), dtype, bias, sizes)
     expected = lstm_forward(x, h0, c0, weights)
-    actual = lstm_forward_fused(x, h0, c0, weights)
+    actual = lstm_forward_fused(x, h0, c0, weights, plan=plan_of(loop, sizes, "LSTM", True))
     assert isinstance(actual[3], HalvesLSTMCache if loop == "batch halves" and sizes[1] >= 2 else FusedLSTMCache)
     for a, e in zip(actual[:3], expected[:3]):
         assert_equal_within(a, e, dtype)
-    inference = lstm_forward_fused(x, h0, c0, weights, keep_cache=False)
+    inference = lstm_forward_fused(x, h0, c0, weights, keep_cache=False, plan=plan_of(loop, sizes, "LSTM", False))
     assert inference[3] is None
     for a, e in zip(inference[:3], expected[:3]):
         assert_equal_within(a, e, dtype)
@@ -109,9 +121,9 @@ def random_gru_problem(rng, dtype, bias, sizes):
 def test_fused_gru_equals_reference(dtype, bias, sizes, loop):
     x, h0, weights, (dout, dh) = random_gru_problem(np.random.default_rng(sum(sizes) + 1), dtype, bias, sizes)
     expected = gru_forward(x, h0, weights)
-    actual = gru_forward_fused(x, h0, weights)
+    actual = gru_forward_fused(x, h0, weights, plan=plan_of(loop, sizes, "GRU", True))
     assert isinstance(actual[2], FusedGRUCache)
-    inference = gru_forward_fused(x, h0, weights, keep_cache=False)
+    inference = gru_forward_fused(x, h0, weights, keep_cache=False, plan=plan_of(loop, sizes, "GRU", False))
     assert inference[2] is None
     for a, b, e in zip(actual[:2], inference[:2], expected[:2]):
         assert_equal_within(a, e, dtype)
@@ -137,14 +149,17 @@ def test_fused_gru_hands_lengths_and_dropout_to_the_reference():
         np.testing.assert_array_equal(output, gru_forward(x, h0, weights, **options)[0])
 
 
+EXTREMES_SIZES = (6, 3, 4, 5)
+
+
 def _problem_with_extremes(kind, dtype):
     """Inputs with ±1e30 in two rows and a NaN in a third."""
     rng = np.random.default_rng(3)
     if kind == "LSTM":
-        x, h0, c0, weights, upstream = random_problem(rng, dtype, True, (6, 3, 4, 5))
+        x, h0, c0, weights, upstream = random_problem(rng, dtype, True, EXTREMES_SIZES)
         state = (h0, c0)
     else:
-        x, h0, weights, upstream = random_gru_problem(rng, dtype, True, (6, 3, 4, 5))
+        x, h0, weights, upstream = random_gru_problem(rng, dtype, True, EXTREMES_SIZES)
         state = (h0,)
     x[1, 0] = dtype(1e30)
     x[2, 1] = dtype(-1e30)
@@ -165,7 +180,7 @@ def test_extreme_and_nan_inputs_behave_as_the_reference(kind, dtype, loop):
     x, state, weights, upstream = _problem_with_extremes(kind, dtype)
     with np.errstate(over="raise", divide="raise"):  # no overflow in the reference either
         expected = forward(x, *state, weights)
-    actual = forward_fused(x, *state, weights)
+    actual = forward_fused(x, *state, weights, plan=plan_of(loop, EXTREMES_SIZES, kind, True))
     expected_grads = backward(*upstream[: len(state) + 1], expected[-1])
     actual_grads = backward_fused(*upstream[: len(state) + 1], actual[-1])
     assert np.isnan(actual[0][3:, 2]).all() and not np.isnan(actual[0][:, :2]).any()
@@ -189,20 +204,31 @@ def test_mixed_dtypes_go_to_the_reference():
 
 @pytest.mark.parametrize("sizes", [(1, 3, 4, 5), (6, 1, 4, 5), (6, 3, 4, 1)])
 @pytest.mark.parametrize("bias", [True, False])
-def test_batch_last_inference_matches_batch_first_at_the_edges(sizes, bias, monkeypatch):
+def test_batch_last_inference_matches_the_reference_at_the_edges(sizes, bias):
     """One step, one row, one unit, and initial states of another dtype: the batch-last loop of a
-    large layer's inference returns what the batch-first one does, in x's dtype."""
-    monkeypatch.setattr(_compiled, "SMALL_LAYER_MULTIPLY_ADDS", 1)
-    monkeypatch.setattr(_compiled, "INFERENCE_FACTOR", 1)
+    large layer's inference returns what the batch-first loop and the reference do, in x's dtype."""
     x, h0, c0, weights, _ = random_problem(np.random.default_rng(sum(sizes)), np.float32, bias, sizes)
     h0 = h0.astype(np.float64)
-    results = {}
-    for batch_last in (True, False):
-        monkeypatch.setattr(_compiled, "BATCH_LAST_INFERENCE", batch_last)
-        results[batch_last] = lstm_forward_fused(x, h0, c0, weights, keep_cache=False)
-    for a, e in zip(results[True][:3], results[False][:3]):
-        assert a.dtype == e.dtype == np.float32 and a.shape == e.shape
-        assert float(np.max(np.abs(a - e), initial=0.0)) <= 1e-6
+    batch_last = lstm_forward_fused(x, h0, c0, weights, keep_cache=False, plan=Plan("batch_last", None))
+    batch_first = lstm_forward_fused(x, h0, c0, weights, keep_cache=False, plan=Plan("blas", None))
+    reference = lstm_forward(x, h0.astype(np.float32), c0, weights, keep_cache=False)
+    for a, b, e in zip(batch_last[:3], batch_first[:3], reference[:3]):
+        assert a.dtype == b.dtype == np.float32 and a.shape == b.shape == e.shape
+        assert float(np.max(np.abs(a - b), initial=0.0)) <= 1e-6
+        assert float(np.max(np.abs(a - e), initial=0.0)) <= 1e-5
+
+
+def test_plans_that_do_not_fit_the_call_are_refused():
+    x, h0, c0, weights, _ = random_problem(np.random.default_rng(0), np.float32, True, (3, 2, 4, 5))
+    with pytest.raises(ValueError, match="batch-last plan keeps no cache"):
+        lstm_forward_fused(x, h0, c0, weights, plan=Plan("batch_last", None))
+    gru_x, gru_h0, gru_weights, _ = random_gru_problem(np.random.default_rng(0), np.float32, True, (3, 2, 4, 5))
+    with pytest.raises(ValueError, match="a GRU runs the 'compiled', 'two_cores' or 'blas' loop"):
+        gru_forward_fused(gru_x, gru_h0, gru_weights, plan=Plan("halves", "halves"))
+    with pytest.raises(ValueError, match="Plan: forward must be one of"):
+        Plan("fastest", None)
+    with pytest.raises(ValueError, match="a backward on halves goes with a forward on halves"):
+        Plan("compiled", "halves")
 
 
 NO_NUMBA = """
@@ -244,7 +270,7 @@ def test_gate_dropout_of_the_wrong_shape_is_refused(field, shape, message):
 
 
 def test_float32_tanh_approximation_within_3e7_of_the_true_tanh():
-    from lstmkit.ops._kernels import _tanh_approx
+    from lstmkit.ops.fused.kernels import tanh_approx as _tanh_approx
 
     points = np.concatenate([np.linspace(-12, 12, 20001), [0.0, 1e-30, -1e-30, 1e30, -1e30]]).astype(np.float32)
     approximation = np.array([_tanh_approx(value) for value in points], dtype=np.float64)
@@ -259,22 +285,22 @@ def test_results_outlive_the_next_call(kind, loop):
     when the next call runs (no buffer a fast path hands out is reused)."""
     rng = np.random.default_rng(3)
     sizes = (9, 3, 5, 8)
+    inference_plan, training_plan = (plan_of(loop, sizes, kind, training) for training in (False, True))
     if kind == "LSTM":
         problems = [random_problem(rng, np.float32, True, sizes) for _ in range(2)]
-        forward, backward = lstm_forward_fused, lstm_backward_fused
 
         def run(problem):
             x, h0, c0, weights, (dout, dh, dc) = problem
-            inference = lstm_forward_fused(x, h0, c0, weights, keep_cache=False)[:3]
-            return (*inference, *backward(dout, dh, dc, forward(x, h0, c0, weights)[3])[:3])
+            inference = lstm_forward_fused(x, h0, c0, weights, keep_cache=False, plan=inference_plan)[:3]
+            cache = lstm_forward_fused(x, h0, c0, weights, plan=training_plan)[3]
+            return (*inference, *lstm_backward_fused(dout, dh, dc, cache)[:3])
     else:
         problems = [random_gru_problem(rng, np.float32, True, sizes) for _ in range(2)]
-        forward, backward = gru_forward_fused, gru_backward_fused
 
         def run(problem):
             x, h0, weights, (dout, dh) = problem
-            inference = gru_forward_fused(x, h0, weights, keep_cache=False)[:2]
-            return (*inference, *backward(dout, dh, forward(x, h0, weights)[2])[:2])
+            inference = gru_forward_fused(x, h0, weights, keep_cache=False, plan=inference_plan)[:2]
+            return (*inference, *gru_backward_fused(dout, dh, gru_forward_fused(x, h0, weights, plan=training_plan)[2])[:2])
 
     first = run(problems[0])
     kept = [array.copy() for array in first]
@@ -284,67 +310,65 @@ def test_results_outlive_the_next_call(kind, loop):
         assert not np.array_equal(held, other)  # the second call did compute something else
 
 
-def test_scratch_is_reused_per_thread_up_to_its_limit(monkeypatch):
+def test_scratch_is_reused_per_thread_up_to_its_limit():
     """A buffer large enough is handed out again in the same thread, never in another; one above
-    SCRATCH_MAX_BYTES is not kept, and release_scratch drops the kept one."""
-    _compiled.release_scratch()
-    small = _compiled.scratch((3, 4), np.float32)
-    large = _compiled.scratch((2, 5), np.float64)  # 80 bytes: more than the kept 48
-    again = _compiled.scratch((2, 2), np.float32)
+    the limit (max_bytes) is not kept, and release_scratch drops the kept one."""
+    memory.release_scratch()
+    small = memory.scratch((3, 4), np.float32)
+    large = memory.scratch((2, 5), np.float64)  # 80 bytes: more than the kept 48
+    again = memory.scratch((2, 2), np.float32)
     assert again.shape == (2, 2) and again.dtype == np.float32
     assert np.shares_memory(large, again) and not np.shares_memory(small, large)
     elsewhere = []
-    thread = threading.Thread(target=lambda: elsewhere.append(_compiled.scratch((2, 2), np.float32)))
+    thread = threading.Thread(target=lambda: elsewhere.append(memory.scratch((2, 2), np.float32)))
     thread.start()
     thread.join()
     assert not np.shares_memory(elsewhere[0], again)
-    monkeypatch.setattr(_compiled, "SCRATCH_MAX_BYTES", 150)  # an array takes 64-byte lines, and 64 more to align
-    _compiled.release_scratch()
-    huge = _compiled.scratch((26,), np.float32)  # 104 bytes: 192 with the lines and alignment
-    assert not np.shares_memory(huge, _compiled.scratch((26,), np.float32))
-    kept = _compiled.scratch((5,), np.float32)
-    assert np.shares_memory(kept, _compiled.scratch((5,), np.float32))
-    _compiled.release_scratch()
-    assert not np.shares_memory(kept, _compiled.scratch((5,), np.float32))
+    limit = 150  # an array takes 64-byte lines, and 64 more to align
+    memory.release_scratch()
+    huge, = memory.scratch_arrays(np.float32, (26,), max_bytes=limit)  # 104 bytes: 192 with the lines and alignment
+    assert not np.shares_memory(huge, memory.scratch_arrays(np.float32, (26,), max_bytes=limit)[0])
+    kept, = memory.scratch_arrays(np.float32, (5,), max_bytes=limit)
+    assert np.shares_memory(kept, memory.scratch_arrays(np.float32, (5,), max_bytes=limit)[0])
+    memory.release_scratch()
+    assert not np.shares_memory(kept, memory.scratch((5,), np.float32))
 
 
 
 def test_scratch_arrays_are_apart_and_aligned():
-    _compiled.release_scratch()
-    first, second, third = _compiled.scratch_arrays(np.float32, (3, 5), (7,), (2, 2, 2))
+    memory.release_scratch()
+    first, second, third = memory.scratch_arrays(np.float32, (3, 5), (7,), (2, 2, 2))
     assert [a.shape for a in (first, second, third)] == [(3, 5), (7,), (2, 2, 2)]
     assert all(a.dtype == np.float32 and a.ctypes.data % 64 == 0 for a in (first, second, third))
     assert not any(np.shares_memory(a, b) for a, b in itertools.combinations((first, second, third), 2))
-    again = _compiled.scratch_arrays(np.float32, (7,), (3, 5))
+    again = memory.scratch_arrays(np.float32, (7,), (3, 5))
     assert np.shares_memory(again[0], first) and np.shares_memory(again[1], second)  # the same buffer, reused
-    _compiled.release_scratch()
+    memory.release_scratch()
 
 
 def test_backward_buffers_are_fresh_for_small_layers_and_scratch_for_large():
-    _compiled.release_scratch()
-    fresh, = _compiled.backward_buffers(True, np.float32, (3, 4))
-    kept, rest = _compiled.backward_buffers(False, np.float32, (3, 4), (5,))
+    memory.release_scratch()
+    fresh, = memory.backward_buffers(True, np.float32, (3, 4))
+    kept, rest = memory.backward_buffers(False, np.float32, (3, 4), (5,))
     assert fresh.shape == kept.shape == (3, 4) and rest.shape == (5,)
-    assert not np.shares_memory(fresh, _compiled.scratch((3, 4), np.float32))
-    assert np.shares_memory(kept, _compiled.scratch((3, 4), np.float32))
-    _compiled.release_scratch()
+    assert not np.shares_memory(fresh, memory.scratch((3, 4), np.float32))
+    assert np.shares_memory(kept, memory.scratch((3, 4), np.float32))
+    memory.release_scratch()
 
 
-def test_batch_last_inference_in_two_threads_at_once(monkeypatch):
+def test_batch_last_inference_in_two_threads_at_once():
     """Large layers' inference (batch last, its projection in a thread's scratch) from two threads:
     every output as when called alone."""
-    monkeypatch.setattr(_compiled, "SMALL_LAYER_MULTIPLY_ADDS", 1)
-    monkeypatch.setattr(_compiled, "INFERENCE_FACTOR", 1)
-    monkeypatch.setattr(_compiled, "HALVES_MIN_BATCH", 1 << 30)
+    plan = Plan("batch_last", None)
     problems = [random_problem(np.random.default_rng(seed), np.float64, True, (20, 6, 5, 16)) for seed in (1, 2)]
-    expected = [lstm_forward_fused(x, h0, c0, weights, keep_cache=False)[0] for x, h0, c0, weights, _ in problems]
+    expected = [lstm_forward_fused(x, h0, c0, weights, keep_cache=False, plan=plan)[0]
+                for x, h0, c0, weights, _ in problems]
     results = [[], []]
 
     def calls(problem, results):
         x, h0, c0, weights, _ = problem
         for _ in range(30):
-            results.append(lstm_forward_fused(x, h0, c0, weights, keep_cache=False)[0])
-
+            results.append(lstm_forward_fused(x, h0, c0, weights, keep_cache=False, plan=plan)[0])
     threads = [threading.Thread(target=calls, args=pair) for pair in zip(problems, results)]
     for thread in threads:
         thread.start()

@@ -1,4 +1,4 @@
-"""The float32 cells in vectors of lanes (ops/_lanes.py: the LSTM's and GRU's forward, the LSTM's
+"""The float32 cells in vectors of lanes (ops/fused/intrinsics/lanes.py: the LSTM's and GRU's forward, the LSTM's
 backward) against their equations in float64: every
 unit count (whole vectors, a masked remainder, fewer units than lanes), rows apart by a padded
 stride whose padding is never written, with and without a bias, extreme and NaN inputs, and the
@@ -7,9 +7,10 @@ scalar loops they fall back to when a row's units are not adjacent."""
 import numpy as np
 import pytest
 
-from lstmkit.ops import _compiled, _lanes
+from lstmkit.ops.fused.compiled import compiled_kernels
+from lstmkit.ops.fused.intrinsics import lanes as _lanes
 
-kernels = _compiled.compiled_kernels()
+kernels = compiled_kernels()
 SENTINEL = np.float32(12345.0)
 TOLERANCE = 2e-6  # the tanh approximation is within 3e-7; a few of them and float32 roundings
 

@@ -13,8 +13,9 @@ REPORT = """
 import json, os, sys
 {imports}
 from lstmkit import _openblas
-from lstmkit.ops import _compiled
-print(json.dumps([os.environ.get("OPENBLAS_THREAD_TIMEOUT"), _openblas.WORKERS_SLEEP_SOON, _compiled.HALVES_TRAINING]))
+from lstmkit.ops.fused.plan import choose_plan
+plan = choose_plan(20, 16, 8, 64, 4, True, True)  # a training step that runs on batch halves where it may
+print(json.dumps([os.environ.get("OPENBLAS_THREAD_TIMEOUT"), _openblas.WORKERS_SLEEP_SOON, plan.forward == "halves"]))
 """
 
 

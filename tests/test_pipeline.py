@@ -1,21 +1,28 @@
-"""The input projection computed beside the time loop (ops/_pipeline.py): the same numbers
-whoever computes each chunk, from any thread, in a forked child; and the kernels under it."""
+"""The helper thread and the input projection computed beside the time loop (ops/fused/helper.py):
+the same numbers whoever computes each chunk, from any thread, in a forked child; and the kernels
+under it."""
 
 import hashlib
 import multiprocessing
+import subprocess
+import sys
 import threading
-from pathlib import Path
 
 import numba
 import numpy as np
 import pytest
 
 import lstmkit
-from lstmkit.ops import _compiled, _pipeline, _simd
-from lstmkit.ops._atomics import atomic_add, atomic_load
+from lstmkit.ops.fused import helper as helpers
+from lstmkit.ops.fused import memory
+from lstmkit.ops.fused.compiled import compiled_kernels
+from lstmkit.ops.fused.intrinsics import simd as _simd
+from lstmkit.ops.fused.intrinsics.atomics import atomic_add, atomic_load
+from lstmkit.ops.fused.kernels import jit
+from lstmkit.ops.fused.plan import Plan, choose_plan, transposes_recurrent_weight
 from lstmkit.ops.recurrence import input_projection
 
-kernels = _compiled.compiled_kernels()
+kernels = compiled_kernels()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -29,12 +36,17 @@ def test_small_matrix_product_equals_numpy(dtype, rows, inner, width):
     np.testing.assert_allclose(out, a @ w.T, rtol=tolerance, atol=tolerance * np.sqrt(inner))
 
 
-def test_kernels_carry_the_hash_of_the_intrinsics_they_inline():
-    """Numba's cache sees _kernels.py's text only (see INTRINSICS_SHA256 there)."""
-    texts = [(Path(_compiled.__file__).parent / f"{name}.py").read_bytes() for name in kernels.INTRINSIC_MODULES]
-    digest = hashlib.sha256(b"".join(texts)).hexdigest()
-    assert kernels.INTRINSICS_SHA256 == digest, (
-        f"{kernels.INTRINSIC_MODULES} changed: set INTRINSICS_SHA256 in _kernels.py to {digest}")
+def test_the_kernels_cache_key_covers_every_compiled_module():
+    """Numba keys a cached function on its own file's text; every kernel's key here also holds the
+    SHA-256 of all kernel and intrinsic modules (kernels/jit.py), generated at import."""
+    digest = hashlib.sha256()
+    for package in ("kernels", "intrinsics"):
+        for path in sorted((jit.FUSED_DIRECTORY / package).glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    assert jit.SOURCES_SHA256 == digest.hexdigest()
+    for kernel in (kernels.lstm_loop_forward, kernels.matmul_into, kernels.gru_cell_forward):
+        stamp = kernel._cache._impl.locator.get_source_stamp()
+        assert stamp[1] == jit.SOURCES_SHA256
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -48,9 +60,9 @@ def test_block_product_equals_numpy(dtype, rows, inner, width, aligned):
     rng = np.random.default_rng(rows * inner + width)
     a, b = rng.standard_normal((rows, inner)).astype(dtype), rng.standard_normal((inner, width)).astype(dtype)
     if aligned:
-        b = _compiled.aligned_copy(b, dtype)
+        b = memory.aligned_copy(b, dtype)
     else:  # one entry past a 64-byte boundary
-        shifted = _compiled.aligned_copy(np.zeros(b.size + 1), dtype)[1:].reshape(b.shape)
+        shifted = memory.aligned_copy(np.zeros(b.size + 1), dtype)[1:].reshape(b.shape)
         shifted[...], b = b, shifted
     assert (b.ctypes.data % 64 == 0) == aligned
     out = np.full((rows, width), np.nan, dtype=dtype)
@@ -128,7 +140,7 @@ def test_block_kernel_rejects_arrays_it_cannot_read():
 def test_aligned_copy_is_an_aligned_equal_copy(shape, dtype, source_dtype):
     """Of a transposed matrix: by the register tiles where the dtypes match, by NumPy where not."""
     array = np.random.default_rng(0).standard_normal(shape).astype(source_dtype)
-    copy = _compiled.aligned_copy(array.T, dtype)
+    copy = memory.aligned_copy(array.T, dtype)
     assert copy.ctypes.data % 64 == 0 and copy.flags.c_contiguous and copy.dtype == dtype
     np.testing.assert_array_equal(copy, array.T.astype(dtype))
 
@@ -163,8 +175,8 @@ def test_block_product_reads_the_first_columns_of_a_wider_left_operand(rows, inn
 def test_recurrent_product_takes_w_hh_stored_or_transposed(batch, hidden):
     rng = np.random.default_rng(batch + hidden)
     h, weight_hh = rng.standard_normal((batch, hidden)), rng.standard_normal((4 * hidden, hidden))
-    chosen = _compiled.recurrent_weight(weight_hh, np.float64, rows=batch)
-    transposed = _compiled.transposes_recurrent_weight(hidden, rows=batch)
+    transposed = transposes_recurrent_weight(hidden, rows=batch)
+    chosen = memory.compiled_loop_weight(weight_hh, np.float64, transposed)
     assert transposed == (hidden <= 128 or batch >= 8)
     assert chosen.flags.c_contiguous and chosen.shape == ((hidden, 4 * hidden) if transposed else weight_hh.shape)
     assert not transposed or chosen.ctypes.data % 64 == 0
@@ -177,13 +189,13 @@ def test_recurrent_product_takes_w_hh_stored_or_transposed(batch, hidden):
 @pytest.mark.parametrize("helper_first", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch,hidden", [(5, 4), (8, 4), (17, 130), (15, 130)])
-def test_lstm_batch_halves_give_the_reference_whoever_runs_the_second(helper_first, dtype, batch, hidden, monkeypatch):
+def test_lstm_batch_halves_give_the_reference_whoever_runs_the_second(helper_first, dtype, batch, hidden):
     """The second half run by the helper's job before the caller looks (True), or claimed by the
     caller itself (False, a helper that never started): the same inference, and the same training
     forward and backward (every gradient), as the reference. At H = 130 the halves read W_hh as
     stored (7 rows) or transposed (8 rows and 9), with columns past the last whole vector."""
     from lstmkit.ops.lstm import LSTMWeights, lstm_backward, lstm_forward
-    from lstmkit.ops.lstm_fused import HalvesLSTMCache, lstm_backward_fused, lstm_forward_fused
+    from lstmkit.ops.fused.lstm import HalvesLSTMCache, lstm_backward_fused, lstm_forward_fused
 
     rng = np.random.default_rng(7)
     steps, features = 6, 3
@@ -205,14 +217,14 @@ def test_lstm_batch_halves_give_the_reference_whoever_runs_the_second(helper_fir
             if helper_first:
                 function(*arguments)
 
-    monkeypatch.setattr(_pipeline, "_get_helper", lambda kernels: SynchronousHelper())
-    for name, value in [("HALVES_MIN_BATCH", 2), ("HALVES_MIN_TRAINING_STEPS", 1), ("SMALL_LAYER_MULTIPLY_ADDS", 1),
-                        ("HALVES_TRAINING", True)]:
-        monkeypatch.setattr(_compiled, name, value)
-    inference = lstm_forward_fused(x, h0, c0, weights, keep_cache=False)
-    *training, cache = lstm_forward_fused(x, h0, c0, weights)
+    helper = SynchronousHelper()
+    transposed = transposes_recurrent_weight(hidden, rows=batch // 2)
+    plans = {training: Plan("halves", "halves" if training else None, transposed_weight=transposed)
+             for training in (True, False)}
+    inference = lstm_forward_fused(x, h0, c0, weights, keep_cache=False, plan=plans[False], helper=helper)
+    *training, cache = lstm_forward_fused(x, h0, c0, weights, plan=plans[True], helper=helper)
     assert inference[3] is None and isinstance(cache, HalvesLSTMCache)
-    dx, dh0, dc0, dweights = lstm_backward_fused(doutput, dh, dc, cache)
+    dx, dh0, dc0, dweights = lstm_backward_fused(doutput, dh, dc, cache, helper=helper)
     tolerance = 1e-12 if dtype == np.float64 else 1e-5
     gradients = (dx, dh0, dc0, *dweights[:4]), (*expected_gradients[:3], *expected_gradients[3][:4])
     for actual, reference in [*zip(inference[:3], expected[:3]), *zip(training, expected[:3]), *zip(*gradients)]:
@@ -250,14 +262,16 @@ def _announce(pipeline):
     have gone to sleep since the stage (a loop's announce leaves it asleep then, and computes every
     chunk itself), here while ``start_pipeline`` compiled, say."""
     kernels.start_pipeline(pipeline)
-    _pipeline._helper._wake_if_sleeping()
+    helpers.resolve_helper(helpers.PROCESS_HELPER).wake_if_sleeping()
 
 
 def _pipelined_gates(x, weight_ih, bias, by_helper):
-    """The gates a pipeline fills: every chunk computed by the helper thread, or every chunk by
-    the caller (as a loop does when no helper runs)."""
+    """The gates a pipeline fills, a chunk a step: every chunk computed by the helper thread, or
+    every chunk by the caller (as a loop does when no helper runs)."""
+    helper = helpers.resolve_helper(helpers.PROCESS_HELPER) if by_helper else None
+
     def pipeline_into(gates):
-        return _pipeline.start_projection(x, weight_ih, bias, gates, force=True)
+        return helpers.start_projection(x, weight_ih, bias, gates, 1, helper)
 
     gates = np.full((*x.shape[:2], weight_ih.shape[0]), np.nan, dtype=x.dtype)
     if not by_helper:
@@ -265,7 +279,7 @@ def _pipelined_gates(x, weight_ih, bias, by_helper):
         while kernels.project_next_chunk(pipeline, gates):
             pass
         return gates
-    pipeline_into(np.empty_like(gates))  # the first job of a dtype runs in the caller (see _Helper.first_of_its_kind)
+    pipeline_into(np.empty_like(gates))  # the first job of a dtype runs in the caller (see Helper.first_of_its_kind)
     pipeline = pipeline_into(gates)  # staged
     _announce(pipeline)  # the helper takes the job (nothing here claims a chunk)
     for _ in range(10_000):
@@ -276,8 +290,7 @@ def _pipelined_gates(x, weight_ih, bias, by_helper):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_projection_is_the_same_whoever_computes_each_chunk(dtype, monkeypatch):
-    monkeypatch.setattr(_pipeline, "CHUNK_MULTIPLY_ADDS", 1)  # a chunk per step
+def test_projection_is_the_same_whoever_computes_each_chunk(dtype):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((37, 2, 5)).astype(dtype)
     weight_ih, bias = rng.standard_normal((24, 5)).astype(dtype), rng.standard_normal(24).astype(dtype)
@@ -290,15 +303,10 @@ def test_projection_is_the_same_whoever_computes_each_chunk(dtype, monkeypatch):
     np.testing.assert_allclose(without_bias, input_projection(x, weight_ih), rtol=tolerance, atol=tolerance)
 
 
-@pytest.fixture(autouse=True)
-def short_chunks(monkeypatch):
-    """Chunks of 8 steps in the layers below, so that their 300 steps are pipelined."""
-    monkeypatch.setattr(_pipeline, "CHUNK_MULTIPLY_ADDS", 8 * 8 * 64)
-
-
 def _layers(kind):
-    layer = getattr(lstmkit, kind)(8, 16, seed=1, dtype=np.float64)
-    x = np.random.default_rng(2).standard_normal((300, 1, 8))
+    """A batch-1 layer of 300 steps whose default plan computes the projection beside the loop."""
+    layer = getattr(lstmkit, kind)(64, 32, seed=1, dtype=np.float64)
+    x = np.random.default_rng(2).standard_normal((300, 1, 64))
     return layer, x
 
 
@@ -308,22 +316,70 @@ def _run(layer, x):
     return output
 
 
+@pytest.fixture
+def helper_thread_switch():
+    """Restores set_helper_thread's choice after a test that switches it."""
+    saved = helpers._switched_on
+    yield helpers.set_helper_thread
+    helpers.set_helper_thread(saved)
+
+
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
-def test_pipelined_layer_equals_the_one_product_projection(kind, monkeypatch):
+def test_pipelined_layer_equals_the_one_product_projection(kind, helper_thread_switch):
     layer, x = _layers(kind)
-    assert _pipeline.input_gates(x, layer.weight_ih_l0.data, None, small=True)[1] is not None  # pipelined here
+    gate_count = {"LSTM": 4, "GRU": 3}[kind]
+    assert choose_plan(300, 1, 64, 32, gate_count, False, True).pipelined  # with a helper: pipelined
     pipelined = _run(layer, x)
-    monkeypatch.setattr(_pipeline, "enabled", False)
-    assert _pipeline.input_gates(x, layer.weight_ih_l0.data, None, small=True)[1] is None
+    helper_thread_switch(False)
+    assert not helpers.helper_thread_enabled()
+    assert not choose_plan(300, 1, 64, 32, gate_count, False, False).pipelined
     np.testing.assert_allclose(pipelined, _run(layer, x), rtol=0, atol=1e-12)
+    helper_thread_switch(True)
+    np.testing.assert_array_equal(pipelined, _run(layer, x))
+
+
+def test_set_helper_thread_takes_a_bool(helper_thread_switch):
+    with pytest.raises(TypeError, match="enabled must be True, False or None, got 0"):
+        helper_thread_switch(0)
+
+
+HELPER_FROM_ENVIRONMENT = """
+import threading
+import numpy as np
+import lstmkit
+from lstmkit.ops.fused import helper
+layer = lstmkit.LSTM(64, 32, seed=1)
+with lstmkit.no_grad():
+    layer(np.ones((300, 1, 64), np.float32))
+print(helper.helper_thread_enabled(), any(t.name == "lstmkit-helper" for t in threading.enumerate()))
+"""
+
+
+@pytest.mark.parametrize("value,expected", [("0", "False False"), ("off", "False False"), ("1", "True True")])
+def test_the_environment_switches_the_helper_thread(value, expected):
+    """LSTMKIT_HELPER_THREAD=0 (or off): no helper thread is ever started, and calls run alone."""
+    environment = {**__import__("os").environ, "LSTMKIT_HELPER_THREAD": value}
+    result = subprocess.run([sys.executable, "-c", HELPER_FROM_ENVIRONMENT], capture_output=True, text=True,
+                            env=environment)
+    assert result.returncode == 0, result.stderr
+    if helpers._usable_cores() < 2:  # one core: never a helper, whatever the variable says
+        expected = "False False"
+    assert result.stdout.split() == expected.split()
+
+
+def test_a_bad_helper_thread_variable_is_refused(monkeypatch, helper_thread_switch):
+    monkeypatch.setenv("LSTMKIT_HELPER_THREAD", "maybe")
+    helper_thread_switch(None)  # the environment's choice
+    with pytest.raises(ValueError, match="LSTMKIT_HELPER_THREAD must be 1 or 0.*'maybe'"):
+        helpers.helper_thread_enabled()
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
 def test_the_loop_announces_the_staged_projection(kind):
     """A pipelined call stages the helper's job, and its compiled loop announces it: one job a call."""
     layer, x = _layers(kind)
-    _run(layer, x)  # the first job of a dtype runs in the caller (see _Helper.first_of_its_kind)
-    mailbox = _pipeline._helper.mailbox
+    _run(layer, x)  # the first job of a dtype runs in the caller (see Helper.first_of_its_kind)
+    mailbox = helpers.resolve_helper(helpers.PROCESS_HELPER).mailbox
     for _ in range(3):
         posted = mailbox[0]
         _run(layer, x)
@@ -350,16 +406,15 @@ def test_layers_called_from_two_threads_at_once(kind):
 
 
 def _child(connection):
-    _pipeline.CHUNK_MULTIPLY_ADDS = 8 * 8 * 64
     layer, x = _layers("LSTM")
-    connection.send((_run(layer, x), _pipeline._helper is not None and _pipeline._helper.pid))
+    connection.send((_run(layer, x), helpers._helper is not None and helpers._helper.pid))
     connection.close()
 
 
 def test_a_forked_child_starts_its_own_helper():
     layer, x = _layers("LSTM")
     expected = _run(layer, x)  # the parent's helper is running now
-    assert _pipeline._helper is not None
+    assert helpers._helper is not None
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_child, args=(sender,))
@@ -371,26 +426,25 @@ def test_a_forked_child_starts_its_own_helper():
     assert child_helper_pid == child.pid
 
 
-def test_the_first_job_of_each_dtype_runs_in_the_callers_thread(monkeypatch):
+def test_the_first_job_of_each_dtype_runs_in_the_callers_thread():
     """Compiling a job in the helper would hold the GIL for seconds (and abort inside LLVM if
     the process ended meanwhile), so the first projection of each dtype runs whole where it is
     started; the next is staged, nothing computed until the loop announces it, then the helper's."""
-    helper = _pipeline._Helper(kernels)
-    monkeypatch.setattr(_pipeline, "_helper", helper)
-    monkeypatch.setattr(_pipeline, "CHUNK_MULTIPLY_ADDS", 1)  # a chunk per step
+    helper = helpers.Helper(kernels)  # a fresh helper, which has run no job yet
     rng = np.random.default_rng(8)
     x, weight_ih = rng.standard_normal((9, 1, 3)), rng.standard_normal((8, 3))
     first = np.full((9, 1, 8), np.nan)
-    pipeline = _pipeline.start_projection(x, weight_ih, None, first)
+    pipeline = helpers.start_projection(x, weight_ih, None, first, 1, helper)
     assert pipeline[0][0] == 9 and pipeline[0][1:].all() and helper._job is None
     kernels.start_pipeline(pipeline)  # as the loop does: nothing to announce to the helper
     assert helper.mailbox[0] == 0
     gates = np.full_like(first, np.nan)
-    pipeline = _pipeline.start_projection(x, weight_ih, None, gates)
+    pipeline = helpers.start_projection(x, weight_ih, None, gates, 1, helper)
     assert helper._job is not None
     threading.Event().wait(0.05)
     assert not pipeline[0].any() and np.isnan(gates).all()  # staged, not announced: the helper waits
-    _announce(pipeline)
+    kernels.start_pipeline(pipeline)
+    helper.wake_if_sleeping()
     for _ in range(5000):
         if pipeline[0][1:].all():
             break

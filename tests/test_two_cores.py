@@ -1,4 +1,4 @@
-"""A batch-1 layer's time loop shared between two cores (``_pipeline.loop_on_two_cores``), LSTM
+"""A batch-1 layer's time loop shared between two cores (``ops/fused/helper.loop_on_two_cores``), LSTM
 and GRU: the same numbers as the one-core loop and the reference, whichever halves the units split
 into, for inference and for the arrays a backward needs; and the caller never waits on an absent
 helper."""
@@ -10,12 +10,16 @@ import numpy as np
 import pytest
 
 import lstmkit
-from lstmkit.ops import _compiled, _pipeline, gru_fused, lstm_fused
-from lstmkit.ops.gru import GRUWeights, _hoisted_bias, gru_forward
+from lstmkit.ops.fused import helper as helpers
+from lstmkit.ops.fused.compiled import compiled_kernels
+from lstmkit.ops.fused.gru import gru_backward_fused, gru_forward_fused
+from lstmkit.ops.fused.lstm import lstm_backward_fused, lstm_forward_fused
+from lstmkit.ops.fused.plan import Plan, choose_plan
+from lstmkit.ops.gru import GRUWeights, gru_forward, hoisted_bias
 from lstmkit.ops.lstm import LSTMWeights, lstm_forward
 from lstmkit.ops.recurrence import input_projection
 
-kernels = _compiled.compiled_kernels()
+kernels = compiled_kernels()
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
 GATES = {"LSTM": 4, "GRU": 3}
 
@@ -34,7 +38,7 @@ def _problem(kind, dtype, steps, batch, features, hidden, with_bias=True):
 def _projection_bias(kind, weights):
     """The bias that joins the input projection: b_ih + b_hh (LSTM), b_ih + [b_hr, b_hz, 0] (GRU)."""
     if kind == "GRU":
-        return _hoisted_bias(weights)
+        return hoisted_bias(weights)
     return None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
 
 
@@ -57,21 +61,21 @@ def _states(kind, x, h0, c0, weights, keep):
     return h, c, empty(steps if keep else 1), gates
 
 
-def _two_core_call(kind, x, weights, states):
+def _two_core_call(kind, x, weights, states, chunk, helper=helpers.PROCESS_HELPER):
     prefix = kind.lower()
     lead, second = getattr(kernels, f"{prefix}_loop_forward_lead"), getattr(kernels, f"{prefix}_loop_forward_second")
-    return _pipeline.loop_on_two_cores(lead, second, x, weights.weight_ih, _projection_bias(kind, weights),
-                                       weights.weight_hh, *states)
+    return helpers.loop_on_two_cores(lead, second, x, weights.weight_ih, _projection_bias(kind, weights),
+                                     weights.weight_hh, *states, chunk=chunk, helper=helpers.resolve_helper(helper))
 
 
-def _on_two_cores(kind, x, h0, c0, weights, keep):
+def _on_two_cores(kind, x, h0, c0, weights, keep, chunk):
     """The states of a call the helper joined (the first call of a process may find it still
     starting), each attempt on fresh ones: a call the helper missed has written them whole, and an
     LSTM's c of two steps (``keep`` False) no longer holds c_0 after it."""
     started = time.monotonic()
     while time.monotonic() - started < 60:
         states = _states(kind, x, h0, c0, weights, keep)
-        if _two_core_call(kind, x, weights, states):
+        if _two_core_call(kind, x, weights, states, chunk):
             return states
     pytest.fail("the helper thread did not join the two-core loop within a minute")
 
@@ -87,11 +91,9 @@ def _on_two_cores(kind, x, h0, c0, weights, keep):
     (5, 1, 2, 1, True),  # one unit: the helper's half is empty
 ])
 def test_two_core_loop_equals_the_one_core_loop_and_the_reference(kind, dtype, keep, steps, batch, features, hidden,
-                                                                  with_bias, monkeypatch):
-    width = GATES[kind] * hidden
-    monkeypatch.setattr(_pipeline, "CHUNK_MULTIPLY_ADDS", 4 * batch * features * width)  # chunks of 4 steps
+                                                                  with_bias):
     x, h0, c0, weights = _problem(kind, dtype, steps, batch, features, hidden, with_bias)
-    two = _on_two_cores(kind, x, h0, c0, weights, keep)
+    two = _on_two_cores(kind, x, h0, c0, weights, keep, chunk=4)
     one = _states(kind, x, h0, c0, weights, keep)
     gates = input_projection(x, weights.weight_ih, _projection_bias(kind, weights))
     if kind == "LSTM":
@@ -114,17 +116,16 @@ def test_two_core_loop_equals_the_one_core_loop_and_the_reference(kind, dtype, k
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_caller_runs_both_halves_when_no_helper_joins(kind, dtype, monkeypatch):
+def test_the_caller_runs_both_halves_when_no_helper_joins(kind, dtype):
     """A mailbox no helper reads: the caller stops waiting after its spins and runs both halves
     itself, every output bit for bit as when the helper ran one; the helper's part, were it to
     arrive then, finds JOIN taken and leaves at once."""
-    monkeypatch.setattr(_pipeline, "CHUNK_MULTIPLY_ADDS", 1)  # several chunks
     x, h0, c0, weights = _problem(kind, dtype, 40, 1, 5, 37, True)
-    shared = _on_two_cores(kind, x, h0, c0, weights, keep=True)
+    shared = _on_two_cores(kind, x, h0, c0, weights, keep=True, chunk=1)  # several chunks
     alone = _states(kind, x, h0, c0, weights, keep=True)
     prefix, bias = kind.lower(), _projection_bias(kind, weights)
-    arguments = (x, weights.weight_ih, bias, weights.weight_hh, *alone, _pipeline.exchange_buffer(1, 37, dtype))
-    sync, chunk = np.zeros(32, dtype=np.int64), _pipeline.chunk_steps(1, 5, weights.weight_ih.shape[0])
+    arguments = (x, weights.weight_ih, bias, weights.weight_hh, *alone, helpers.exchange_buffer(1, 37, dtype))
+    sync, chunk = np.zeros(32, dtype=np.int64), 1
     joined = getattr(kernels, f"{prefix}_loop_forward_lead")(np.zeros(3, dtype=np.int64), 1000, *arguments, sync,
                                                                chunk)
     assert not joined and sync[kernels.SYNC_JOIN] == 1
@@ -136,59 +137,49 @@ def test_the_caller_runs_both_halves_when_no_helper_joins(kind, dtype, monkeypat
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
-def test_one_core_machines_never_share_the_loop(kind, monkeypatch):
-    monkeypatch.setattr(_pipeline, "enabled", False)
-    x, h0, c0, weights = _problem(kind, np.float64, 6, 1, 3, 4)
-    states = _states(kind, x, h0, c0, weights, keep=True)
-    assert not _two_core_call(kind, x, weights, states)
-    assert np.isnan(states[0 if kind == "LSTM" else 1][1:]).all()
-
-
-@pytest.mark.parametrize("kind,fused", [("LSTM", lstm_fused), ("GRU", gru_fused)])
-def test_layer_gradients_are_the_same_on_two_cores(kind, fused, monkeypatch):
-    """Training through the two-core forward: every gradient as with the one-core loop."""
-    calls = []
-
-    def spied(*arguments):
-        calls.append(_pipeline.loop_on_two_cores(*arguments))
-        return calls[-1]
-
-    monkeypatch.setattr(fused, "loop_on_two_cores", spied)
-    layer = getattr(lstmkit, kind)(6, 9, num_layers=2, bidirectional=True, seed=3, dtype=np.float64)
-    x = np.random.default_rng(4).standard_normal((40, 1, 6))
-    doutput = np.random.default_rng(5).standard_normal((40, 1, 18))
-
-    def gradients():
-        layer.zero_grad()
-        output, _ = layer(x)
-        dx, _ = layer.backward(doutput)
-        return [output, dx] + [p.grad.copy() for _, p in layer.named_parameters()]
-
-    monkeypatch.setattr(_compiled, "TWO_CORE_MIN_WEIGHTS", 1)
-    monkeypatch.setattr(_compiled, "TWO_CORE_MIN_STEPS", 1)
-    shared = gradients()
-    for _ in range(200):  # until every layer-direction runs on two cores in one call (a busy machine delays the helper)
-        if all(calls[-4:]):
-            break
-        shared = gradients()
-    assert len(calls) >= 4 and all(calls[-4:])
-    monkeypatch.setattr(_compiled, "TWO_CORE_MAX_BATCH", 0)
-    count = len(calls)
-    alone = gradients()
-    assert len(calls) == count  # the one-core loop this time
-    for mine, theirs in zip(shared, alone):
-        np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-12)
+def test_without_a_helper_the_caller_runs_both_parts(kind):
+    """No helper (one core, or switched off): the caller runs both parts in turn, the numbers bit
+    for bit those of a call the helper joined."""
+    x, h0, c0, weights = _problem(kind, np.float64, 36, 1, 3, 20)
+    shared = _on_two_cores(kind, x, h0, c0, weights, keep=True, chunk=5)
+    alone = _states(kind, x, h0, c0, weights, keep=True)
+    assert not _two_core_call(kind, x, weights, alone, 5, helper=None)
+    for mine, theirs in zip(alone, shared):
+        np.testing.assert_array_equal(mine, theirs)
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
-def test_two_threads_calling_two_core_layers_at_once(kind, monkeypatch):
+def test_training_gradients_are_the_same_on_two_cores(kind):
+    """Training through the two-core forward: every gradient bit for bit as with the one-core loop
+    (the backward is the one-core compiled loop in both), call after call."""
+    x, h0, c0, weights = _problem(kind, np.float64, 40, 1, 6, 9)
+    rng = np.random.default_rng(5)
+    doutput, dh, dc = rng.standard_normal((40, 1, 9)), rng.standard_normal((1, 9)), rng.standard_normal((1, 9))
+
+    def gradients(plan):
+        if kind == "LSTM":
+            output, _, _, cache = lstm_forward_fused(x, h0, c0, weights, plan=plan)
+            dx, dh0, dc0, dweights = lstm_backward_fused(doutput, dh, dc, cache)
+            return [output, dx, dh0, dc0, *(w for w in dweights if w is not None)]
+        output, _, cache = gru_forward_fused(x, h0, weights, plan=plan)
+        dx, dh0, dweights = gru_backward_fused(doutput, dh, cache)
+        return [output, dx, dh0, *(w for w in dweights if w is not None)]
+
+    alone = gradients(Plan("compiled", "compiled"))
+    for _ in range(5):
+        for mine, theirs in zip(gradients(Plan("two_cores", "compiled", chunk_steps=7)), alone):
+            np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_two_threads_calling_two_core_layers_at_once(kind):
     """Two callers, one helper: whichever caller the helper joins, the other runs alone; every
     output is the same as a call made alone."""
-    monkeypatch.setattr(_compiled, "TWO_CORE_MIN_STEPS", 1)
-    monkeypatch.setattr(_compiled, "TWO_CORE_MIN_WEIGHTS", 1)
     layer = getattr(lstmkit, kind)(5, 128, seed=6, dtype=np.float64)
-    x = np.random.default_rng(7).standard_normal((12, 1, 5))
-
+    x = np.random.default_rng(7).standard_normal((40, 1, 5))
+    helper_runs = helpers.helper_thread_enabled()
+    assert choose_plan(40, 1, 5, 128, GATES[kind], False, helper_runs).forward == (
+        "two_cores" if helper_runs else "compiled")  # the default plan of this call
     def run():
         with lstmkit.no_grad():
             return layer(x)[0]

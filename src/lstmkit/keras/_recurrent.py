@@ -15,6 +15,8 @@ import numpy as np
 
 from ..grad_mode import is_grad_enabled
 from ..nn import _checks
+from ..nn.backend_switch import BackendSwitch
+from ..nn.kinds import CellKind, CellOps
 from ..nn.module import Module
 from ..ops.recurrence import GateDropout
 from . import initializers
@@ -27,6 +29,7 @@ class _Saved(NamedTuple):
     cache: object  # the op's cache
     source: np.ndarray | None  # (T, N) step each output repeats (masked steps), None: no repeat
     given_state: bool  # whether the call had an initial_state (then backward returns its gradient)
+    ops: CellOps  # the ops that made the cache, which its backward must be
 
 
 def _check_choice(owner: str, name: str, value, allowed: tuple) -> None:
@@ -37,7 +40,7 @@ def _check_choice(owner: str, name: str, value, allowed: tuple) -> None:
         )
 
 
-class KerasRNN(Module):
+class KerasRNN(BackendSwitch, Module):
     """A Keras recurrent layer (``keras.layers.RNN`` semantics) over one cell kind of lstmkit's ops.
 
     Inputs of ``layer(inputs, initial_state=None, mask=None, training=None)`` (U = units):
@@ -56,13 +59,17 @@ class KerasRNN(Module):
     (N, U); each state (N, U). ``backward(grad)`` takes a gradient structured like that return
     (None parts are zeros) and returns the input's gradient (N, T, F), or ``(dinputs, dstates)``
     when the call had an ``initial_state``; weight gradients accumulate in ``.grad``.
+    ``backend`` ("auto", "reference" or "fast", keyword-only) picks the implementation of the
+    equations (:class:`~lstmkit.nn.backend_switch.BackendSwitch`).
     """
 
-    def __init__(self, keras_format, kind, units, *, use_bias, dropout, recurrent_dropout, return_sequences,
-                 return_state, go_backwards, stateful, seed, dtype, forget_bias_block=None):
+    def __init__(self, keras_format, kind: CellKind, units: int, *, use_bias: bool, dropout: float,
+                 recurrent_dropout: float, return_sequences: bool, return_state: bool, go_backwards: bool,
+                 stateful: bool, seed: int | None, dtype, forget_bias_block: int | None = None, backend: str = "auto"):
         super().__init__()
         owner = type(self).__name__
         self._format, self._kind = keras_format, kind
+        self.backend = backend
         self.units = _checks.check_size(owner, "units", units)
         self.use_bias = _checks.check_flag(owner, "use_bias", use_bias)
         self.dropout = _checks.check_probability(owner, "dropout", dropout)
@@ -208,15 +215,15 @@ class KerasRNN(Module):
         order = slice(None, None, -1) if self.go_backwards else slice(None)
         x_time_major = np.ascontiguousarray(x.transpose(1, 0, 2)[order])
         running = None if mask is None else np.ascontiguousarray(mask.T[order])
-        output, states, cache = self._kind.forward(x_time_major, state0, self._op_weights(), is_grad_enabled(), running,
-                                                  dropout)
+        ops = self._ops()
+        output, states, cache = ops.forward(x_time_major, state0, self._op_weights(), is_grad_enabled(), running, dropout)
         source = None if running is None or self.zero_output_for_mask else last_real_step(running)
         if source is not None:
             output = repeat_last_output(output, source)
         if self.stateful:
             self.states = [state.copy() for state in states]
         if cache is not None:
-            self._save_for_backward(_Saved(cache, source, initial_state is not None))
+            self._save_for_backward(_Saved(cache, source, initial_state is not None, ops))
         result = output.transpose(1, 0, 2) if self.return_sequences else output[-1]
         return [result, *states] if self.return_state else result
 
@@ -243,7 +250,7 @@ class KerasRNN(Module):
                 dsequence[-1] = doutput
         if saved.source is not None:
             dsequence = repeat_last_output_backward(dsequence, saved.source)
-        dx, dstate0, dweights = self._kind.backward(dsequence, dstates, saved.cache)
+        dx, dstate0, dweights = saved.ops.backward(dsequence, dstates, saved.cache)
         for parameter, gradient in zip(self._parameters.values(), self._format.keras_gradients(dweights)):
             parameter.accumulate(gradient)
         dinputs = dx[::-1].transpose(1, 0, 2) if self.go_backwards else dx.transpose(1, 0, 2)

@@ -19,6 +19,8 @@ _COMMON = """
     ``return_sequences=False``, ``return_state=False``, ``go_backwards=False``,
     ``stateful=False`` (the final states of a call start the next one; ``reset_states()``),
     ``seed=None`` (initial weights and dropout masks), and ``dtype=numpy.float32`` (or float64).
+    Keyword-only, lstmkit's own: ``backend="auto"`` ("reference" or "fast"; SimpleRNN has no fast
+    one), which implementation runs the equations (:mod:`lstmkit.ops.backends`).
 """
 
 
@@ -42,14 +44,15 @@ class LSTM(KerasRNN):
 
     def __init__(self, units: int, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  unit_forget_bias=True, dropout=0.0, recurrent_dropout=0.0, return_sequences=False,
-                 return_state=False, go_backwards=False, stateful=False, seed=None, *, dtype=np.float32):
+                 return_state=False, go_backwards=False, stateful=False, seed=None, *, dtype=np.float32,
+                 backend: str = "auto"):
         _check_choice("LSTM", "activation", activation, ("tanh",))
         _check_choice("LSTM", "recurrent_activation", recurrent_activation, ("sigmoid",))
         self.unit_forget_bias = bool(unit_forget_bias)
         super().__init__(LSTM_FORMAT, LSTM_KIND, units, use_bias=use_bias, dropout=dropout,
                          recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
                          return_state=return_state, go_backwards=go_backwards, stateful=stateful, seed=seed,
-                         dtype=dtype, forget_bias_block=1 if unit_forget_bias else None)
+                         dtype=dtype, forget_bias_block=1 if unit_forget_bias else None, backend=backend)
 
 
 class GRU(KerasRNN):
@@ -72,7 +75,7 @@ class GRU(KerasRNN):
 
     def __init__(self, units: int, activation="tanh", recurrent_activation="sigmoid", use_bias=True, dropout=0.0,
                  recurrent_dropout=0.0, return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, seed=None, reset_after=True, *, dtype=np.float32):
+                 stateful=False, seed=None, reset_after=True, *, dtype=np.float32, backend: str = "auto"):
         _check_choice("GRU", "activation", activation, ("tanh",))
         _check_choice("GRU", "recurrent_activation", recurrent_activation, ("sigmoid",))
         _check_choice("GRU", "reset_after", reset_after, (True,))
@@ -80,7 +83,7 @@ class GRU(KerasRNN):
         super().__init__(GRU_FORMAT, GRU_KIND, units, use_bias=use_bias, dropout=dropout,
                          recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
                          return_state=return_state, go_backwards=go_backwards, stateful=stateful, seed=seed,
-                         dtype=dtype)
+                         dtype=dtype, backend=backend)
 
 
 class SimpleRNN(KerasRNN):
@@ -101,13 +104,13 @@ class SimpleRNN(KerasRNN):
 
     def __init__(self, units: int, activation="tanh", use_bias=True, dropout=0.0, recurrent_dropout=0.0,
                  return_sequences=False, return_state=False, go_backwards=False, stateful=False, seed=None,
-                 *, dtype=np.float32):
+                 *, dtype=np.float32, backend: str = "auto"):
         _check_choice("SimpleRNN", "activation", activation, tuple(RNN_KINDS))
         self.activation = activation
         super().__init__(SIMPLE_RNN_FORMAT, RNN_KINDS[activation], units, use_bias=use_bias, dropout=dropout,
                          recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
                          return_state=return_state, go_backwards=go_backwards, stateful=stateful, seed=seed,
-                         dtype=dtype)
+                         dtype=dtype, backend=backend)
 
 
 for _layer in (LSTM, GRU, SimpleRNN):

@@ -1,7 +1,7 @@
 """Single-step recurrent cells with PyTorch's API: LSTMCell, GRUCell, RNNCell.
 
-A cell runs its kind's whole-sequence op from :mod:`lstmkit.ops` with one step, so there is
-exactly one implementation of each cell's equations; :class:`RNNCellBase` holds what the
+A cell runs its kind's whole-sequence op (on the backend asked for, :mod:`lstmkit.ops.backends`)
+with one step, so a cell and a layer share their equations; :class:`RNNCellBase` holds what the
 three share (parameters, checks, the cache stack).
 """
 
@@ -11,22 +11,27 @@ import numpy as np
 
 from ..grad_mode import is_grad_enabled
 from . import _checks
+from .backend_switch import BackendSwitch
 from .kinds import GRU_KIND, LSTM_KIND, CellKind, register_uniform_weights, rnn_kind
 from .module import Module
 from .packing import PackedSequence
 
 
-class RNNCellBase(Module):
+class RNNCellBase(BackendSwitch, Module):
     """One step of a recurrent cell of the given kind; subclasses document the equations.
 
     Stepping a cell by hand over a sequence and then calling ``backward`` once per step, last
     step first, is backpropagation through time: each call consumes the matching forward.
+    ``backend`` ("auto", "reference" or "fast") picks the implementation (see
+    :class:`~.backend_switch.BackendSwitch`).
     """
 
-    def __init__(self, kind: CellKind, input_size: int, hidden_size: int, bias: bool, *, dtype, seed):
+    def __init__(self, kind: CellKind, input_size: int, hidden_size: int, bias: bool, *, dtype, seed: int | None,
+                 backend: str = "auto"):
         super().__init__()
         owner = type(self).__name__
         self._kind = kind
+        self.backend = backend
         self.input_size, self.hidden_size, self.bias, self.dtype = _checks.check_recurrent_options(
             owner, input_size, hidden_size, bias, dtype
         )
@@ -66,19 +71,20 @@ class RNNCellBase(Module):
         batched = x.ndim == 2
         x = x if batched else x[None]
         state = self._check_state(hx, "hx", x.shape[0], batched)
-        _, state1, cache = self._kind.forward(x[None], state, self._weights(), is_grad_enabled(), None)
+        ops = self._ops()
+        _, state1, cache = ops.forward(x[None], state, self._weights(), is_grad_enabled(), None)
         if cache is not None:
-            self._save_for_backward((cache, batched))
+            self._save_for_backward((cache, batched, ops))
         return self._caller_state(state1, batched)
 
     def backward(self, dhx):
         """``dx, dhx = cell.backward(dhx')`` for the latest unmatched forward (dhx' shaped like its output)."""
         if not self._saved:
             self._pop_saved()  # raises the RuntimeError that explains the missing forward
-        cache, batched = self._saved[-1]
+        cache, batched, ops = self._saved[-1]
         dstate1 = self._check_state(dhx, "dhx", cache.x.shape[1], batched)
         self._pop_saved()
-        dx, dstate0, dweights = self._kind.backward(np.zeros_like(cache.h[1:]), dstate1, cache)
+        dx, dstate0, dweights = ops.backward(np.zeros_like(cache.h[1:]), dstate1, cache)
         for name, gradient in dweights._asdict().items():
             if gradient is not None:
                 self._parameters[name].accumulate(gradient)
@@ -103,6 +109,8 @@ class LSTMCell(RNNCellBase):
         bias: whether ``bias_ih`` and ``bias_hh`` exist. Default True.
         dtype: numpy.float32 (default) or numpy.float64.
         seed: seed of the initialisation (uniform in (-1/sqrt(H), 1/sqrt(H))).
+        backend: "auto" (default), "reference" or "fast": which implementation runs the equations
+            (:mod:`lstmkit.ops.backends`); the same numbers either way.
 
     ==========  =============================  =====================================
     x           (N, H_in) or (H_in,)           input of this step
@@ -118,8 +126,9 @@ class LSTMCell(RNNCellBase):
     (last step first) are backpropagation through time.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype=np.float32, seed=None):
-        super().__init__(LSTM_KIND, input_size, hidden_size, bias, dtype=dtype, seed=seed)
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype=np.float32,
+                 seed: int | None = None, backend: str = "auto"):
+        super().__init__(LSTM_KIND, input_size, hidden_size, bias, dtype=dtype, seed=seed, backend=backend)
 
 
 class GRUCell(RNNCellBase):
@@ -134,6 +143,8 @@ class GRUCell(RNNCellBase):
         bias: whether ``bias_ih`` and ``bias_hh`` exist. Default True.
         dtype: numpy.float32 (default) or numpy.float64.
         seed: seed of the initialisation (uniform in (-1/sqrt(H), 1/sqrt(H))).
+        backend: "auto" (default), "reference" or "fast": which implementation runs the equations
+            (:mod:`lstmkit.ops.backends`); the same numbers either way.
 
     ==========  =============================  =====================================
     x           (N, H_in) or (H_in,)           input of this step
@@ -148,8 +159,9 @@ class GRUCell(RNNCellBase):
     ``dx, dh = cell.backward(dh')``.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype=np.float32, seed=None):
-        super().__init__(GRU_KIND, input_size, hidden_size, bias, dtype=dtype, seed=seed)
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype=np.float32,
+                 seed: int | None = None, backend: str = "auto"):
+        super().__init__(GRU_KIND, input_size, hidden_size, bias, dtype=dtype, seed=seed, backend=backend)
 
 
 class RNNCell(RNNCellBase):
@@ -163,10 +175,10 @@ class RNNCell(RNNCellBase):
     """
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
-                 *, dtype=np.float32, seed=None):
+                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto"):
         self.nonlinearity = nonlinearity
         super().__init__(rnn_kind(type(self).__name__, nonlinearity), input_size, hidden_size, bias,
-                         dtype=dtype, seed=seed)
+                         dtype=dtype, seed=seed, backend=backend)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity!r}")

@@ -1,8 +1,10 @@
 """What tells LSTM, GRU and RNN apart to the code they share (layers, cells, explain).
 
 Everything else (stacking, directions, dropout, packing, checks, parameters) is written once
-in :mod:`.rnn_base` and :mod:`.cells`; a :class:`CellKind` hands them the cell's equations
-from :mod:`lstmkit.ops` behind one calling convention, with the state as a tuple of arrays.
+in :mod:`.rnn_base` and :mod:`.cells`; a :class:`CellKind` holds the kind's facts (gate count
+and order, state parts, weights tuple), and :func:`cell_ops` hands the shared code the kind's
+ops for a backend (:func:`lstmkit.ops.backends.resolve_backend`) behind one calling convention,
+with the state as a tuple of arrays.
 """
 
 from __future__ import annotations
@@ -10,11 +12,10 @@ from __future__ import annotations
 import math
 from typing import Callable, NamedTuple
 
+from ..ops.backends import resolve_backend
 from ..ops.gru import GRUWeights
-from ..ops.gru_fused import gru_backward_fused, gru_forward_fused
 from ..ops.lstm import LSTMWeights
-from ..ops.lstm_fused import lstm_backward_fused, lstm_forward_fused
-from ..ops.rnn import RNNWeights, rnn_backward, rnn_forward
+from ..ops.rnn import RNNWeights
 
 
 class CellKind(NamedTuple):
@@ -25,11 +26,18 @@ class CellKind(NamedTuple):
     gate_names: str  # the blocks' order, e.g. "i, f, g, o"
     state_parts: tuple[str, ...]  # ("h", "c") for an LSTM, ("h",) otherwise
     weights: type  # the ops' NamedTuple of one layer-direction's weights
+    options: tuple = ()  # (name, value) keyword options of the ops, e.g. the RNN's nonlinearity
+
+
+class CellOps(NamedTuple):
+    """A kind's two ops on one backend, the state as a tuple of arrays."""
+
+    backend: str  # "reference" or "fast"
     forward: Callable  # (x, state, weights, keep_cache, batch_sizes, dropout=None) -> (output, final state, cache)
     backward: Callable  # (doutput, dfinal_state, cache) -> (dx, dinitial_state, dweights)
 
 
-def _forward_with_state_tuple(op, **options):
+def _forward_with_state_tuple(op, options):
     """Adapt ``op(x, *state, weights, keep_cache, batch_sizes) -> (output, *final_state, cache)``."""
 
     def forward(x, state, weights, keep_cache, batch_sizes, dropout=None):
@@ -50,19 +58,26 @@ def _backward_with_state_tuple(op):
     return backward
 
 
-LSTM_KIND = CellKind(
-    "LSTM", 4, "i, f, g, o", ("h", "c"), LSTMWeights,
-    _forward_with_state_tuple(lstm_forward_fused), _backward_with_state_tuple(lstm_backward_fused),
-)
-GRU_KIND = CellKind(
-    "GRU", 3, "r, z, n", ("h",), GRUWeights,
-    _forward_with_state_tuple(gru_forward_fused), _backward_with_state_tuple(gru_backward_fused),
-)
+_ADAPTED: dict[tuple, CellOps] = {}  # (kind, resolved backend) -> its ops, adapted once
+
+
+def cell_ops(kind: CellKind, backend: str) -> CellOps:
+    """``kind``'s ops on ``backend`` ("auto", "reference" or "fast", resolved now: the environment's
+    ``LSTMKIT_BACKEND`` is read at each call)."""
+    resolved = resolve_backend(backend, kind.mode)
+    key = (kind, resolved.name)
+    ops = _ADAPTED.get(key)
+    if ops is None:
+        ops = _ADAPTED[key] = CellOps(resolved.name, _forward_with_state_tuple(resolved.forward, dict(kind.options)),
+                                      _backward_with_state_tuple(resolved.backward))
+    return ops
+
+
+LSTM_KIND = CellKind("LSTM", 4, "i, f, g, o", ("h", "c"), LSTMWeights)
+GRU_KIND = CellKind("GRU", 3, "r, z, n", ("h",), GRUWeights)
 RNN_KINDS = {
-    nonlinearity: CellKind(
-        f"RNN_{nonlinearity.upper()}", 1, "one block", ("h",), RNNWeights,
-        _forward_with_state_tuple(rnn_forward, nonlinearity=nonlinearity), _backward_with_state_tuple(rnn_backward),
-    )
+    nonlinearity: CellKind(f"RNN_{nonlinearity.upper()}", 1, "one block", ("h",), RNNWeights,
+                           (("nonlinearity", nonlinearity),))
     for nonlinearity in ("tanh", "relu")
 }
 KINDS = {kind.mode: kind for kind in (LSTM_KIND, GRU_KIND, *RNN_KINDS.values())}
@@ -82,4 +97,4 @@ def register_uniform_weights(module, names_and_shapes, hidden_size: int, rng, dt
         module.register_parameter(name, rng.uniform(-bound, bound, size=shape).astype(dtype))
 
 
-__all__ = ["CellKind", "GRU_KIND", "KINDS", "LSTM_KIND", "RNN_KINDS", "register_uniform_weights", "rnn_kind"]
+__all__ = ["CellKind", "CellOps", "GRU_KIND", "KINDS", "LSTM_KIND", "RNN_KINDS", "register_uniform_weights", "cell_ops", "rnn_kind"]

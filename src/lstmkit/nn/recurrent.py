@@ -24,7 +24,9 @@ _SHARED_ARGS = """
         dropout: probability of zeroing each output of every layer but the last, in training.
         bidirectional: run a second layer over the reversed sequence and concatenate. Default False.
         dtype: numpy.float32 (default) or numpy.float64.
-        seed: seed of the ``numpy.random.Generator`` that draws the initial weights and dropout masks."""
+        seed: seed of the ``numpy.random.Generator`` that draws the initial weights and dropout masks.
+        backend: "auto" (default), "reference" or "fast": which implementation runs the equations
+            (:mod:`lstmkit.ops.backends`; an RNN has no fast one); the same numbers either way."""
 
 
 class LSTM(RNNBase):
@@ -87,9 +89,9 @@ class LSTM(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
-                 *, dtype=np.float32, seed: int | None = None):
+                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto"):
         super().__init__(LSTM_KIND, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         proj_size, dtype=dtype, seed=seed)
+                         proj_size, dtype=dtype, seed=seed, backend=backend)
 
 
 class GRU(RNNBase):
@@ -135,9 +137,9 @@ class GRU(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 *, dtype=np.float32, seed: int | None = None):
+                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto"):
         super().__init__(GRU_KIND, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype=dtype, seed=seed)
+                         dtype=dtype, seed=seed, backend=backend)
 
 
 class RNN(RNNBase):
@@ -174,11 +176,11 @@ class RNN(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 *, dtype=np.float32, seed: int | None = None):
+                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto"):
         kind = rnn_kind(type(self).__name__, nonlinearity)
         self.nonlinearity = nonlinearity
         super().__init__(kind, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype=dtype, seed=seed)
+                         dtype=dtype, seed=seed, backend=backend)
 
 
 for _layer in (LSTM, GRU, RNN):

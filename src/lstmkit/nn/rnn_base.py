@@ -16,7 +16,8 @@ from ..grad_mode import is_grad_enabled
 from ..ops import recycle_cache
 from ..ops.recurrence import reverse_in_time
 from . import _checks
-from .kinds import CellKind, register_uniform_weights
+from .backend_switch import BackendSwitch
+from .kinds import CellKind, CellOps, register_uniform_weights
 from ._layouts import LengthsLayout, PackedLayout, PaddedLayout
 from .module import Module
 from .packing import PackedSequence, check_lengths, check_packed
@@ -29,6 +30,7 @@ class _Saved(NamedTuple):
     dropout_masks: list  # [layer] mask or None, applied to that layer's output
     batch_sizes: np.ndarray | None  # sequences running at each step (None: all, to the end)
     layout: object  # how the caller's arrays map to time-major ones (see _layouts)
+    ops: CellOps  # the ops that made the caches, which their backward must be
 
 
 def _stacked(arrays) -> np.ndarray:
@@ -36,21 +38,25 @@ def _stacked(arrays) -> np.ndarray:
     return arrays[0][None].copy() if len(arrays) == 1 else np.stack(arrays)
 
 
-class RNNBase(Module):
+class RNNBase(BackendSwitch, Module):
     """The machinery of a multi-layer, optionally bidirectional recurrent layer (PyTorch's RNNBase).
 
     Subclasses (:class:`~.recurrent.LSTM`, :class:`~.recurrent.GRU`, :class:`~.recurrent.RNN`)
     choose the cell kind and document their equations. ``forward(input, hx=None, *, lengths=None)``
     takes a padded array, an array with per-sequence ``lengths``, or a PackedSequence.
+    ``backend`` ("auto", "reference" or "fast") picks the implementation (see
+    :class:`~.backend_switch.BackendSwitch`).
     """
 
     _defaults = dict(num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False)
 
-    def __init__(self, kind: CellKind, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                 bidirectional, proj_size=0, *, dtype, seed):
+    def __init__(self, kind: CellKind, input_size: int, hidden_size: int, num_layers: int, bias: bool,
+                 batch_first: bool, dropout: float, bidirectional: bool, proj_size: int = 0, *, dtype, seed: int | None,
+                 backend: str = "auto"):
         super().__init__()
         owner = type(self).__name__
         self._kind = kind
+        self.backend = backend
         self.input_size, self.hidden_size, self.bias, self.dtype = _checks.check_recurrent_options(
             owner, input_size, hidden_size, bias, dtype
         )
@@ -195,6 +201,7 @@ class RNNBase(Module):
     def _run_layers(self, x, state0, batch_sizes):
         """Every layer and direction over time-major ``x``: ``(output, final states, saved or None)``."""
         keep_cache = is_grad_enabled()
+        ops = self._ops()
         caches, masks, final_states = [], [], []
         layer_input = x
         for layer in range(self.num_layers):
@@ -202,7 +209,7 @@ class RNNBase(Module):
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
                 sequence = reverse_in_time(layer_input, batch_sizes) if direction else layer_input
-                output, state_last, cache = self._kind.forward(
+                output, state_last, cache = ops.forward(
                     np.ascontiguousarray(sequence), tuple(s[index] for s in state0), self._weights(layer, direction),
                     keep_cache, batch_sizes,
                 )
@@ -217,7 +224,7 @@ class RNNBase(Module):
             masks.append(mask)
             layer_input = layer_output
         states_n = tuple(_stacked(parts) for parts in zip(*final_states))
-        saved = _Saved(caches, masks, batch_sizes, None) if keep_cache else None
+        saved = _Saved(caches, masks, batch_sizes, None, ops) if keep_cache else None
         return layer_input, states_n, saved
 
     def _dropout_mask(self, shape) -> np.ndarray | None:
@@ -262,7 +269,7 @@ class RNNBase(Module):
                 if direction:
                     dpart = reverse_in_time(dpart, batch_sizes)
                 cache, saved.caches[layer][direction] = saved.caches[layer][direction], None  # freed once used
-                dx, dstate, dweights = self._kind.backward(
+                dx, dstate, dweights = saved.ops.backward(
                     np.ascontiguousarray(dpart), tuple(d[index] for d in dstate_n), cache
                 )
                 recycle_cache(cache)  # consumed: its backward-only arrays serve the next forward

@@ -75,21 +75,21 @@ class GRUCache(NamedTuple):
     dropout: GateDropout  # masks on x and h (Keras' dropout); fields None where there are none
 
 
-def gru_step(z_input, h_prev, weight_hh, bias_hn=None, recurrent_masks=None):
-    """One step. ``z_input`` (N, 3H) is W_ih x_t + b_ih + [b_hr, b_hz, 0]. ``recurrent_masks``
+def gru_step(pre_input, h_prev, weight_hh, bias_hn=None, recurrent_masks=None):
+    """One step. ``pre_input`` (N, 3H) is W_ih x_t + b_ih + [b_hr, b_hz, 0]. ``recurrent_masks``
     (K, N, H): :attr:`~.recurrence.GateDropout.recurrent`, or None.
 
     Returns ``(h, step)`` with ``step`` the :class:`GRUStep` its backward needs.
     """
     hidden = h_prev.shape[-1]
-    z_hidden = gate_product(h_prev, weight_hh, recurrent_masks)  # W_hr h, W_hz h, W_hn h
-    gates = np.empty_like(z_hidden)
-    sigmoid(z_input[:, : 2 * hidden] + z_hidden[:, : 2 * hidden], out=gates[:, : 2 * hidden])  # r, z
+    pre_hidden = gate_product(h_prev, weight_hh, recurrent_masks)  # W_hr h, W_hz h, W_hn h
+    gates = np.empty_like(pre_hidden)
+    sigmoid(pre_input[:, : 2 * hidden] + pre_hidden[:, : 2 * hidden], out=gates[:, : 2 * hidden])  # r, z
     r, z = gates[:, :hidden], gates[:, hidden : 2 * hidden]
-    hidden_n = z_hidden[:, 2 * hidden :]
+    hidden_n = pre_hidden[:, 2 * hidden :]
     if bias_hn is not None:
         hidden_n += bias_hn
-    n = tanh(z_input[:, 2 * hidden :] + r * hidden_n, out=gates[:, 2 * hidden :])
+    n = tanh(pre_input[:, 2 * hidden :] + r * hidden_n, out=gates[:, 2 * hidden :])
     h = n + z * (h_prev - n)  # (1 - z) ⊙ n + z ⊙ h_prev
     return h, GRUStep(gates, hidden_n)
 
@@ -97,7 +97,7 @@ def gru_step(z_input, h_prev, weight_hh, bias_hn=None, recurrent_masks=None):
 def gru_step_backward(dh, h_prev, step: GRUStep, weight_hh, recurrent_masks=None):
     """Backward of :func:`gru_step`.
 
-    ``dh`` (N, H) is the gradient reaching h_t. Returns ``(dz_input, dz_hidden, dh_prev)``:
+    ``dh`` (N, H) is the gradient reaching h_t. Returns ``(dpre_input, dpre_hidden, dh_prev)``:
     the gradients of the input's pre-activations (W_ih x + b_ih, (N, 3H)) and of the hidden
     state's (W_hh h_prev + b_hh, (N, 3H)), from which the caller forms the weight gradients,
     and the gradient of h_prev.
@@ -108,13 +108,13 @@ def gru_step_backward(dh, h_prev, step: GRUStep, weight_hh, recurrent_masks=None
     dn_pre = dn * tanh_grad(n)  # n = tanh(a_n + r ⊙ hidden_n)
     dr_pre = dn_pre * step.hidden_n * sigmoid_grad(r)
     dz_pre = dz * sigmoid_grad(z)
-    dz_input = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)
-    dz_hidden = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=1)
-    dh_prev = dh * z + gate_product_input_grad(dz_hidden, weight_hh, recurrent_masks)
-    return dz_input, dz_hidden, dh_prev
+    dpre_input = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)
+    dpre_hidden = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=1)
+    dh_prev = dh * z + gate_product_input_grad(dpre_hidden, weight_hh, recurrent_masks)
+    return dpre_input, dpre_hidden, dh_prev
 
 
-def _hoisted_bias(weights: GRUWeights):
+def hoisted_bias(weights: GRUWeights):
     """b_ih + [b_hr, b_hz, 0]: every bias that can join the input projection."""
     if weights.bias_ih is None:
         return None
@@ -132,14 +132,14 @@ def gru_forward(x, h0, weights: GRUWeights, keep_cache: bool = True, batch_sizes
     Returns ``(output, h_T, cache)``; ``cache`` is None when ``keep_cache`` is False.
     """
     dropout = check_gate_dropout("gru_forward", dropout, 3, x.shape[1], x.shape[2], h0.shape[-1])
-    z_input = input_projection(x, weights.weight_ih, _hoisted_bias(weights), dropout.input)
+    pre_input = input_projection(x, weights.weight_ih, hoisted_bias(weights), dropout.input)
     hidden = h0.shape[-1]
     bias_hn = None if weights.bias_hh is None else weights.bias_hh[2 * hidden :]
 
     def step(z_t, h_prev):
         return gru_step(z_t, h_prev, weights.weight_hh, bias_hn, dropout.recurrent)
 
-    output, (h_last,), history, saved = scan(step, z_input, (h0,), batch_sizes, keep_cache)
+    output, (h_last,), history, saved = scan(step, pre_input, (h0,), batch_sizes, keep_cache)
     cache = None if history is None else GRUCache(x, *history, saved, weights, batch_sizes, dropout)
     return output, h_last, cache
 
@@ -153,10 +153,10 @@ def gru_backward(doutput, dh_last, cache: GRUCache):
 
     def step_backward(t, active, dh):
         step = GRUStep(*(part[t, :active] for part in cache.steps))
-        dz_input, dz_hidden, dh_prev = gru_step_backward(dh, cache.h[t, :active], step, weights.weight_hh,
+        dpre_input, dpre_hidden, dh_prev = gru_step_backward(dh, cache.h[t, :active], step, weights.weight_hh,
                                                          dropout.recurrent)
-        return (dz_input, dz_hidden), (dh_prev,)
+        return (dpre_input, dpre_hidden), (dh_prev,)
 
-    (dz_input, dz_hidden), (dh0,) = scan_backward(step_backward, doutput, (dh_last,), cache.batch_sizes)
-    dx, *dprojections = projection_backward(cache.x, cache.h[:-1], dz_input, dz_hidden, weights, dropout)
+    (dpre_input, dpre_hidden), (dh0,) = scan_backward(step_backward, doutput, (dh_last,), cache.batch_sizes)
+    dx, *dprojections = projection_backward(cache.x, cache.h[:-1], dpre_input, dpre_hidden, weights, dropout)
     return dx, dh0, GRUWeights(*dprojections)

@@ -8,7 +8,7 @@ b loaded once for all rows). Numba's own loops
 cannot keep such a block in registers: each pass over ``out`` loads and stores it, because the
 compiler cannot prove that ``out`` and ``b`` do not overlap. With b (W_hhᵀ of a small layer) in
 the L1 cache and 64-byte aligned, the fused multiply-adds and b's loads are all the block's loop
-does (`python benchmarks/ab.py transposed` times the layers; see :mod:`._compiled`).
+does (`python benchmarks/ab.py transposed` times the layers; see :mod:`..plan`).
 
 VECTOR_BYTES is 64 where the CPU has AVX-512, else 32 (eight 32-byte accumulators and the
 broadcast a[n, k] fit AVX2's sixteen registers). Usable inside ``@numba.njit`` functions only,
@@ -64,7 +64,7 @@ def block_kernel(rows: int, vectors: int, vector_bytes: int = VECTOR_BYTES, mask
             out_width = builder.extract_value(out_array.shape, 1)
 
             def row_start(data, row_width, r, offset):
-                return builder.gep(data, [builder.add(builder.mul(builder.add(first_row, _int(r)), row_width), offset)])
+                return builder.gep(data, [builder.add(builder.mul(builder.add(first_row, int_constant(r)), row_width), offset)])
 
             load, store = _vector_load, _vector_store
             if masked:
@@ -76,7 +76,7 @@ def block_kernel(rows: int, vectors: int, vector_bytes: int = VECTOR_BYTES, mask
                 b_k = builder.gep(b_array.data, [builder.add(builder.mul(k, b_width), column)])
                 b_kv = [load(builder, _vector_at(builder, b_k, v * lanes, vector), itemsize) for v in range(vectors)]
                 for r, row_sums in enumerate(sums):
-                    a_rk = _broadcast(builder, builder.load(row_start(a_array.data, a_width, r, k)), vector)
+                    a_rk = broadcast(builder, builder.load(row_start(a_array.data, a_width, r, k)), vector)
                     for total, b_v in zip(row_sums, b_kv):
                         builder.store(builder.call(fma, [a_rk, b_v, builder.load(total)]), total)
             for r, row_sums in enumerate(sums):
@@ -146,7 +146,7 @@ def _tile_transpose(lanes_bytes: int = 32):
 
             def at(array, row, column, r):
                 width = builder.extract_value(array.shape, 1)
-                offset = builder.add(builder.mul(builder.add(row, _int(r)), width), column)
+                offset = builder.add(builder.mul(builder.add(row, int_constant(r)), width), column)
                 return builder.bitcast(builder.gep(array.data, [offset]), vector.as_pointer())
 
             rows = [builder.load(at(source_array, first_row, first_column, r), align=1) for r in range(lanes)]
@@ -175,11 +175,11 @@ def _mask(indices):
     return ir.Constant(ir.VectorType(ir.IntType(32), len(indices)), indices)
 
 
-def _int(value):
+def int_constant(value):
     return ir.Constant(ir.IntType(64), value)
 
 
-def _broadcast(builder, value, vector):
+def broadcast(builder, value, vector):
     """``value`` in every lane of ``vector``."""
     lane_0 = ir.Constant(ir.IntType(32), 0)
     single = builder.insert_element(ir.Constant(vector, ir.Undefined), value, lane_0)
@@ -189,7 +189,7 @@ def _broadcast(builder, value, vector):
 
 def _vector_at(builder, pointer, offset, vector):
     """A ``vector`` pointer to ``pointer[offset]`` (a scalar pointer)."""
-    return builder.bitcast(builder.gep(pointer, [_int(offset)]), vector.as_pointer())
+    return builder.bitcast(builder.gep(pointer, [int_constant(offset)]), vector.as_pointer())
 
 
 # (rows, vectors) of the blocks matmul_into uses: one row of a wide block, four rows of a narrower one

@@ -1,10 +1,10 @@
-"""The input projection of a small layer, computed on a second core while the time loop runs.
+"""The helper thread: a second core's share of a fused call (input projection, units, batch rows).
 
 A small layer (batch 1, say) runs its whole time loop compiled on one core, and the loop is
 bound by reading W_hh every step; the input projection before it, ``x W_ihᵀ + b`` for all
 steps, is a fifth of the call's time and has no dependency on the loop. So a helper thread
 computes it chunk by chunk, a chunk ahead of the loop, on the other core
-(:func:`._kernels.project_next_chunk` has the protocol; the loop computes any chunk the helper
+(:func:`.kernels.pipeline.project_next_chunk` has the protocol; the loop computes any chunk the helper
 has not taken yet, so it never waits for a thread that is asleep or busy elsewhere, and the
 numbers do not depend on who computed what).
 
@@ -14,9 +14,17 @@ projecting its own gates, meeting once a step. There the caller does wait for th
 most JOIN_SPINS reads, and runs both halves itself, step by step in turn, if it does not join in
 time: the same numbers either way.
 
-The helper is one daemon thread per process, started on first use (again in a forked child).
-After a job it spins a fraction of a millisecond on the mailbox, so that the next call's job
-starts at once, then sleeps until a call wakes it, as OpenMP's and OpenBLAS's threads do.
+The helper is one daemon thread per process, named ``lstmkit-helper``, started on the first
+fused call that can use it (again in a forked child), on machines where the process may run on
+two cores or more. After a job it spins a fraction of a millisecond on the mailbox (0.24-0.37 ms),
+so that the next call's job starts at once, then sleeps until a call wakes it, as OpenMP's and
+OpenBLAS's threads do.
+
+Switching it off: ``LSTMKIT_HELPER_THREAD=0`` in the environment (read when the helper would
+first start), or :func:`set_helper_thread` (``lstmkit.set_helper_thread(False)``) at any time.
+Without it every fused call runs on the caller's thread alone, with the same results; a thread
+already started then sleeps and is never woken again. Every function here takes the helper to
+use as an argument (None: the caller does everything), so that tests can pass their own.
 """
 
 from __future__ import annotations
@@ -26,13 +34,20 @@ import threading
 
 import numpy as np
 
-from ._compiled import aligned_copy, cache_empty, compiled_kernels, projection_into, recurrent_weight
+from .blas_loops import projection_into
+from .compiled import compiled_kernels
+from .memory import aligned_copy, cache_empty
+from .plan import Plan
 
-# Reads of the mailbox the helper spins through before it sleeps (0.24-0.37 ms here, timing
+HELPER_THREAD_VARIABLE = "LSTMKIT_HELPER_THREAD"
+# Reads of the mailbox the helper spins through before it sleeps (0.24-0.37 ms, timing
 # wait_for_post with nothing posted).
 SPINS_BEFORE_SLEEP = 1 << 19
-# A chunk holds about this many multiply-adds of the projection (a few microseconds' work).
-CHUNK_MULTIPLY_ADDS = 1 << 18
+# Reads of the join flag the caller spends at most waiting for the helper to take part in a
+# two-core loop (0.7-1.5 ms): a spinning helper joins within microseconds (it takes the GIL and
+# calls the job), a sleeping one has to be woken first.
+JOIN_SPINS = 1 << 21
+PROCESS_HELPER = "process"  # the default ``helper`` argument of the fused ops: this process's thread
 
 
 def _usable_cores() -> int:
@@ -42,12 +57,15 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-class _Helper:
+class Helper:
     """The helper thread and its mailbox: mailbox[0] counts the jobs posted, mailbox[1] is 1
     while the thread sleeps on ``_wake``, mailbox[2] is the last job it came back from. Posting
     adds to the count before it looks whether the thread sleeps, and the thread says it sleeps
     before it looks at the count once more (both sequentially consistent atomics): one of the two
-    always sees the other, so no job is left unseen."""
+    always sees the other, so no job is left unseen.
+
+    The interface the fused ops use (a test may pass any object that has it): ``mailbox``,
+    :meth:`first_of_its_kind` and :meth:`stage`."""
 
     def __init__(self, kernels):
         self.kernels = kernels
@@ -80,9 +98,9 @@ class _Helper:
         helper slept on it until the caller's loop let go: tens of microseconds). A sleeping
         helper is woken now."""
         self._job = (function, arguments)
-        self._wake_if_sleeping()
+        self.wake_if_sleeping()
 
-    def _wake_if_sleeping(self) -> None:
+    def wake_if_sleeping(self) -> None:
         if self.kernels.add(self.mailbox, 1, 0):  # a sequentially consistent read (see _sleep)
             self._wake.set()
 
@@ -111,9 +129,9 @@ class _Helper:
         self.kernels.store(self.mailbox, 1, 0)
 
 
-_helper: _Helper | None = None
+_helper: Helper | None = None
 _helper_lock = threading.Lock()
-enabled = _usable_cores() >= 2  # tests switch it off to run the loop's own projection
+_switched_on: bool | None = None  # set_helper_thread's choice; None: the environment's
 
 
 def _forget_the_parents_helper() -> None:
@@ -126,33 +144,52 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_the_parents_helper)
 
 
-def _get_helper(kernels) -> _Helper | None:
+def set_helper_thread(enabled: bool | None) -> None:
+    """Lets lstmkit's fast LSTM and GRU paths use their helper thread (True, the default on a
+    machine with two cores or more) or not (False): without it each call runs on the caller's
+    thread alone, with the same results. Overrides ``LSTMKIT_HELPER_THREAD`` from then on (None:
+    back to the environment's choice). A thread already started is not stopped: it sleeps, and no
+    call wakes it again."""
+    global _switched_on
+    if enabled is not None and not isinstance(enabled, bool):
+        raise TypeError(f"set_helper_thread: enabled must be True, False or None, got {enabled!r}")
+    _switched_on = enabled
+
+
+def helper_thread_enabled() -> bool:
+    """Whether the fused ops may use the helper thread: :func:`set_helper_thread`'s choice if made,
+    else not when ``LSTMKIT_HELPER_THREAD`` is ``0`` (or ``false``, ``no``, ``off``), and only
+    where the process may run on two cores or more."""
+    if _switched_on is not None:
+        return _switched_on and _usable_cores() >= 2
+    value = os.environ.get(HELPER_THREAD_VARIABLE, "1").strip().lower()
+    if value not in ("0", "1", "false", "true", "no", "yes", "off", "on", ""):
+        raise ValueError(f"{HELPER_THREAD_VARIABLE} must be 1 or 0 (on or off), got {value!r}")
+    return value in ("1", "true", "yes", "on", "") and _usable_cores() >= 2
+
+
+def resolve_helper(helper) -> Helper | None:
+    """The helper a fused call uses: this process's thread (started here on first use) for
+    :data:`PROCESS_HELPER`, where :func:`helper_thread_enabled`, else None; any other value as given."""
+    if not (isinstance(helper, str) and helper == PROCESS_HELPER):
+        return helper
     global _helper
-    if not enabled:
+    if not helper_thread_enabled():
         return None
     with _helper_lock:
         if _helper is None:
-            _helper = _Helper(kernels)
+            _helper = Helper(compiled_kernels())
         return _helper
 
 
-def chunk_steps(batch: int, features: int, gates: int) -> int:
-    """Steps per chunk: about CHUNK_MULTIPLY_ADDS multiply-adds of (N, I) x (I, G) each."""
-    return max(1, CHUNK_MULTIPLY_ADDS // max(1, batch * features * gates))
-
-
-def start_projection(x, weight_ih, bias, gates, force: bool = False):
-    """The ``pipeline`` argument of the compiled loops (see :mod:`._kernels`) that has ``gates``
-    (T, N, G, uninitialised) receive ``x W_ihᵀ + bias`` chunk by chunk, on the helper thread
-    and in the loop; None where no helper can run (one core), unless ``force``: then the loop
-    computes every chunk itself. ``bias`` is (G,) or None. The helper's job is staged, and the
-    loop announces it (``kernels.start_pipeline``) once it runs without the GIL."""
+def start_projection(x, weight_ih, bias, gates, chunk: int, helper: Helper | None):
+    """The ``pipeline`` argument of the compiled loops (see :mod:`.kernels.pipeline`) that has
+    ``gates`` (T, N, G, uninitialised) receive ``x W_ihᵀ + bias`` ``chunk`` steps at a time, on the
+    ``helper`` and in the loop (in the loop alone where ``helper`` is None). ``bias`` is (G,) or
+    None. The helper's job is staged, and the loop announces it (``kernels.start_pipeline``) once
+    it runs without the GIL."""
     kernels = compiled_kernels()
-    steps, batch, features = x.shape
-    helper = _get_helper(kernels)
-    if helper is None and not force:
-        return None
-    chunk = chunk_steps(batch, features, gates.shape[-1])
+    steps = x.shape[0]
     claims = np.zeros(1 + -(-steps // chunk), dtype=np.int64)
     bias = np.zeros(gates.shape[-1], dtype=x.dtype) if bias is None else bias
     staged = helper is not None and not helper.first_of_its_kind(kernels.project_chunks, x.dtype)
@@ -165,40 +202,32 @@ def start_projection(x, weight_ih, bias, gates, force: bool = False):
     return pipeline
 
 
-# Reads of the join flag the caller spends at most waiting for the helper to take part in a
-# two-core loop (0.7-1.5 ms here): a spinning helper joins within microseconds (it takes the GIL
-# and calls the job), a sleeping one has to be woken first.
-JOIN_SPINS = 1 << 21
-
-
-def exchange_buffer(batch: int, hidden: int, dtype):
+def exchange_buffer(batch: int, hidden: int, dtype) -> np.ndarray:
     """Zeros (2 parts, 2 steps, N, P): a part's units of h_t, two steps of them, each part's rows
     on their own 64-byte lines (P = ⌈H/2⌉ rounded up to a line)."""
     lanes = 64 // np.dtype(dtype).itemsize
     return aligned_copy(np.zeros((2, 2, batch, -(-(hidden + 1) // 2 // lanes) * lanes)), dtype)
 
 
-def loop_on_two_cores(lead, second, x, weight_ih, bias, weight_hh, *states) -> bool | None:
-    """Runs a small layer's time loop, input projection included, on this thread and the helper,
-    half of the hidden units each: ``lead`` and ``second`` are ``_kernels.lstm_loop_forward_lead``
-    and ``_second``, writing h, c, tanh_c and gates (``states``) as ``lstm_loop_forward`` does
-    (gates only when it has T steps), or the GRU's, writing h, hidden_n and gates after bias_hn as
-    ``gru_loop_forward`` does. ``bias`` (G,) or None is added to the projection. Returns whether
-    the helper took part: if it did not join in time (busy, or still starting), this thread ran
-    both halves, the numbers bit for bit the same; None, having computed nothing, where no helper
-    can run (one core)."""
+def loop_on_two_cores(lead, second, x, weight_ih, bias, weight_hh, *states, chunk: int,
+                      helper: Helper | None) -> bool:
+    """Runs a small layer's time loop, input projection included, on this thread and the
+    ``helper``, half of the hidden units each: ``lead`` and ``second`` are
+    ``kernels.lstm_loop_forward_lead`` and ``_second``, writing h, c, tanh_c and gates (``states``)
+    as ``lstm_loop_forward`` does (gates only when it has T steps), or the GRU's, writing h,
+    hidden_n and gates after bias_hn as ``gru_loop_forward`` does. ``bias`` (G,) or None is added
+    to the projection, ``chunk`` steps at a time. Returns whether the helper took part: if it did
+    not join in time (busy, still starting, or None), this thread ran both halves, the numbers bit
+    for bit the same."""
     kernels = compiled_kernels()
-    helper = _get_helper(kernels)
-    if helper is None:
-        return None
-    steps, batch, features = x.shape
     width = weight_ih.shape[0]
-    chunk = min(steps, chunk_steps(batch, features, width))
     bias = np.zeros(width, dtype=x.dtype) if bias is None else bias
     arguments = (np.ascontiguousarray(x), np.ascontiguousarray(weight_ih), bias, np.ascontiguousarray(weight_hh),
                  *states)
-    exchange = exchange_buffer(batch, weight_hh.shape[1], x.dtype)
+    exchange = exchange_buffer(x.shape[1], weight_hh.shape[1], x.dtype)
     sync = np.zeros(32, dtype=np.int64)
+    if helper is None:  # the lead takes JOIN itself at once, and runs both parts
+        return lead(np.zeros(3, dtype=np.int64), 0, *arguments, exchange, sync, chunk)
     if helper.first_of_its_kind(second, x.dtype):  # JOIN taken: compiles, returns
         sync[kernels.SYNC_JOIN] = 1
         second(*arguments, exchange, sync, chunk)
@@ -212,12 +241,10 @@ def batch_halves(batch: int) -> tuple[slice, slice]:
     return slice(0, batch // 2), slice(batch // 2, batch)
 
 
-def _run_on_halves(caller_side, helper_side, first, second) -> None:
-    """Runs a job's two halves: ``caller_side`` (``_kernels.lstm_halves_forward`` or
+def _run_on_halves(caller_side, helper_side, first, second, helper: Helper | None) -> None:
+    """Runs a job's two halves: ``caller_side`` (``kernels.lstm_halves_forward`` or
     ``_backward``) runs the first and, unless the helper claims it, the second, which
     ``helper_side`` (``lstm_second_half`` or ``_backward``) runs on the helper."""
-    kernels = compiled_kernels()
-    helper = _get_helper(kernels)
     claim, done = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
     if helper is None or helper.first_of_its_kind(helper_side, first[0].dtype):  # compiles it here
         helper_side(claim, done, *second)  # claims the half, so caller_side waits for nothing
@@ -227,20 +254,22 @@ def _run_on_halves(caller_side, helper_side, first, second) -> None:
     caller_side(mailbox, spins, claim, done, first, second)
 
 
-def lstm_forward_on_batch_halves(x, h0, c0, weight_ih, bias, weight_hh, keep_cache: bool):
-    """An LSTM layer's forward on this thread and the helper, half of the batch rows each, input
-    projection included (``_kernels.lstm_halves_forward``): ``(output (T, N, H), h_T, c_T (N, H),
+def lstm_forward_on_batch_halves(x, h0, c0, weight_ih, bias, weight_hh, keep_cache: bool, weight_hh_transposed: bool,
+                                 helper: Helper | None):
+    """An LSTM layer's forward on this thread and the ``helper``, half of the batch rows each, input
+    projection included (``kernels.lstm_halves_forward``): ``(output (T, N, H), h_T, c_T (N, H),
     parts)``, ``parts`` holding each half's ``(x (T, n, I), h, c, gates, tanh_c)`` as a training
-    forward keeps them (None with ``keep_cache`` False); or None where no helper can run (one
-    core). The caller runs both halves when the helper has not claimed the second by the time the
-    first is done, so it never waits for a thread that has not started, and the numbers are the
-    same whoever ran what."""
-    if _get_helper(compiled_kernels()) is None:
-        return None
+    forward keeps them (None with ``keep_cache`` False). The caller runs both halves when the
+    helper has not claimed the second by the time the first is done (or is None), so it never waits
+    for a thread that has not started, and the numbers are the same whoever ran what. Each half
+    reads W_hh transposed (H, 4H) where ``weight_hh_transposed``, else as stored."""
     steps, batch, features = x.shape
     hidden = weight_hh.shape[1]
     weight_ih_t = aligned_copy(weight_ih.T, x.dtype)
-    weight_hh = recurrent_weight(weight_hh, x.dtype, rows=batch // 2)
+    if weight_hh_transposed:
+        weight_hh = aligned_copy(weight_hh.T, x.dtype)
+    else:
+        weight_hh = np.ascontiguousarray(weight_hh, dtype=x.dtype)
     bias = np.zeros(4 * hidden, dtype=x.dtype) if bias is None else bias
     depth = steps + 1 if keep_cache else 2
     empty = cache_empty if keep_cache else np.empty  # an inference's arrays are not handed back
@@ -256,31 +285,28 @@ def lstm_forward_on_batch_halves(x, h0, c0, weight_ih, bias, weight_hh, keep_cac
         jobs.append((x_part.reshape(steps * size, features), weight_ih_t, bias, gates, weight_hh, h, c, tanh_c))
         kept.append((x_part, h, c, gates, tanh_c))
     kernels = compiled_kernels()
-    _run_on_halves(kernels.lstm_halves_forward, kernels.lstm_second_half, *jobs)
+    _run_on_halves(kernels.lstm_halves_forward, kernels.lstm_second_half, *jobs, helper)
     output = np.concatenate([h[1:] for _, h, *_ in kept], axis=1)
     c_last = np.concatenate([c[steps % depth] for _, _, c, *_ in kept])
     return output, output[-1].copy(), c_last, kept if keep_cache else None
 
 
-def lstm_backward_on_batch_halves(first, second) -> None:
-    """Runs ``_kernels.lstm_part_backward`` with the arguments ``first`` on this thread and with
-    ``second`` on the helper (or on this thread too, whoever claims it first; both here where no
-    helper can run)."""
+def lstm_backward_on_batch_halves(first, second, helper: Helper | None) -> None:
+    """Runs ``kernels.lstm_part_backward`` with the arguments ``first`` on this thread and with
+    ``second`` on the ``helper`` (or on this thread too, whoever claims it first; both here where
+    ``helper`` is None)."""
     kernels = compiled_kernels()
-    _run_on_halves(kernels.lstm_halves_backward, kernels.lstm_second_half_backward, first, second)
+    _run_on_halves(kernels.lstm_halves_backward, kernels.lstm_second_half_backward, first, second, helper)
 
 
-def input_gates(x, weight_ih, bias, small: bool):
-    """``(gates, pipeline)`` for a fused forward: the pre-activations ``x W_ihᵀ + bias`` (T, N, G)
-    as one BLAS product with pipeline None, or, for a small layer (``small``) of at least two
-    chunks on a machine with a helper, an array the loop fills through ``pipeline``."""
-    steps, batch, features = x.shape
-    width = weight_ih.shape[0]
-    gates = cache_empty((steps, batch, width), x.dtype)
-    if small and steps >= 2 * chunk_steps(batch, features, width):
-        pipeline = start_projection(x, weight_ih, bias, gates)
-        if pipeline is not None:
-            return gates, pipeline
+def input_gates(x, weight_ih, bias, plan: Plan, helper: Helper | None):
+    """``(gates, pipeline)`` for a compiled forward loop: the pre-activations ``x W_ihᵀ + bias``
+    (T, N, G) as one BLAS product with pipeline None, or, where the ``plan`` is pipelined, an array
+    the loop fills through ``pipeline`` (with the ``helper``'s help where it is not None)."""
+    steps, batch, _ = x.shape
+    gates = cache_empty((steps, batch, weight_ih.shape[0]), x.dtype)
+    if plan.pipelined:
+        return gates, start_projection(x, weight_ih, bias, gates, plan.chunk_steps, helper)
     projection_into(x, weight_ih, gates)
     if bias is not None:
         gates += bias

@@ -8,7 +8,7 @@ with every load and store masked to them, so there is no scalar remainder, and e
 row runs the same arithmetic (the results do not depend on where a unit falls in a vector).
 
 float32 only: tanh is the rational approximation below (``TANH_CLAMP``, ``TANH_P``, ``TANH_Q``,
-which ``_kernels._tanh_approx`` evaluates too: Eigen's [13/6] on a clamped argument, at most 3e-7
+which ``kernels.activations.tanh_approx`` evaluates too: Eigen's [13/6] on a clamped argument, at most 3e-7
 from the true tanh), σ(x) = ½ tanh(½x) + ½, and a NaN goes through as NaN (the clamp is a compare
 and select, not a min/max). Each cell is an intrinsic for ``@numba.njit`` functions that returns
 whether it ran: on float32 arrays whose rows' units are adjacent (any stride between rows) it
@@ -24,7 +24,7 @@ from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 
-from ._simd import VECTOR_BYTES, _broadcast, _int
+from .simd import VECTOR_BYTES, broadcast, int_constant
 
 TANH_CLAMP = np.float32(7.90531110763549805)  # tanh(±7.9053) rounds to ±1 in float32
 TANH_P = [np.float32(v) for v in (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11,
@@ -54,22 +54,22 @@ class _Lanes:
         self._store = cgutils.get_or_insert_function(
             module, ir.FunctionType(ir.VoidType(), [self.vector, pointer, ir.IntType(32), mask_type]),
             f"llvm.masked.store.v{LANES}f32.p0")
-        left = _broadcast(builder, builder.sub(hidden, first), ir.VectorType(ir.IntType(64), LANES))
+        left = broadcast(builder, builder.sub(hidden, first), ir.VectorType(ir.IntType(64), LANES))
         self.mask = builder.icmp_signed("<", ir.Constant(left.type, list(range(LANES))), left)
         self._zero = ir.Constant(self.vector, None)
 
     def column(self, block):
         """The first column of gate block ``block`` (block·H)."""
-        return self.builder.mul(self.hidden, _int(block))
+        return self.builder.mul(self.hidden, int_constant(block))
 
-    def _at(self, array, column=_int(0)):
+    def _at(self, array, column=int_constant(0)):
         builder = self.builder
         row_bytes = builder.mul(self.row, builder.extract_value(array.strides, 0))
-        offset = builder.add(row_bytes, builder.mul(builder.add(column, self.first), _int(4)))
+        offset = builder.add(row_bytes, builder.mul(builder.add(column, self.first), int_constant(4)))
         start = builder.gep(builder.bitcast(array.data, ir.IntType(8).as_pointer()), [offset])
         return builder.bitcast(start, self.vector.as_pointer())
 
-    def load(self, array, column=_int(0)):
+    def load(self, array, column=int_constant(0)):
         """Units j .. of row n, from ``column`` on (a gate block's start); masked lanes read as 0."""
         return self._load_at(self._at(array, column))
 
@@ -83,7 +83,7 @@ class _Lanes:
             return self.builder.load(pointer, align=4)
         return self.builder.call(self._load, [pointer, _i32(4), self.mask, self._zero])
 
-    def store(self, value, array, column=_int(0)):
+    def store(self, value, array, column=int_constant(0)):
         if not self.masked:
             self.builder.store(value, self._at(array, column), align=4)
         else:
@@ -106,7 +106,7 @@ class _Lanes:
         return self.builder.fmul(a, b)
 
     def tanh(self, x):
-        """The rational approximation, as ``_kernels._tanh_approx``."""
+        """The rational approximation, as ``kernels.activations.tanh_approx``."""
         builder, clamp, low = self.builder, self.splat(TANH_CLAMP), self.splat(-TANH_CLAMP)
         x = builder.select(builder.fcmp_ordered(">", x, clamp), clamp, x)
         x = builder.select(builder.fcmp_ordered("<", x, low), low, x)
@@ -147,13 +147,13 @@ def _cell(arguments, units_from: int, equations):
         adjacent = cgutils.true_bit
         for k, array in arrays:
             stride = builder.extract_value(structs[k].strides, array.ndim - 1)
-            adjacent = builder.and_(adjacent, builder.icmp_signed("==", stride, _int(4)))
+            adjacent = builder.and_(adjacent, builder.icmp_signed("==", stride, int_constant(4)))
         rows = builder.extract_value(structs[units_from].shape, 0)
         hidden = builder.extract_value(structs[units_from].shape, 1)
         with builder.if_then(adjacent):
             with cgutils.for_range(builder, rows) as row:
-                with cgutils.for_range_slice(builder, _int(0), hidden, _int(LANES)) as (first, _):
-                    whole = builder.icmp_signed("<=", builder.add(first, _int(LANES)), hidden)
+                with cgutils.for_range_slice(builder, int_constant(0), hidden, int_constant(LANES)) as (first, _):
+                    whole = builder.icmp_signed("<=", builder.add(first, int_constant(LANES)), hidden)
                     with builder.if_else(whole) as (vector_of_units, remainder):
                         with vector_of_units:  # plain loads and stores (a masked store is slow on some CPUs)
                             equations(_Lanes(context, builder, row.index, first, hidden, masked=False), *structs)
@@ -166,7 +166,7 @@ def _cell(arguments, units_from: int, equations):
 
 @numba.extending.intrinsic
 def lstm_cell_lanes(typingctx, z, recurrent, bias, c_prev, c_next, tanh_c, h_next):
-    """The LSTM cell, ``_kernels.lstm_cell_forward``'s contract: ``z`` (N, 4H) the input's
+    """The LSTM cell, ``kernels.lstm.lstm_cell_forward``'s contract: ``z`` (N, 4H) the input's
     pre-activations, ``recurrent`` (N, 4H) h_{t-1} W_hhᵀ, ``bias`` (4H,) or None; z becomes the
     activated gates i, f, g, o, and c_t, tanh(c_t), h_t are written (see :func:`_cell`)."""
 
@@ -191,34 +191,34 @@ def lstm_cell_lanes(typingctx, z, recurrent, bias, c_prev, c_next, tanh_c, h_nex
 
 
 @numba.extending.intrinsic
-def gru_cell_lanes(typingctx, z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next):
-    """The GRU cell, ``_kernels.gru_cell_forward``'s contract: ``z`` (N, 3H) the input's
+def gru_cell_lanes(typingctx, pre, recurrent, bias, bias_hn, h_prev, hidden_n, h_next):
+    """The GRU cell, ``kernels.gru.gru_cell_forward``'s contract: ``pre`` (N, 3H) the input's
     pre-activations, ``recurrent`` (N, 3H) h_{t-1} W_hhᵀ, ``bias`` (3H,) or None, ``bias_hn`` (H,);
-    z becomes the activated gates r, z, n, hidden_n gets W_hn h_{t-1} + b_hn and h_next h_t = n +
+    ``pre`` becomes the activated gates r, z, n, hidden_n gets W_hn h_{t-1} + b_hn and h_next h_t = n +
     z ⊙ (h_{t-1} - n) (see :func:`_cell`)."""
 
-    def equations(lanes, z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next):
+    def equations(lanes, pre, recurrent, bias, bias_hn, h_prev, hidden_n, h_next):
         def input_part(block):
-            value = lanes.load(z, lanes.column(block))
+            value = lanes.load(pre, lanes.column(block))
             return value if bias is None else lanes.add(value, lanes.load_1d(bias.data, lanes.column(block)))
 
         def activated(block, value):
-            lanes.store(value, z, lanes.column(block))
+            lanes.store(value, pre, lanes.column(block))
             return value
 
         r = activated(0, lanes.sigmoid(lanes.add(input_part(0), lanes.load(recurrent, lanes.column(0)))))
-        update = activated(1, lanes.sigmoid(lanes.add(input_part(1), lanes.load(recurrent, lanes.column(1)))))
+        z = activated(1, lanes.sigmoid(lanes.add(input_part(1), lanes.load(recurrent, lanes.column(1)))))
         recurrent_n = lanes.add(lanes.load(recurrent, lanes.column(2)), lanes.load_1d(bias_hn.data, lanes.column(0)))
         lanes.store(recurrent_n, hidden_n)
         candidate = activated(2, lanes.tanh(lanes.fma(r, recurrent_n, input_part(2))))  # n = tanh(a_n + r ⊙ hidden_n)
-        lanes.store(lanes.fma(update, lanes.sub(lanes.load(h_prev), candidate), candidate), h_next)  # n + z ⊙ (h - n)
+        lanes.store(lanes.fma(z, lanes.sub(lanes.load(h_prev), candidate), candidate), h_next)  # n + z ⊙ (h - n)
 
-    return _cell((z, recurrent, bias, bias_hn, h_prev, hidden_n, h_next), 4, equations)
+    return _cell((pre, recurrent, bias, bias_hn, h_prev, hidden_n, h_next), 4, equations)
 
 
 @numba.extending.intrinsic
 def lstm_cell_backward_lanes(typingctx, dh, dc, gates, c_prev, tanh_c, dz):
-    """The LSTM cell's backward, ``_kernels.lstm_cell_backward``'s contract: dz (N, 4H) written,
+    """The LSTM cell's backward, ``kernels.lstm.lstm_cell_backward``'s contract: dz (N, 4H) written,
     ``dc`` turned from c_t's gradient into c_{t-1}'s (see :func:`_cell`)."""
 
     def equations(lanes, dh, dc, gates, c_prev, tanh_c, dz):
