@@ -16,6 +16,7 @@ from .nn import PackedSequence, pack_padded_sequence, pack_sequence, pad_packed_
 from .nn.language_model import LanguageModel
 from .nn.layers import Dropout, Embedding, LastStep, Linear, Sequential
 from .nn.losses import CrossEntropyLoss, MSELoss
+from .ops.fused.helper import set_helper_thread
 from .optim import SGD, Adam, AdamW, CosineAnnealingLR, LambdaLR, ReduceLROnPlateau, StepLR, clip_grad_norm_
 
 __version__ = "0.1.0"
@@ -25,5 +26,5 @@ __all__ = [
     "PackedSequence", "pack_padded_sequence", "pack_sequence", "pad_packed_sequence", "pad_sequence",
     "Dropout", "Embedding", "LastStep", "Linear", "Sequential", "LanguageModel", "CrossEntropyLoss", "MSELoss",
     "SGD", "Adam", "AdamW", "CosineAnnealingLR", "LambdaLR", "ReduceLROnPlateau", "StepLR", "clip_grad_norm_",
-    "count_parameters", "is_grad_enabled", "no_grad", "__version__",
+    "count_parameters", "is_grad_enabled", "no_grad", "set_helper_thread", "__version__",
 ]
