@@ -92,18 +92,11 @@ def parameter_shapes(
     return shapes
 
 
-def parameter_count(
-    mode: str,
-    input_size: int,
-    hidden_size: int,
-    num_layers: int = 1,
-    bias: bool = True,
-    bidirectional: bool = False,
-    proj_size: int = 0,
-) -> int:
-    """PyTorch's count: per layer and direction G·H(in + H_out) + 2G·H (biases) + P·H,
-    with G = 4 (LSTM), 3 (GRU) or 1 (RNN) gate blocks (the sum over :func:`parameter_shapes`)."""
-    shapes = parameter_shapes(mode, input_size, hidden_size, num_layers, bias, bidirectional, proj_size)
+def parameter_count(mode: str, input_size: int, hidden_size: int, *layout: int | bool, **options: int | bool) -> int:
+    """PyTorch's count: per layer and direction G·H(in + H_out) + 2G·H (biases) + P·H, with G = 4 (LSTM),
+    3 (GRU) or 1 (RNN) gate blocks: the sum over :func:`parameter_shapes`, which takes the same arguments
+    (``num_layers``, ``bias``, ``bidirectional``, ``proj_size``)."""
+    shapes = parameter_shapes(mode, input_size, hidden_size, *layout, **options)
     return sum(math.prod(shape) for shape in shapes.values())
 
 
@@ -120,16 +113,9 @@ def keras_parameter_count(
     return total
 
 
-def lstm_parameter_count(
-    input_size: int,
-    hidden_size: int,
-    num_layers: int = 1,
-    bias: bool = True,
-    bidirectional: bool = False,
-    proj_size: int = 0,
-) -> int:
-    """:func:`parameter_count` of an LSTM."""
-    return parameter_count("LSTM", input_size, hidden_size, num_layers, bias, bidirectional, proj_size)
+def lstm_parameter_count(input_size: int, hidden_size: int, *layout: int | bool, **options: int | bool) -> int:
+    """:func:`parameter_count` of an LSTM (``num_layers``, ``bias``, ``bidirectional``, ``proj_size`` as there)."""
+    return parameter_count("LSTM", input_size, hidden_size, *layout, **options)
 
 
 def keras_lstm_parameter_count(

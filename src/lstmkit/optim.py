@@ -130,6 +130,7 @@ class Adam(Optimizer):
     """
 
     decoupled_weight_decay = False
+    default_weight_decay = 0.0  # torch's default: 0 for Adam, 1e-2 for AdamW
 
     def __init__(
         self,
@@ -137,10 +138,12 @@ class Adam(Optimizer):
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
-        weight_decay: float = 0.0,
+        weight_decay: float | None = None,
         amsgrad: bool = False,
     ) -> None:
+        """``weight_decay=None`` is the class' torch default (0 for Adam, 1e-2 for AdamW)."""
         super().__init__(parameters, lr)
+        weight_decay = self.default_weight_decay if weight_decay is None else weight_decay
         if not all(0.0 <= beta < 1.0 for beta in betas) or len(betas) != 2:
             raise ValueError(f"{type(self).__name__}: betas must be two numbers in [0, 1), got {betas}")
         self.betas, self.eps, self.weight_decay, self.amsgrad = tuple(betas), eps, weight_decay, amsgrad
@@ -177,17 +180,7 @@ class AdamW(Adam):
     """Adam with decoupled weight decay (``w *= 1 - lr * weight_decay`` first), as ``torch.optim.AdamW``."""
 
     decoupled_weight_decay = True
-
-    def __init__(
-        self,
-        parameters: Iterable[Parameter],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 1e-2,
-        amsgrad: bool = False,
-    ) -> None:
-        super().__init__(parameters, lr, betas, eps, weight_decay, amsgrad)
+    default_weight_decay = 1e-2
 
 
 def clip_grad_norm_(parameters: Iterable[Parameter], max_norm: float, norm_type: float = 2.0) -> float:

@@ -7,28 +7,18 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..grad_mode import no_grad
+from ..nn.layers import LastStep, Linear, Sequential
 from ..nn.module import Module
+from ..nn.recurrent import LSTM
 
 # Options every task understands; a task's ``defaults`` override them with its recipe.
+# fmt: off
 COMMON_DEFAULTS = dict(
-    hidden_size=128,
-    num_layers=1,
-    bidirectional=False,
-    dropout=0.0,
-    epochs=10,
-    batch_size=64,
-    lr=1e-3,
-    optimizer="adam",
-    weight_decay=0.0,
-    momentum=0.0,
-    clip=0.0,
-    schedule="none",
-    lr_decay=0.5,
-    decay_start=0,
-    patience=0,
-    seed=0,
-    max_batches=0,
+    hidden_size=128, num_layers=1, bidirectional=False, dropout=0.0, epochs=10, batch_size=64, lr=1e-3,
+    optimizer="adam", weight_decay=0.0, momentum=0.0, clip=0.0, schedule="none", lr_decay=0.5, decay_start=0,
+    patience=0, seed=0, max_batches=0,
 )
+# fmt: on
 
 
 class Task:
@@ -84,6 +74,28 @@ def predict_in_chunks(model: Module, inputs: np.ndarray, chunk: int = 1000) -> n
     """The model's outputs for many samples, in chunks, storing nothing for backward."""
     with no_grad():
         return np.concatenate([model(inputs[start : start + chunk]) for start in range(0, len(inputs), chunk)])
+
+
+def last_step_model(config: dict, input_size: int, output_size: int) -> Sequential:
+    """A batch-first LSTM of ``config``'s sizes, its last step, then ``Linear(D*H, output_size)``.
+
+    ============  ===================  =====================================
+    input         (N, L, input_size)   batch-first sequences
+    output        (N, output_size)     from the last step's h (both directions)
+    ============  ===================  =====================================
+    """
+    seeds = np.random.SeedSequence(config["seed"]).spawn(2)
+    lstm = LSTM(
+        input_size,
+        config["hidden_size"],
+        config["num_layers"],
+        batch_first=True,
+        dropout=config["dropout"],
+        bidirectional=config["bidirectional"],
+        seed=seeds[0],
+    )
+    width = lstm.num_directions * config["hidden_size"]
+    return Sequential(lstm, LastStep(), Linear(width, output_size, seed=seeds[1]))
 
 
 def capped_count(count: int, per_batch: int, max_batches: int) -> int:

@@ -6,10 +6,8 @@ import numpy as np
 
 from ..data.images import load_digits, load_mnist
 from ..grad_mode import no_grad
-from ..nn.layers import LastStep, Linear, Sequential
 from ..nn.losses import CrossEntropyLoss
-from ..nn.recurrent import LSTM
-from .base import Task, capped_count, predict_in_chunks, shuffled_batches
+from .base import Task, capped_count, last_step_model, predict_in_chunks, shuffled_batches
 
 
 def shift_images(images: np.ndarray, rng: np.random.Generator, max_shift: int) -> np.ndarray:
@@ -39,20 +37,8 @@ class ImageRowsTask(Task):
         raise NotImplementedError
 
     def build_model(self):
-        config = self.config
-        seeds = np.random.SeedSequence(config["seed"]).spawn(2)
         _, rows, cols = self.parts["train"].x.shape
-        lstm = LSTM(
-            cols,
-            config["hidden_size"],
-            config["num_layers"],
-            batch_first=True,
-            dropout=config["dropout"],
-            bidirectional=config["bidirectional"],
-            seed=seeds[0],
-        )
-        width = lstm.num_directions * config["hidden_size"]
-        return Sequential(lstm, LastStep(), Linear(width, self.classes, seed=seeds[1]))
+        return last_step_model(self.config, cols, self.classes)
 
     def epoch_size(self) -> int:
         return capped_count(len(self.parts["train"].y), self.config["batch_size"], self.config["max_batches"])

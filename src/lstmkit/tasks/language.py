@@ -81,22 +81,12 @@ class PtbTask(LanguageTask):
 
     name = "ptb"
     progress_unit = "words"
+    # fmt: off
     defaults = dict(
-        hidden_size=200,
-        embedding_size=200,
-        num_layers=2,
-        epochs=13,
-        batch_size=20,
-        bptt=35,
-        lr=1.0,
-        optimizer="sgd",
-        clip=5.0,
-        schedule="halve",
-        decay_start=5,
-        lr_decay=0.5,
-        init_range=0.1,
-        eval_batch_size=1,
+        hidden_size=200, embedding_size=200, num_layers=2, epochs=13, batch_size=20, bptt=35, lr=1.0, optimizer="sgd",
+        clip=5.0, schedule="halve", decay_start=5, lr_decay=0.5, init_range=0.1, eval_batch_size=1,
     )
+    # fmt: on
 
     def load(self):
         return load_ptb()
@@ -107,21 +97,12 @@ class TextTask(LanguageTask):
 
     name = "text"
     progress_unit = "chars"
+    # fmt: off
     defaults = dict(
-        hidden_size=128,
-        embedding_size=32,
-        num_layers=2,
-        epochs=10,
-        batch_size=32,
-        bptt=64,
-        lr=3e-3,
-        optimizer="adam",
-        clip=5.0,
-        schedule="cosine",
-        init_range=0.0,
-        eval_batch_size=1,
-        file=None,
+        hidden_size=128, embedding_size=32, num_layers=2, epochs=10, batch_size=32, bptt=64, lr=3e-3, optimizer="adam",
+        clip=5.0, schedule="cosine", init_range=0.0, eval_batch_size=1, file=None,
     )
+    # fmt: on
 
     def load(self):
         if not self.config.get("file"):

@@ -6,10 +6,8 @@ import numpy as np
 
 from ..data.sunspots import TEST_YEARS, load_sunspots, windows
 from ..grad_mode import no_grad
-from ..nn.layers import LastStep, Linear, Sequential
 from ..nn.losses import MSELoss
-from ..nn.recurrent import LSTM
-from .base import Task, capped_count, predict_in_chunks, shuffled_batches
+from .base import Task, capped_count, last_step_model, predict_in_chunks, shuffled_batches
 
 
 class SunspotsTask(Task):
@@ -57,18 +55,7 @@ class SunspotsTask(Task):
         self.loss = MSELoss()
 
     def build_model(self):
-        config = self.config
-        seeds = np.random.SeedSequence(config["seed"]).spawn(2)
-        lstm = LSTM(
-            1,
-            config["hidden_size"],
-            config["num_layers"],
-            batch_first=True,
-            dropout=config["dropout"],
-            bidirectional=config["bidirectional"],
-            seed=seeds[0],
-        )
-        return Sequential(lstm, LastStep(), Linear(lstm.num_directions * config["hidden_size"], 1, seed=seeds[1]))
+        return last_step_model(self.config, 1, 1)
 
     def epoch_size(self) -> int:
         return capped_count(len(self.parts["train"][1]), self.config["batch_size"], self.config["max_batches"])
