@@ -8,8 +8,10 @@ import shlex
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from lstmkit import io
+from lstmkit.cli_guard import resume_command
 
 ENVIRONMENT = {**os.environ, "PYTHONUNBUFFERED": "1"}  # each epoch's line arrives as it is printed
 
@@ -80,4 +82,13 @@ def test_ctrl_c_before_the_first_checkpoint_says_nothing_was_kept(tmp_path):
     assert not (out / "checkpoint.npz").exists()
     assert (
         stderr == f"lstmkit train: interrupted (Ctrl-C) before the first checkpoint in {out}: nothing to resume there\n"
+    )
+
+
+def test_the_resume_command_keeps_the_options_names_the_folder_and_drops_force():
+    assert resume_command(["train", "digits", "--epochs", "3", "--force"], Path("runs/digits")) == (
+        "lstmkit train digits --epochs 3 --out runs/digits --resume"
+    )
+    assert resume_command(["train", "text", "--file", "my notes.txt", "--out=x", "--resume"], Path("x")) == (
+        "lstmkit train text --file 'my notes.txt' --out=x --resume"
     )
