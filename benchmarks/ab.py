@@ -25,10 +25,17 @@ import sys
 import time
 from pathlib import Path
 
-import lstmkit  # before NumPy loads OpenBLAS (lstmkit._openblas)
 import numpy as np
-from lstmkit.ops.fused import (Plan, Tuning, gru_backward_fused, gru_forward_fused, lstm_backward_fused,
-                               lstm_forward_fused)
+
+import lstmkit  # before NumPy loads OpenBLAS (lstmkit._openblas)
+from lstmkit.ops.fused import (
+    Plan,
+    Tuning,
+    gru_backward_fused,
+    gru_forward_fused,
+    lstm_backward_fused,
+    lstm_forward_fused,
+)
 from lstmkit.ops.fused.helper import PROCESS_HELPER
 from lstmkit.ops.gru import GRUWeights
 from lstmkit.ops.lstm import LSTMWeights

@@ -5,10 +5,10 @@ import itertools
 import numpy as np
 import pytest
 import torch
-
-import lstmkit
 from conftest import assert_close, to_torch_module, torch_grads
 from layer_reference import as_tuple, like_state
+
+import lstmkit
 
 CELLS = {
     "lstm": (lstmkit.LSTMCell, torch.nn.LSTMCell, lstmkit.LSTM, {}),
@@ -22,7 +22,8 @@ CASES = list(itertools.product(CELLS, [True, False], [True, False], [True, False
 def make_cell(kind, input_size, hidden_size, dtype, seed, **options):
     cell_class, torch_class, _, extra = CELLS[kind]
     cell = cell_class(input_size, hidden_size, dtype=dtype, seed=seed, **options, **extra)
-    reference = to_torch_module(cell, torch_class, dtype, input_size=input_size, hidden_size=hidden_size, **options, **extra)
+    reference = to_torch_module(cell, torch_class, dtype, input_size=input_size, hidden_size=hidden_size, **options,
+                                **extra)
     return cell, reference
 
 
@@ -37,7 +38,8 @@ def test_cell_step_matches_torch(kind, bias, batched, with_hx, dtype):
     batch = (4,) if batched else ()
     x = rng.standard_normal((*batch, 6)).astype(dtype)
     template = (None,) * state_count(kind) if state_count(kind) > 1 else None
-    hx = like_state([rng.standard_normal((*batch, 5)).astype(dtype) for _ in range(state_count(kind))], template) if with_hx else None
+    parts = [rng.standard_normal((*batch, 5)).astype(dtype) for _ in range(state_count(kind))]
+    hx = like_state(parts, template) if with_hx else None
     state1 = cell(x, hx)
     x_t = torch.tensor(x, requires_grad=True)
     hx_t = like_state([torch.tensor(s, requires_grad=True) for s in as_tuple(hx)], hx) if with_hx else None

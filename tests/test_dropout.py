@@ -2,9 +2,9 @@
 
 import numpy as np
 import torch
+from conftest import assert_close, to_torch_module
 
 import lstmkit
-from conftest import assert_close, to_torch_module
 
 CONFIG = dict(input_size=3, hidden_size=8, num_layers=3, bidirectional=True)
 

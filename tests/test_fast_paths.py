@@ -62,7 +62,8 @@ def random_problem(rng, dtype, bias, sizes):
     weights = LSTMWeights(*((rng.standard_normal(shape) * scale).astype(dtype) for shape in shapes))
     x = rng.standard_normal((steps, batch, features)).astype(dtype) * 2
     h0, c0 = (rng.standard_normal((batch, hidden)).astype(dtype) for _ in range(2))
-    upstream = [rng.standard_normal(shape).astype(dtype) for shape in [(steps, batch, hidden), (batch, hidden), (batch, hidden)]]
+    shapes = [(steps, batch, hidden), (batch, hidden), (batch, hidden)]
+    upstream = [rng.standard_normal(shape).astype(dtype) for shape in shapes]
     return x, h0, c0, weights, upstream
 
 
@@ -114,7 +115,8 @@ def random_gru_problem(rng, dtype, bias, sizes):
     weights = GRUWeights(*((rng.standard_normal(shape) * 1.5 / np.sqrt(hidden)).astype(dtype) for shape in shapes))
     x = rng.standard_normal((steps, batch, features)).astype(dtype) * 2
     h0 = rng.standard_normal((batch, hidden)).astype(dtype)
-    return x, h0, weights, [rng.standard_normal(shape).astype(dtype) for shape in [(steps, batch, hidden), (batch, hidden)]]
+    upstream = [rng.standard_normal(shape).astype(dtype) for shape in [(steps, batch, hidden), (batch, hidden)]]
+    return x, h0, weights, upstream
 
 
 @pytest.mark.parametrize("dtype,bias,sizes", CASES)
@@ -190,7 +192,8 @@ def test_extreme_and_nan_inputs_behave_as_the_reference(kind, dtype, loop):
     for a, e in pairs:
         np.testing.assert_array_equal(np.isnan(a), np.isnan(e))
         finite = ~np.isnan(e)
-        assert float(np.max(np.abs(a[finite] - e[finite]), initial=0.0)) <= tolerance * max(1.0, float(np.max(np.abs(e[finite]), initial=0.0)))
+        scale = max(1.0, float(np.max(np.abs(e[finite]), initial=0.0)))
+        assert float(np.max(np.abs(a[finite] - e[finite]), initial=0.0)) <= tolerance * scale
 
 
 def test_mixed_dtypes_go_to_the_reference():
@@ -300,7 +303,8 @@ def test_results_outlive_the_next_call(kind, loop):
         def run(problem):
             x, h0, weights, (dout, dh) = problem
             inference = gru_forward_fused(x, h0, weights, keep_cache=False, plan=inference_plan)[:2]
-            return (*inference, *gru_backward_fused(dout, dh, gru_forward_fused(x, h0, weights, plan=training_plan)[2])[:2])
+            cache = gru_forward_fused(x, h0, weights, plan=training_plan)[2]
+            return (*inference, *gru_backward_fused(dout, dh, cache)[:2])
 
     first = run(problems[0])
     kept = [array.copy() for array in first]

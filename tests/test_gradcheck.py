@@ -50,10 +50,12 @@ def check_layer(lstm, x, hx, seed_for_dropout=None, **forward_options):
     lstm(x, hx, **forward_options)
     dx, dhx = lstm.backward(weights[0], _like(weights[1:], state))
     for name, parameter in lstm.named_parameters():
-        np.testing.assert_allclose(parameter.grad, numeric_gradient(loss, parameter.data), rtol=1e-6, atol=1e-8, err_msg=name)
+        np.testing.assert_allclose(parameter.grad, numeric_gradient(loss, parameter.data), rtol=1e-6, atol=1e-8,
+                                   err_msg=name)
     np.testing.assert_allclose(dx, numeric_gradient(loss, x), rtol=1e-6, atol=1e-8, err_msg="input")
     for index, (gradient, array) in enumerate(zip(_parts(dhx), _parts(hx))):
-        np.testing.assert_allclose(gradient, numeric_gradient(loss, array), rtol=1e-6, atol=1e-8, err_msg=f"state {index}")
+        np.testing.assert_allclose(gradient, numeric_gradient(loss, array), rtol=1e-6, atol=1e-8,
+                                   err_msg=f"state {index}")
 
 
 @pytest.mark.parametrize("bidirectional,proj_size,bias", [(False, 0, True), (True, 2, True), (True, 0, False)])
@@ -100,12 +102,15 @@ def test_cell_finite_differences(kind):
     cell(x, state)
     dx, dstate = cell.backward(_like(weights, state))
     for name, parameter in cell.named_parameters():
-        np.testing.assert_allclose(parameter.grad, numeric_gradient(loss, parameter.data), rtol=1e-6, atol=1e-8, err_msg=name)
-    for name, grad, array in (("x", dx, x), *((f"state {i}", g, a) for i, (g, a) in enumerate(zip(_parts(dstate), _parts(state))))):
+        np.testing.assert_allclose(parameter.grad, numeric_gradient(loss, parameter.data), rtol=1e-6, atol=1e-8,
+                                   err_msg=name)
+    states = ((f"state {i}", g, a) for i, (g, a) in enumerate(zip(_parts(dstate), _parts(state))))
+    for name, grad, array in (("x", dx, x), *states):
         np.testing.assert_allclose(grad, numeric_gradient(loss, array), rtol=1e-6, atol=1e-8, err_msg=name)
 
 
-@pytest.mark.parametrize("layer_class,options", [(lstmkit.GRU, {}), (lstmkit.RNN, {}), (lstmkit.RNN, {"nonlinearity": "relu"})])
+@pytest.mark.parametrize("layer_class,options",
+                         [(lstmkit.GRU, {}), (lstmkit.RNN, {}), (lstmkit.RNN, {"nonlinearity": "relu"})])
 def test_gru_rnn_finite_differences(layer_class, options):
     rng = np.random.default_rng(0)
     layer = layer_class(3, 4, num_layers=2, bidirectional=True, dtype=np.float64, seed=1, **options)
@@ -113,7 +118,8 @@ def test_gru_rnn_finite_differences(layer_class, options):
     check_layer(layer, x, rng.standard_normal((4, 2, 4)))
 
 
-@pytest.mark.parametrize("layer_class,options", [(lstmkit.LSTM, {"proj_size": 2}), (lstmkit.GRU, {}), (lstmkit.RNN, {})])
+@pytest.mark.parametrize("layer_class,options",
+                         [(lstmkit.LSTM, {"proj_size": 2}), (lstmkit.GRU, {}), (lstmkit.RNN, {})])
 def test_variable_lengths_finite_differences(layer_class, options):
     """Unsorted lengths, bidirectional, two layers, dropout between them (fixed masks): the masked
     loop and the per-sequence reversal."""

@@ -5,10 +5,10 @@ import itertools
 import numpy as np
 import pytest
 import torch
-
-import lstmkit
 from conftest import assert_close
 from layer_reference import compare_layer, make_layer, random_state
+
+import lstmkit
 
 KINDS = {"gru": (lstmkit.GRU, {}), "rnn_tanh": (lstmkit.RNN, {}), "rnn_relu": (lstmkit.RNN, {"nonlinearity": "relu"})}
 OPTIONS = list(
@@ -41,10 +41,7 @@ def test_layer_matches_torch(option, dtype):
     config = dict(input_size=4, hidden_size=5, num_layers=layers, bias=bias, batch_first=batch_first,
                   bidirectional=bidirectional, **extra)
     ours, reference = make_layer(layer_class, config, dtype, seed=index)
-    if not batched:
-        x_shape = (seq_len, 4)
-    else:
-        x_shape = (batch, seq_len, 4) if batch_first else (seq_len, batch, 4)
+    x_shape = (seq_len, 4) if not batched else (batch, seq_len, 4) if batch_first else (seq_len, batch, 4)
     x = rng.standard_normal(x_shape).astype(dtype)
     hx = random_state(ours, batch, rng, dtype, batched) if with_hx else None
     compare_layer(ours, reference, x, hx, dtype, rng)
@@ -64,12 +61,14 @@ def test_larger_layer_float32_matches_torch(kind):
 def test_parameters_initialisation_and_repr_follow_torch():
     gru = lstmkit.GRU(3, 4, num_layers=2, bidirectional=True, seed=0)
     reference = torch.nn.GRU(3, 4, num_layers=2, bidirectional=True)
-    assert {n: tuple(p.shape) for n, p in gru.named_parameters()} == {n: tuple(p.shape) for n, p in reference.named_parameters()}
+    expected = {n: tuple(p.shape) for n, p in reference.named_parameters()}
+    assert {n: tuple(p.shape) for n, p in gru.named_parameters()} == expected
     bound = 1 / np.sqrt(4)
     assert all(np.abs(p.data).max() <= bound for p in gru.parameters())
     assert lstmkit.count_parameters(gru) == sum(p.numel() for p in reference.parameters())
     rnn = lstmkit.RNN(3, 4, 2, "relu", bias=False)
-    assert (rnn.mode, rnn.nonlinearity, repr(rnn)) == ("RNN_RELU", "relu", "RNN(3, 4, num_layers=2, bias=False, nonlinearity='relu')")
+    assert (rnn.mode, rnn.nonlinearity, repr(rnn)) == ("RNN_RELU", "relu", "RNN(3, 4, num_layers=2, bias=False, "
+                                                                           "nonlinearity='relu')")
     assert (gru.mode, lstmkit.LSTM(3, 4).mode, lstmkit.RNN(3, 4).mode) == ("GRU", "LSTM", "RNN_TANH")
     assert repr(lstmkit.RNNCell(3, 4, nonlinearity="relu")) == "RNNCell(3, 4, nonlinearity='relu')"
     state = {name: value * 0 + 0.5 for name, value in gru.state_dict().items()}

@@ -5,10 +5,10 @@ import itertools
 import keras
 import numpy as np
 import pytest
-
-import lstmkit.keras as lk
 from keras_reference import KINDS, MASKS, keras_call, random_weights
 from test_keras_layers import _check_gradients
+
+import lstmkit.keras as lk
 
 MERGE_MODES = ["concat", "sum", "mul", "ave", None]
 CASES = list(itertools.product(["LSTM", "GRU", "SimpleRNN"], MERGE_MODES, [False, True], ["none", "any"]))
@@ -58,7 +58,8 @@ def test_weights_order_and_parameter_names():
     layer = lk.Bidirectional(lk.LSTM(4, seed=0))
     layer.build((None, None, 3))
     names = [name for name, _ in layer.named_parameters()]
-    assert names == [f"{side}_layer.{w}" for side in ("forward", "backward") for w in ("kernel", "recurrent_kernel", "bias")]
+    weights = ("kernel", "recurrent_kernel", "bias")
+    assert names == [f"{side}_layer.{w}" for side in ("forward", "backward") for w in weights]
     forward, backward = layer.get_weights()[:3], layer.get_weights()[3:]
     assert not np.array_equal(forward[0], backward[0])  # two fresh copies, different draws
     reference = keras.layers.Bidirectional(keras.layers.LSTM(4))

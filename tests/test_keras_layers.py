@@ -4,13 +4,13 @@ import itertools
 
 import numpy as np
 import pytest
+from keras_reference import KINDS, MASKS, as_list, keras_call, make_pair
+from test_gradcheck import numeric_gradient
 
 import lstmkit
 import lstmkit.keras as lk
-from keras_reference import KINDS, MASKS, as_list, keras_call, make_pair
 from lstmkit.ops.gru import gru_backward, gru_forward
 from lstmkit.ops.recurrence import padding_mask
-from test_gradcheck import numeric_gradient
 
 SIZES = {"LSTM": (3, 4), "GRU": (1, 5), "SimpleRNN": (6, 2), "SimpleRNN-relu": (2, 3)}  # (F, U)
 CASES = list(itertools.product(KINDS, [False, True], [False, True], MASKS, [False, True]))
@@ -23,7 +23,8 @@ def test_outputs_and_states_equal_keras(kind, return_sequences, go_backwards, ma
     options = dict(return_sequences=return_sequences, return_state=True, go_backwards=go_backwards)
     ours, reference = make_pair(kind, features, units, rng, **options)
     x = rng.standard_normal((3, 5, features)).astype(np.float32)
-    initial = [rng.standard_normal((3, units)).astype(np.float32) for _ in range(KINDS[kind][3])] if with_state else None
+    states = [rng.standard_normal((3, units)).astype(np.float32) for _ in range(KINDS[kind][3])]
+    initial = states if with_state else None
     mask = MASKS[mask_name]
     expected = keras_call(reference, x, mask=mask, initial_state=initial)
     actual = ours(x, initial_state=initial, mask=mask)
@@ -60,10 +61,12 @@ def _check_gradients(layer, x, initial_state=None, mask=None):
     gradients = layer.backward(upstream if layer.return_state else upstream[0])
     dx, dstates = gradients if initial_state is not None else (gradients, [])
     for name, parameter in layer.named_parameters():
-        np.testing.assert_allclose(parameter.grad, numeric_gradient(loss, parameter.data), rtol=1e-6, atol=1e-8, err_msg=name)
+        np.testing.assert_allclose(parameter.grad, numeric_gradient(loss, parameter.data), rtol=1e-6, atol=1e-8,
+                                   err_msg=name)
     np.testing.assert_allclose(dx, numeric_gradient(loss, x), rtol=1e-6, atol=1e-8, err_msg="inputs")
     for index, (gradient, state) in enumerate(zip(dstates, initial_state or [])):
-        np.testing.assert_allclose(gradient, numeric_gradient(loss, state), rtol=1e-6, atol=1e-8, err_msg=f"state {index}")
+        np.testing.assert_allclose(gradient, numeric_gradient(loss, state), rtol=1e-6, atol=1e-8,
+                                   err_msg=f"state {index}")
 
 
 @pytest.mark.parametrize("kind,mask_name,go_backwards,return_sequences", [

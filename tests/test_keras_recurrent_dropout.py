@@ -4,11 +4,11 @@ finite differences with the masks held fixed, and the masks' statistics."""
 import keras
 import numpy as np
 import pytest
+from keras_reference import KINDS, MASKS, keras_call, make_pair
+from test_keras_layers import _check_gradients
 
 import lstmkit.keras as lk
-from keras_reference import KINDS, MASKS, keras_call, make_pair
 from lstmkit.keras._formats import GRU_FORMAT, LSTM_FORMAT, SIMPLE_RNN_FORMAT
-from test_keras_layers import _check_gradients
 
 FORMATS = {"LSTM": LSTM_FORMAT, "GRU": GRU_FORMAT, "SimpleRNN": SIMPLE_RNN_FORMAT, "SimpleRNN-relu": SIMPLE_RNN_FORMAT}
 # (dropout, recurrent_dropout); a recurrent rate of 1 drops nothing but still switches Keras to one

@@ -5,11 +5,11 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from conftest import assert_close, to_torch_module, torch_grads
 
 import lstmkit
 from lstmkit._openblas import WORKERS_SLEEP_SOON
 from lstmkit.ops.fused import HalvesLSTMCache, helper_thread_enabled
-from conftest import assert_close, to_torch_module, torch_grads
 
 OPTIONS = list(
     itertools.product(
@@ -26,7 +26,8 @@ OPTIONS = list(
 
 def _case_id(option):
     layers, bias, batch_first, bidir, proj, batched, with_hx = option
-    return f"L{layers}-{'bias' if bias else 'nobias'}-{'bf' if batch_first else 'tf'}-{'bi' if bidir else 'uni'}-p{proj}-{'b' if batched else 'u'}-{'hx' if with_hx else 'nohx'}"
+    return (f"L{layers}-{'bias' if bias else 'nobias'}-{'bf' if batch_first else 'tf'}-{'bi' if bidir else 'uni'}"
+            f"-p{proj}-{'b' if batched else 'u'}-{'hx' if with_hx else 'nohx'}")
 
 
 def compare_with_torch(option, dtype, seq_len, seed, sizes=(4, 5, 3)):

@@ -123,4 +123,4 @@ def test_parameters_are_attributes_like_torch():
     lstm = lstmkit.LSTM(3, 4, bidirectional=True)
     assert lstm.weight_hh_l0_reverse is dict(lstm.named_parameters())["weight_hh_l0_reverse"]
     with pytest.raises(AttributeError, match="LSTM has no attribute 'weight_hr_l0'"):
-        lstm.weight_hr_l0
+        _ = lstm.weight_hr_l0

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.utils.rnn as torch_rnn
+from layer_reference import as_tuple, compare_layer, make_layer, random_state
 
 import lstmkit
-from layer_reference import as_tuple, compare_layer, make_layer, random_state
 
 
 def random_lengths(rng, batch, longest=30, sort=False):
@@ -27,7 +27,8 @@ def assert_packed_equal(ours, theirs):
 
 
 # ---- the packing functions against torch.nn.utils.rnn -------------------------------------
-@pytest.mark.parametrize("batch_first,enforce_sorted,trailing", list(itertools.product([False, True], [True, False], [(), (3,), (2, 2)])))
+@pytest.mark.parametrize("batch_first,enforce_sorted,trailing",
+                         list(itertools.product([False, True], [True, False], [(), (3,), (2, 2)])))
 def test_pack_and_pad_equal_torch(batch_first, enforce_sorted, trailing):
     rng = np.random.default_rng(len(trailing) + 2 * batch_first + 4 * enforce_sorted)
     for batch in range(1, 6):
@@ -41,7 +42,8 @@ def test_pack_and_pad_equal_torch(batch_first, enforce_sorted, trailing):
         for total_length in (None, steps + 2):
             for padding_value in (0.0, -7.5):
                 back, back_lengths = lstmkit.pad_packed_sequence(packed, batch_first, padding_value, total_length)
-                back_t, back_lengths_t = torch_rnn.pad_packed_sequence(packed_t, batch_first, padding_value, total_length)
+                back_t, back_lengths_t = torch_rnn.pad_packed_sequence(packed_t, batch_first, padding_value,
+                                                                       total_length)
                 np.testing.assert_array_equal(back, back_t.numpy())
                 np.testing.assert_array_equal(back_lengths, back_lengths_t.numpy())
                 assert back_lengths.dtype == np.int64
@@ -90,7 +92,8 @@ CASES = list(itertools.product(KINDS, [False, True], [False, True], [True, False
 
 def _case_id(case):
     kind, bidirectional, batch_first, enforce_sorted, route = case
-    return f"{kind}-{'bi' if bidirectional else 'uni'}-{'bf' if batch_first else 'tf'}-{'sorted' if enforce_sorted else 'unsorted'}-{route}"
+    order = "sorted" if enforce_sorted else "unsorted"
+    return f"{kind}-{'bi' if bidirectional else 'uni'}-{'bf' if batch_first else 'tf'}-{order}-{route}"
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
@@ -123,7 +126,8 @@ def test_each_sequence_of_a_batch_runs_as_if_alone(kind):
     with lstmkit.no_grad():
         output, state = layer(x, hx, lengths=lengths)
         for n, length in enumerate(lengths):
-            alone_output, alone_state = layer(x[:length, n], tuple(s[:, n] for s in as_tuple(hx)) if kind.startswith("lstm") else hx[:, n])
+            initial = tuple(s[:, n] for s in as_tuple(hx)) if kind.startswith("lstm") else hx[:, n]
+            alone_output, alone_state = layer(x[:length, n], initial)
             np.testing.assert_allclose(output[:length, n], alone_output, rtol=0, atol=1e-13)
             assert np.all(output[length:, n] == 0)
             for part, alone_part in zip(as_tuple(state), as_tuple(alone_state)):
@@ -190,5 +194,6 @@ def test_nan_inside_a_sequence_stays_inside_it():
     packed_t = torch_rnn.pack_padded_sequence(torch.tensor(x), lengths, enforce_sorted=False)
     output_t, _ = torch_rnn.pad_packed_sequence(reference(packed_t)[0], total_length=5)
     np.testing.assert_array_equal(np.isnan(output), np.isnan(output_t.detach().numpy()))
-    assert np.isnan(output[:3, 0]).any(axis=-1).all() and np.all(output[3:, 0] == 0) and not np.isnan(output[:, 1:]).any()
+    assert np.isnan(output[:3, 0]).any(axis=-1).all() and np.all(output[3:, 0] == 0)
+    assert not np.isnan(output[:, 1:]).any()
     assert np.isnan(h_n[:, 0]).all() and not np.isnan(h_n[:, 1:]).any()

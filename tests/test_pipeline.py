@@ -43,7 +43,7 @@ def test_the_kernels_cache_key_covers_every_compiled_module():
     for package in ("kernels", "intrinsics"):
         for path in sorted((jit.FUSED_DIRECTORY / package).glob("*.py")):
             digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    assert jit.SOURCES_SHA256 == digest.hexdigest()
+    assert digest.hexdigest() == jit.SOURCES_SHA256
     for kernel in (kernels.lstm_loop_forward, kernels.matmul_into, kernels.gru_cell_forward):
         stamp = kernel._cache._impl.locator.get_source_stamp()
         assert stamp[1] == jit.SOURCES_SHA256
@@ -194,8 +194,8 @@ def test_lstm_batch_halves_give_the_reference_whoever_runs_the_second(helper_fir
     caller itself (False, a helper that never started): the same inference, and the same training
     forward and backward (every gradient), as the reference. At H = 130 the halves read W_hh as
     stored (7 rows) or transposed (8 rows and 9), with columns past the last whole vector."""
-    from lstmkit.ops.lstm import LSTMWeights, lstm_backward, lstm_forward
     from lstmkit.ops.fused.lstm import HalvesLSTMCache, lstm_backward_fused, lstm_forward_fused
+    from lstmkit.ops.lstm import LSTMWeights, lstm_backward, lstm_forward
 
     rng = np.random.default_rng(7)
     steps, features = 6, 3

@@ -3,6 +3,7 @@ handed out once, to a forward of their shape and dtype, never the output; result
 
 import numpy as np
 import pytest
+from test_fast_paths import random_problem
 
 import lstmkit
 from lstmkit._openblas import WORKERS_SLEEP_SOON
@@ -10,7 +11,6 @@ from lstmkit.ops.fused import memory
 from lstmkit.ops.fused.gru import gru_forward_fused
 from lstmkit.ops.fused.lstm import lstm_forward_fused
 from lstmkit.ops.fused.plan import choose_plan
-from test_fast_paths import random_problem
 
 
 @pytest.fixture(autouse=True)

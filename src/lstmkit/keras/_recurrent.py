@@ -98,7 +98,10 @@ class KerasRNN(BackendSwitch, Module):
         shapes = self._format.weight_shapes(self.input_size, self.units, self.use_bias)
         draws = {"kernel": initializers.glorot_uniform, "recurrent_kernel": initializers.orthogonal}
         for name, shape in shapes.items():
-            value = draws[name](self._rng, shape) if name in draws else initializers.keras_bias(shape, self._forget_bias_block)
+            if name in draws:
+                value = draws[name](self._rng, shape)
+            else:
+                value = initializers.keras_bias(shape, self._forget_bias_block)
             self.register_parameter(name, value.astype(self.dtype))
 
     def get_weights(self) -> list[np.ndarray]:
@@ -113,7 +116,8 @@ class KerasRNN(BackendSwitch, Module):
             self.build(np.shape(weights[0])[:1])
         expected = self._format.weight_shapes(self.input_size, self.units, self.use_bias)
         if len(weights) != len(expected):
-            raise ValueError(f"{owner}.set_weights: expected {len(expected)} arrays ({', '.join(expected)}), got {len(weights)}")
+            raise ValueError(f"{owner}.set_weights: expected {len(expected)} arrays ({', '.join(expected)}), "
+                             f"got {len(weights)}")
         arrays = [_checks.as_float_array(owner, name, value, self.dtype) for name, value in zip(expected, weights)]
         for (name, shape), array in zip(expected.items(), arrays):
             _checks.check_shape(owner, f"set_weights: {name}", array, shape)
@@ -150,8 +154,10 @@ class KerasRNN(BackendSwitch, Module):
             states = [states]
         if not isinstance(states, (list, tuple)) or len(states) != count:
             given = f"{len(states)} arrays" if isinstance(states, (list, tuple)) else type(states).__name__
-            raise ValueError(f"{owner}: {name} must be a list of {count} arrays of shape ({batch}, {self.units}), got {given}")
-        arrays = tuple(np.zeros((batch, self.units), self.dtype) if s is None else _checks.as_float_array(owner, name, s, self.dtype)
+            raise ValueError(f"{owner}: {name} must be a list of {count} arrays of shape ({batch}, "
+                             f"{self.units}), got {given}")
+        arrays = tuple(np.zeros((batch, self.units), self.dtype) if s is None
+                       else _checks.as_float_array(owner, name, s, self.dtype)
                        for s in states)
         for array in arrays:
             _checks.check_shape(owner, name, array, (batch, self.units))
@@ -216,7 +222,8 @@ class KerasRNN(BackendSwitch, Module):
         x_time_major = np.ascontiguousarray(x.transpose(1, 0, 2)[order])
         running = None if mask is None else np.ascontiguousarray(mask.T[order])
         ops = self._ops()
-        output, states, cache = ops.forward(x_time_major, state0, self._op_weights(), is_grad_enabled(), running, dropout)
+        output, states, cache = ops.forward(x_time_major, state0, self._op_weights(), is_grad_enabled(), running,
+                                            dropout)
         source = None if running is None or self.zero_output_for_mask else last_real_step(running)
         if source is not None:
             output = repeat_last_output(output, source)
@@ -234,7 +241,8 @@ class KerasRNN(BackendSwitch, Module):
         steps, batch = saved.cache.x.shape[:2]
         if self.return_state:
             if not isinstance(grad, (list, tuple)) or len(grad) != 1 + self._state_count():
-                raise ValueError(f"{owner}.backward: expected a list [doutput, {', '.join('d' + p for p in self._kind.state_parts)}] "
+                raise ValueError(f"{owner}.backward: expected a list [doutput, "
+                                 f"{', '.join('d' + p for p in self._kind.state_parts)}] "
                                  f"like the call's return, got {type(grad).__name__}")
             doutput, dstates = grad[0], self._check_states("dstates", list(grad[1:]), batch)
         else:
@@ -257,7 +265,7 @@ class KerasRNN(BackendSwitch, Module):
         dinputs = np.ascontiguousarray(dinputs)
         return (dinputs, list(dstate0)) if saved.given_state else dinputs
 
-    def fresh_copy(self, **changes) -> "KerasRNN":
+    def fresh_copy(self, **changes) -> KerasRNN:
         """A new, unbuilt layer of the same configuration (``changes`` overriding attributes, e.g.
         go_backwards): what Keras' Bidirectional makes of the layer it wraps. Its seed is drawn from
         this layer's generator, so the copies start from different weights."""

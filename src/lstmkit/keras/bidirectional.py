@@ -68,14 +68,16 @@ class Bidirectional(Module):
     def __init__(self, layer, merge_mode="concat", backward_layer=None):
         super().__init__()
         if not isinstance(layer, KerasRNN):
-            raise TypeError(f"Bidirectional: layer must be an lstmkit.keras LSTM, GRU or SimpleRNN, got {type(layer).__name__}")
+            raise TypeError("Bidirectional: layer must be an lstmkit.keras LSTM, GRU or SimpleRNN, got "
+                            f"{type(layer).__name__}")
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"Bidirectional: merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
         forward_layer = layer.fresh_copy()
         if backward_layer is None:
             backward_layer = layer.fresh_copy(go_backwards=not layer.go_backwards)
         elif not isinstance(backward_layer, KerasRNN):
-            raise TypeError(f"Bidirectional: backward_layer must be an lstmkit.keras layer, got {type(backward_layer).__name__}")
+            raise TypeError("Bidirectional: backward_layer must be an lstmkit.keras layer, got "
+                            f"{type(backward_layer).__name__}")
         if backward_layer.go_backwards == forward_layer.go_backwards:
             raise ValueError("Bidirectional: the forward and backward layers must have different go_backwards, "
                              f"got {forward_layer.go_backwards} for both")
@@ -109,7 +111,8 @@ class Bidirectional(Module):
     def set_weights(self, weights) -> None:
         weights = list(weights)
         if len(weights) % 2:
-            raise ValueError(f"Bidirectional.set_weights: expected an even count (forward's then backward's), got {len(weights)}")
+            raise ValueError("Bidirectional.set_weights: expected an even count (forward's then backward's), "
+                             f"got {len(weights)}")
         half = len(weights) // 2
         self.forward_layer.set_weights(weights[:half])
         self.backward_layer.set_weights(weights[half:])

@@ -41,7 +41,8 @@ class Sequential(Module):
             if not isinstance(layer, Module):
                 raise TypeError(f"Sequential: layer {index} must be an lstmkit Module, got {type(layer).__name__}")
             if _returns_state(layer):
-                raise ValueError(f"Sequential: layer {index} ({layer!r}) has return_state=True; expected one output per layer")
+                raise ValueError(f"Sequential: layer {index} ({layer!r}) has return_state=True; expected one "
+                                 "output per layer")
             base = _keras_name(layer)
             name = base if base not in counts else f"{base}_{counts[base]}"
             counts[base] = counts.get(base, 0) + 1
@@ -86,7 +87,8 @@ class Sequential(Module):
     def summary(self) -> str:
         """Keras' ``model.summary()`` table: each layer's name (type), output shape and parameter count."""
         if self.input_shape is None:
-            raise ValueError("Sequential.summary: the input shape is unknown; expected Sequential(..., input_shape=(T, F)) "
+            raise ValueError("Sequential.summary: the input shape is unknown; expected Sequential(..., "
+                             "input_shape=(T, F)) "
                              "or a call first")
         rows, shape = [], (None, *self.input_shape)
         for name, layer in self._modules.items():

@@ -80,7 +80,10 @@ def state_arrays(owner: str, name: str, value, part_names, batched_shapes, batch
             )
         value = (value,)
     elif not isinstance(value, (tuple, list)) or len(value) != len(part_names):
-        given = f"{type(value).__name__} of length {len(value)}" if isinstance(value, (tuple, list)) else f"a single {type(value).__name__}"
+        if isinstance(value, (tuple, list)):
+            given = f"{type(value).__name__} of length {len(value)}"
+        else:
+            given = f"a single {type(value).__name__}"
         raise TypeError(f"{owner}: {name} must be a pair ({', '.join(part_names)}), got {given}")
     parts = []
     for part_name, part, shape in zip(part_names, value, batched_shapes):

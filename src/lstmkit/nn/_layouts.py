@@ -102,7 +102,8 @@ class PackedLayout(_SortedLayout):
             if (given is None) != (expected is None) or given is not None and not np.array_equal(given, expected):
                 raise ValueError(
                     f"{owner}: doutput must be packed like the output, with {field} "
-                    f"{None if expected is None else expected.tolist()}, got {None if given is None else given.tolist()}"
+                    f"{None if expected is None else expected.tolist()}, got "
+                    f"{None if given is None else given.tolist()}"
                 )
         data = _checks.as_float_array(owner, "doutput.data", packed.data, dtype)
         _checks.check_shape(owner, "doutput.data", data, (len(data), width))

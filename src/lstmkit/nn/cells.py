@@ -65,7 +65,8 @@ class RNNCellBase(BackendSwitch, Module):
             )
         x = _checks.as_float_array(owner, "input", input, self.dtype)
         if x.ndim not in (1, 2):
-            raise ValueError(f"{owner}: expected input of rank 1 (H_in,) or 2 (N, H_in), got rank {x.ndim} with shape {x.shape}")
+            raise ValueError(f"{owner}: expected input of rank 1 (H_in,) or 2 (N, H_in), got rank {x.ndim} with "
+                             f"shape {x.shape}")
         if x.shape[-1] != self.input_size:
             raise ValueError(f"{owner}: input.shape[-1] must equal input_size={self.input_size}, got {x.shape[-1]}")
         batched = x.ndim == 2

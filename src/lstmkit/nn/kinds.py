@@ -10,7 +10,8 @@ with the state as a tuple of arrays.
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from ..ops.backends import resolve_backend
 from ..ops.gru import GRUWeights
@@ -97,4 +98,5 @@ def register_uniform_weights(module, names_and_shapes, hidden_size: int, rng, dt
         module.register_parameter(name, rng.uniform(-bound, bound, size=shape).astype(dtype))
 
 
-__all__ = ["CellKind", "CellOps", "GRU_KIND", "KINDS", "LSTM_KIND", "RNN_KINDS", "register_uniform_weights", "cell_ops", "rnn_kind"]
+__all__ = ["CellKind", "CellOps", "GRU_KIND", "KINDS", "LSTM_KIND", "RNN_KINDS", "cell_ops", "register_uniform_weights",
+           "rnn_kind"]

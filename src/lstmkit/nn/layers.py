@@ -34,7 +34,8 @@ class Linear(Module):
         self.dtype = _checks.check_dtype(owner, dtype)
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(self.in_features)
-        self.register_parameter("weight", rng.uniform(-bound, bound, (self.out_features, self.in_features)).astype(self.dtype))
+        weight = rng.uniform(-bound, bound, (self.out_features, self.in_features))
+        self.register_parameter("weight", weight.astype(self.dtype))
         if _checks.check_flag(owner, "bias", bias):
             self.register_parameter("bias", rng.uniform(-bound, bound, (self.out_features,)).astype(self.dtype))
 
@@ -58,7 +59,8 @@ class Linear(Module):
         return (dy @ self.weight.data).reshape(x.shape)
 
     def __repr__(self) -> str:
-        return f"Linear(in_features={self.in_features}, out_features={self.out_features}, bias={'bias' in self._parameters})"
+        return (f"Linear(in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={'bias' in self._parameters})")
 
 
 class Embedding(Module):
@@ -67,18 +69,21 @@ class Embedding(Module):
     ``padding_idx``'s row starts at zero and never receives a gradient.
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, *, dtype=np.float32, seed=None):
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, *, dtype=np.float32,
+                 seed: int | None = None):
         super().__init__()
         owner = type(self).__name__
         self.num_embeddings = _checks.check_size(owner, "num_embeddings", num_embeddings)
         self.embedding_dim = _checks.check_size(owner, "embedding_dim", embedding_dim)
         if padding_idx is not None:
             if not -self.num_embeddings <= padding_idx < self.num_embeddings:
-                raise ValueError(f"{owner}: padding_idx must be in [-{num_embeddings}, {num_embeddings}), got {padding_idx}")
+                raise ValueError(f"{owner}: padding_idx must be in [-{num_embeddings}, {num_embeddings}), got "
+                                 f"{padding_idx}")
             padding_idx %= self.num_embeddings
         self.padding_idx = padding_idx
         self.dtype = _checks.check_dtype(owner, dtype)
-        weight = np.random.default_rng(seed).standard_normal((self.num_embeddings, self.embedding_dim)).astype(self.dtype)
+        weight = np.random.default_rng(seed).standard_normal((self.num_embeddings, self.embedding_dim))
+        weight = weight.astype(self.dtype)
         if padding_idx is not None:
             weight[padding_idx] = 0
         self.register_parameter("weight", weight)
@@ -90,7 +95,8 @@ class Embedding(Module):
             raise TypeError(f"{owner}: input must hold integer indices, got dtype {indices.dtype}")
         if indices.size and (indices.min() < 0 or indices.max() >= self.num_embeddings):
             raise ValueError(
-                f"{owner}: indices must be in [0, {self.num_embeddings}), got values from {indices.min()} to {indices.max()}"
+                f"{owner}: indices must be in [0, {self.num_embeddings}), got values from {indices.min()} to "
+                f"{indices.max()}"
             )
         self._save_for_backward(indices)
         return self.weight.data[indices]

@@ -53,7 +53,7 @@ class Module:
         self._parameters[name] = parameter
         return parameter
 
-    def register_module(self, name: str, module: "Module") -> "Module":
+    def register_module(self, name: str, module: Module) -> Module:
         self._modules[name] = module
         return module
 
@@ -73,7 +73,7 @@ class Module:
         for child_name, child in self._modules.items():
             yield from child.named_parameters(prefix + child_name + ".")
 
-    def modules(self) -> Iterator["Module"]:
+    def modules(self) -> Iterator[Module]:
         """This module and every descendant, depth first (PyTorch's order)."""
         yield self
         for child in self._modules.values():
@@ -133,13 +133,13 @@ class Module:
         return missing, unexpected
 
     # ---- modes --------------------------------------------------------------------
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         self.training = bool(mode)
         for child in self._modules.values():
             child.train(mode)
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
     # ---- forward / backward bookkeeping -----------------------------------------------

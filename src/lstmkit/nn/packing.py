@@ -127,7 +127,8 @@ def pack_padded_sequence(input, lengths, batch_first: bool = False, enforce_sort
     padded = np.asarray(input)
     if padded.ndim < 2:
         layout = "(N, L, *)" if batch_first else "(L, N, *)"
-        raise ValueError(f"{owner}: expected input of rank >= 2 {layout}, got rank {padded.ndim} with shape {padded.shape}")
+        raise ValueError(f"{owner}: expected input of rank >= 2 {layout}, got rank {padded.ndim} with shape "
+                         f"{padded.shape}")
     if check_flag(owner, "batch_first", batch_first):
         padded = np.swapaxes(padded, 0, 1)
     return _pack_time_major(owner, padded, lengths, enforce_sorted)
@@ -177,7 +178,8 @@ def pad_sequence(sequences, batch_first: bool = False, padding_value=0.0, paddin
                 f"got shape {array.shape} at index {index}"
             )
     steps = max(len(array) for array in arrays)
-    padded = np.full((steps, len(arrays), *trailing), padding_value, dtype=np.result_type(*{array.dtype for array in arrays}))
+    dtype = np.result_type(*{array.dtype for array in arrays})
+    padded = np.full((steps, len(arrays), *trailing), padding_value, dtype=dtype)
     for index, array in enumerate(arrays):
         start = 0 if padding_side == "right" else steps - len(array)
         padded[start : start + len(array), index] = array

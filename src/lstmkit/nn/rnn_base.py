@@ -16,9 +16,9 @@ from ..grad_mode import is_grad_enabled
 from ..ops import recycle_cache
 from ..ops.recurrence import reverse_in_time
 from . import _checks
+from ._layouts import LengthsLayout, PackedLayout, PaddedLayout
 from .backend_switch import BackendSwitch
 from .kinds import CellKind, CellOps, register_uniform_weights
-from ._layouts import LengthsLayout, PackedLayout, PaddedLayout
 from .module import Module
 from .packing import PackedSequence, check_lengths, check_packed
 

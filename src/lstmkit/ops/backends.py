@@ -19,7 +19,8 @@ the next call.
 from __future__ import annotations
 
 import os
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from .fused import gru_backward_fused, gru_forward_fused, lstm_backward_fused, lstm_forward_fused
 from .gru import gru_backward, gru_forward

@@ -29,6 +29,7 @@ use as an argument (None: the caller does everything), so that tests can pass th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -113,10 +114,8 @@ class Helper:
                 continue
             seen, job = posted, self._job
             if job is not None:
-                try:
+                with contextlib.suppress(Exception):  # the caller computes whatever was left
                     job[0](*job[1])
-                except Exception:  # pragma: no cover - the loop computes whatever was left
-                    pass
                 if self._job is job:
                     self._job = None  # the arrays are the caller's again
 

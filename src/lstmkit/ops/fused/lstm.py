@@ -26,11 +26,26 @@ import numpy as np
 
 from ..lstm import LSTMCache, LSTMWeights, lstm_backward, lstm_forward
 from ..recurrence import projection_backward
-from .blas_loops import (batch_last_products, batch_last_projection, batch_last_state, cache_projection, flat_steps,
-                         output_from_batch_last, recurrent_products)
+from .blas_loops import (
+    batch_last_products,
+    batch_last_projection,
+    batch_last_state,
+    cache_projection,
+    flat_steps,
+    output_from_batch_last,
+    recurrent_products,
+)
 from .compiled import compiled_kernels, kernels_for
-from .helper import (PROCESS_HELPER, Helper, batch_halves, input_gates, loop_on_two_cores,
-                     lstm_backward_on_batch_halves, lstm_forward_on_batch_halves, resolve_helper)
+from .helper import (
+    PROCESS_HELPER,
+    Helper,
+    batch_halves,
+    input_gates,
+    loop_on_two_cores,
+    lstm_backward_on_batch_halves,
+    lstm_forward_on_batch_halves,
+    resolve_helper,
+)
 from .memory import backward_buffers, cache_empty, compiled_loop_weight, padded_columns, scratch_arrays, transposed
 from .plan import DEFAULT_TUNING, Plan, Tuning, choose_plan
 

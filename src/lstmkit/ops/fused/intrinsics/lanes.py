@@ -62,14 +62,15 @@ class _Lanes:
         """The first column of gate block ``block`` (block·H)."""
         return self.builder.mul(self.hidden, int_constant(block))
 
-    def _at(self, array, column=int_constant(0)):
+    def _at(self, array, column=None):
         builder = self.builder
+        column = int_constant(0) if column is None else column
         row_bytes = builder.mul(self.row, builder.extract_value(array.strides, 0))
         offset = builder.add(row_bytes, builder.mul(builder.add(column, self.first), int_constant(4)))
         start = builder.gep(builder.bitcast(array.data, ir.IntType(8).as_pointer()), [offset])
         return builder.bitcast(start, self.vector.as_pointer())
 
-    def load(self, array, column=int_constant(0)):
+    def load(self, array, column=None):
         """Units j .. of row n, from ``column`` on (a gate block's start); masked lanes read as 0."""
         return self._load_at(self._at(array, column))
 
@@ -83,7 +84,7 @@ class _Lanes:
             return self.builder.load(pointer, align=4)
         return self.builder.call(self._load, [pointer, _i32(4), self.mask, self._zero])
 
-    def store(self, value, array, column=int_constant(0)):
+    def store(self, value, array, column=None):
         if not self.masked:
             self.builder.store(value, self._at(array, column), align=4)
         else:
@@ -150,15 +151,14 @@ def _cell(arguments, units_from: int, equations):
             adjacent = builder.and_(adjacent, builder.icmp_signed("==", stride, int_constant(4)))
         rows = builder.extract_value(structs[units_from].shape, 0)
         hidden = builder.extract_value(structs[units_from].shape, 1)
-        with builder.if_then(adjacent):
-            with cgutils.for_range(builder, rows) as row:
-                with cgutils.for_range_slice(builder, int_constant(0), hidden, int_constant(LANES)) as (first, _):
-                    whole = builder.icmp_signed("<=", builder.add(first, int_constant(LANES)), hidden)
-                    with builder.if_else(whole) as (vector_of_units, remainder):
-                        with vector_of_units:  # plain loads and stores (a masked store is slow on some CPUs)
-                            equations(_Lanes(context, builder, row.index, first, hidden, masked=False), *structs)
-                        with remainder:
-                            equations(_Lanes(context, builder, row.index, first, hidden), *structs)
+        units = cgutils.for_range_slice(builder, int_constant(0), hidden, int_constant(LANES))
+        with builder.if_then(adjacent), cgutils.for_range(builder, rows) as row, units as (first, _):
+            whole = builder.icmp_signed("<=", builder.add(first, int_constant(LANES)), hidden)
+            with builder.if_else(whole) as (vector_of_units, remainder):
+                with vector_of_units:  # plain loads and stores (a masked store is slow on some CPUs)
+                    equations(_Lanes(context, builder, row.index, first, hidden, masked=False), *structs)
+                with remainder:
+                    equations(_Lanes(context, builder, row.index, first, hidden), *structs)
         return adjacent
 
     return types.boolean(*arguments), codegen

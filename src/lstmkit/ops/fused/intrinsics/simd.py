@@ -64,7 +64,8 @@ def block_kernel(rows: int, vectors: int, vector_bytes: int = VECTOR_BYTES, mask
             out_width = builder.extract_value(out_array.shape, 1)
 
             def row_start(data, row_width, r, offset):
-                return builder.gep(data, [builder.add(builder.mul(builder.add(first_row, int_constant(r)), row_width), offset)])
+                row = builder.add(first_row, int_constant(r))
+                return builder.gep(data, [builder.add(builder.mul(row, row_width), offset)])
 
             load, store = _vector_load, _vector_store
             if masked:

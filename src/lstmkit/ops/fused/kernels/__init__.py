@@ -26,17 +26,52 @@ without returning to Python.
 """
 
 from .activations import tanh_approx
-from .gru import gru_cell_backward, gru_cell_forward, gru_loop_backward, gru_loop_forward, gru_step_backward, gru_step_forward
-from .halves import (lstm_halves_backward, lstm_halves_forward, lstm_part_backward, lstm_part_forward,
-                     lstm_second_half, lstm_second_half_backward)
+from .gru import (
+                     gru_cell_backward,
+                     gru_cell_forward,
+                     gru_loop_backward,
+                     gru_loop_forward,
+                     gru_step_backward,
+                     gru_step_forward,
+)
+from .halves import (
+                     lstm_halves_backward,
+                     lstm_halves_forward,
+                     lstm_part_backward,
+                     lstm_part_forward,
+                     lstm_second_half,
+                     lstm_second_half_backward,
+)
 from .jit import SOURCES_SHA256
-from .lstm import (lstm_cell_backward, lstm_cell_forward, lstm_loop_backward, lstm_loop_forward, lstm_step_backward,
-                   lstm_step_forward, lstm_step_forward_on_product)
+from .lstm import (
+                     lstm_cell_backward,
+                     lstm_cell_forward,
+                     lstm_loop_backward,
+                     lstm_loop_forward,
+                     lstm_step_backward,
+                     lstm_step_forward,
+                     lstm_step_forward_on_product,
+)
 from .pipeline import add, announce, project_chunks, project_next_chunk, start_pipeline, store, wait_for_post
-from .products import (aligned_transpose, column_sums, gradient_product, matmul_into, matmul_transposed_into,
-                       project_into, recurrent_product, transpose_into)
-from .two_cores import (SYNC_DONE, SYNC_JOIN, SYNC_PROGRESS, gru_loop_forward_lead, gru_loop_forward_second,
-                        lstm_loop_forward_lead, lstm_loop_forward_second)
+from .products import (
+                     aligned_transpose,
+                     column_sums,
+                     gradient_product,
+                     matmul_into,
+                     matmul_transposed_into,
+                     project_into,
+                     recurrent_product,
+                     transpose_into,
+)
+from .two_cores import (
+                     SYNC_DONE,
+                     SYNC_JOIN,
+                     SYNC_PROGRESS,
+                     gru_loop_forward_lead,
+                     gru_loop_forward_second,
+                     lstm_loop_forward_lead,
+                     lstm_loop_forward_second,
+)
 
 __all__ = [
     "SOURCES_SHA256", "SYNC_DONE", "SYNC_JOIN", "SYNC_PROGRESS", "add", "aligned_transpose", "announce", "column_sums",

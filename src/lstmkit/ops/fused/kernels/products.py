@@ -10,8 +10,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..intrinsics.simd import (LONG, TALL, TILE_BYTES, VECTOR_BYTES, WIDE, half_block, long_block, narrow_block,
-                               quarter_block, tail_block, tall_block, transpose_tile, wide_block)
+from ..intrinsics.simd import (
+    LONG,
+    TALL,
+    TILE_BYTES,
+    VECTOR_BYTES,
+    WIDE,
+    half_block,
+    long_block,
+    narrow_block,
+    quarter_block,
+    tail_block,
+    tall_block,
+    transpose_tile,
+    wide_block,
+)
 from .jit import jit, jit_reassociating
 
 

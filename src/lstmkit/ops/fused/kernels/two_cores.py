@@ -14,7 +14,6 @@ from .lstm import lstm_cell_forward
 from .pipeline import announce
 from .products import add_to_rows, aligned_empty, matmul_into, transpose_into
 
-
 # ---- a batch-1 layer's time loop on two cores ---------------------------------------------
 # One core's loop is bound by reading W_hh (G·H x H) from L2 every step. Two threads can each
 # run the loop for half of the hidden units (their gate rows of W_ih and W_hh, a different half
