@@ -10,10 +10,11 @@ with the state as a tuple of arrays.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from typing import NamedTuple
 
-from ..ops.backends import resolve_backend
+from ..ops.backends import ENVIRONMENT_VARIABLE, resolve_backend
 from ..ops.gru import GRUWeights
 from ..ops.lstm import LSTMWeights
 from ..ops.rnn import RNNWeights
@@ -59,18 +60,20 @@ def _backward_with_state_tuple(op):
     return backward
 
 
-_ADAPTED: dict[tuple, CellOps] = {}  # (kind, resolved backend) -> its ops, adapted once
+_ADAPTED: dict[tuple, CellOps] = {}  # (kind, backend, LSTMKIT_BACKEND if "auto") -> its ops, adapted once
 
 
 def cell_ops(kind: CellKind, backend: str) -> CellOps:
-    """``kind``'s ops on ``backend`` ("auto", "reference" or "fast", resolved now: the environment's
-    ``LSTMKIT_BACKEND`` is read at each call)."""
-    resolved = resolve_backend(backend, kind.mode)
-    key = (kind, resolved.name)
+    """``kind``'s ops on ``backend`` ("auto", "reference" or "fast", resolved now: for "auto", the
+    environment's ``LSTMKIT_BACKEND`` is read at each call). A microsecond or so a call: the ops of
+    each (kind, backend, environment value) are resolved and adapted once."""
+    key = (kind, backend, os.environ.get(ENVIRONMENT_VARIABLE) if backend == "auto" else None)
     ops = _ADAPTED.get(key)
     if ops is None:
-        ops = _ADAPTED[key] = CellOps(resolved.name, _forward_with_state_tuple(resolved.forward, dict(kind.options)),
-                                      _backward_with_state_tuple(resolved.backward))
+        resolved = resolve_backend(backend, kind.mode)
+        ops = CellOps(resolved.name, _forward_with_state_tuple(resolved.forward, dict(kind.options)),
+                      _backward_with_state_tuple(resolved.backward))
+        _ADAPTED[key] = ops
     return ops
 
 

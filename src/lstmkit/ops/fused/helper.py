@@ -30,6 +30,7 @@ use as an argument (None: the caller does everything), so that tests can pass th
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 
@@ -131,6 +132,7 @@ class Helper:
 _helper: Helper | None = None
 _helper_lock = threading.Lock()
 _switched_on: bool | None = None  # set_helper_thread's choice; None: the environment's
+_environment_allows: bool | None = None  # LSTMKIT_HELPER_THREAD as read at first use
 
 
 def _forget_the_parents_helper() -> None:
@@ -147,32 +149,48 @@ def set_helper_thread(enabled: bool | None) -> None:
     """Lets lstmkit's fast LSTM and GRU paths use their helper thread (True, the default on a
     machine with two cores or more) or not (False): without it each call runs on the caller's
     thread alone, with the same results. Overrides ``LSTMKIT_HELPER_THREAD`` from then on (None:
-    back to the environment's choice). A thread already started is not stopped: it sleeps, and no
-    call wakes it again."""
-    global _switched_on
+    back to the environment's choice, read again at the next call). A thread already started is
+    not stopped: it sleeps, and no call wakes it again."""
+    global _switched_on, _environment_allows
     if enabled is not None and not isinstance(enabled, bool):
         raise TypeError(f"set_helper_thread: enabled must be True, False or None, got {enabled!r}")
     _switched_on = enabled
+    if enabled is None:
+        _environment_allows = None
+
+
+def _allowed_by_environment() -> bool:
+    """``LSTMKIT_HELPER_THREAD``, read once (at the first call that could use the helper)."""
+    global _environment_allows
+    if _environment_allows is None:
+        value = os.environ.get(HELPER_THREAD_VARIABLE, "1").strip().lower()
+        if value not in ("0", "1", "false", "true", "no", "yes", "off", "on", ""):
+            raise ValueError(f"{HELPER_THREAD_VARIABLE} must be 1 or 0 (on or off), got {value!r}")
+        _environment_allows = value in ("1", "true", "yes", "on", "")
+    return _environment_allows
+
+
+@functools.cache
+def _has_two_cores() -> bool:
+    return _usable_cores() >= 2
 
 
 def helper_thread_enabled() -> bool:
     """Whether the fused ops may use the helper thread: :func:`set_helper_thread`'s choice if made,
     else not when ``LSTMKIT_HELPER_THREAD`` is ``0`` (or ``false``, ``no``, ``off``), and only
     where the process may run on two cores or more."""
-    if _switched_on is not None:
-        return _switched_on and _usable_cores() >= 2
-    value = os.environ.get(HELPER_THREAD_VARIABLE, "1").strip().lower()
-    if value not in ("0", "1", "false", "true", "no", "yes", "off", "on", ""):
-        raise ValueError(f"{HELPER_THREAD_VARIABLE} must be 1 or 0 (on or off), got {value!r}")
-    return value in ("1", "true", "yes", "on", "") and _usable_cores() >= 2
+    enabled = _allowed_by_environment() if _switched_on is None else _switched_on
+    return enabled and _has_two_cores()
 
 
 def resolve_helper(helper) -> Helper | None:
     """The helper a fused call uses: this process's thread (started here on first use) for
     :data:`PROCESS_HELPER`, where :func:`helper_thread_enabled`, else None; any other value as given."""
-    if not (isinstance(helper, str) and helper == PROCESS_HELPER):
-        return helper
     global _helper
+    if helper != PROCESS_HELPER:
+        return helper
+    if _helper is not None and (_switched_on if _switched_on is not None else _environment_allows):
+        return _helper  # the common case, a fraction of a microsecond
     if not helper_thread_enabled():
         return None
     with _helper_lock:

@@ -90,6 +90,13 @@ class Tuning:
     halves_in_training: bool = WORKERS_SLEEP_SOON
     chunk_multiply_adds: int = 1 << 18
 
+    def __hash__(self) -> int:  # computed once: the plan cache hashes the tuning at every call
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(tuple(self.__dict__[name] for name in self.__dataclass_fields__))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
 
 DEFAULT_TUNING = Tuning()
 
