@@ -14,6 +14,12 @@ and select, not a min/max). Each cell is an intrinsic for ``@numba.njit`` functi
 whether it ran: on float32 arrays whose rows' units are adjacent (any stride between rows) it
 computes every row and unit and returns True; otherwise it does nothing and returns False, and the
 caller's own loops run (see :func:`_cell`).
+
+Why, on a 2-core AVX-512 machine (the cell alone, 100,000 calls in a compiled loop): the LSTM cell
+took 80 ns a step at batch 1, H = 32, against 104 ns for Numba's loops, and 132 against 169 ns at
+H = 64; the LSTM's backward cell 47 against 57 µs at N = 128, H = 512 and 4.0 against 5.3 µs at
+N = 64, H = 128. The GRU's backward cell stays in Numba's loops (``kernels.gru.gru_cell_backward``):
+it writes eight outputs a unit, and in vectors took about twice as long at N = 128, H = 512.
 """
 
 from __future__ import annotations

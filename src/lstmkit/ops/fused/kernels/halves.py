@@ -1,5 +1,20 @@
 """An LSTM on two cores, half of the batch rows each: forward and whole backward, compiled.
 
+The batch rows are independent sequences, so the caller and the helper thread each run the whole
+layer for half of them, input projection (register blocks on an aligned W_ihᵀ) and time loop: no
+meeting per step and no BLAS call, so the layer never wakes OpenBLAS's worker thread, which
+spins on the second core after a two-thread product. A training step's halves keep their caches,
+then run their backward loops and weight gradients, each one product over all their steps' rows
+in register blocks (dW_ihᵀ = xᵀ dz, dW_hhᵀ = h[:-1]ᵀ dz, dx = dz W_ih with W_ih padded to whole
+vectors); the two halves' sums are added and transposed in register tiles at the end.
+
+Why (``benchmarks/ab.py halves``, layer inference with it over without, on a 2-core AVX-512
+machine): 0.80 at T=100, N=32, H=128; 0.79 at N=16, H=64; 0.88 at N=16, H=128; 0.84 at N=8,
+H=128; 1.16 at N=4, H=64 (below the limit). ``ab.py halves-training``, a training step: 0.80 at
+T=28, N=64, H=128; 0.80 at T=100, N=32, H=128; 0.63 at T=200, N=16, H=64; 0.63 at N=8, H=128;
+0.56 at N=64, H=64. Above the limits (:class:`..plan.Tuning`) the per-step BLAS loop was faster
+(1.15-1.81 for training at N=32, H=256; N=128, H=128; N=64, H=256).
+
 The caller's side is ``lstm_halves_*``, the helper thread's ``lstm_second_half*``
 (:func:`..helper.lstm_forward_on_batch_halves`).
 """

@@ -54,7 +54,7 @@ def start_pipeline(pipeline):
 def chunk_span(steps, pipeline):
     """Steps the small loops run between two looks at the ``pipeline``: a chunk's, or all of them.
     The look sits outside the steps' own loop: inside it, it slowed each step of a batch-1 LSTM
-    at H = 32 by a tenth, about 0.03 µs, whether the chunk was there or not (throwaway A/B)."""
+    at H = 32 by a tenth, about 0.03 µs, whether the chunk was there or not."""
     return max(1, steps) if pipeline is None else pipeline[1]
 
 

