@@ -12,6 +12,7 @@ import copy
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..grad_mode import is_grad_enabled
 from ..nn import _checks
@@ -211,7 +212,8 @@ class KerasRNN(BackendSwitch, Module):
                               self._masks(self.recurrent_dropout, gates, batch, self.units))
         return None if dropout.input is None and dropout.recurrent is None else dropout
 
-    def forward(self, inputs, initial_state=None, mask=None, training=None):
+    def forward(self, inputs: ArrayLike, initial_state: ArrayLike | list | None = None, mask: ArrayLike | None = None,
+                training: bool | None = None) -> np.ndarray | list[np.ndarray]:
         """Run the layer (see the class docstring)."""
         x = self._check_inputs(inputs)
         batch, steps, features = x.shape
@@ -234,7 +236,7 @@ class KerasRNN(BackendSwitch, Module):
         result = output.transpose(1, 0, 2) if self.return_sequences else output[-1]
         return [result, *states] if self.return_state else result
 
-    def backward(self, grad):
+    def backward(self, grad: ArrayLike | list) -> np.ndarray | tuple[np.ndarray, list[np.ndarray]]:
         """Gradient of the inputs (and of initial_state, if given) for the latest unmatched call."""
         owner = type(self).__name__
         saved = self._pop_saved()
@@ -283,7 +285,7 @@ class KerasRNN(BackendSwitch, Module):
         output = (batch, steps, self.units) if self.return_sequences else (batch, self.units)
         return [output] + ([(batch, self.units)] * self._state_count() if self.return_state else [])
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: ArrayLike, mask: ArrayLike | None = None) -> ArrayLike | None:
         """The mask the next layer sees (Keras): the input's when returning sequences, else None."""
         return mask if self.return_sequences else None
 

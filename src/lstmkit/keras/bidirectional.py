@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..nn.module import Module
 from ._recurrent import KerasRNN
@@ -126,7 +127,8 @@ class Bidirectional(Module):
         half = len(states) // 2
         return list(states[:half]), list(states[half:])
 
-    def forward(self, inputs, initial_state=None, mask=None, training=None):
+    def forward(self, inputs: ArrayLike, initial_state: list | None = None, mask: ArrayLike | None = None,
+                training: bool | None = None) -> np.ndarray | list[np.ndarray]:
         results = [sublayer(inputs, initial_state=state, mask=mask, training=training)
                    for sublayer, state in zip(self._layers(), self._halves(initial_state))]
         states = []
@@ -142,7 +144,7 @@ class Bidirectional(Module):
             return output
         return (output if self.merge_mode is None else [output]) + states
 
-    def backward(self, grad):
+    def backward(self, grad: ArrayLike | list) -> np.ndarray | tuple[np.ndarray, list[np.ndarray]]:
         saved = self._pop_saved()
         outputs = 2 if self.merge_mode is None else 1
         parts = list(grad) if self.return_state or self.merge_mode is None else [grad]
@@ -166,7 +168,7 @@ class Bidirectional(Module):
             output = output[:-1] + (2 * output[-1],)
         return ([output, output] if self.merge_mode is None else [output]) + states * 2
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: ArrayLike, mask: ArrayLike | None = None) -> ArrayLike | None:
         return mask if self.return_sequences else None
 
     def __repr__(self) -> str:

@@ -29,7 +29,7 @@ from .bidirectional import Bidirectional
 from .layers import GRU, LSTM, SimpleRNN
 
 
-def to_keras(layer: RNNBase, **options):
+def to_keras(layer: RNNBase, **options) -> KerasRNN | Bidirectional:
     """The Keras-style twin of a one-layer ``lstmkit.LSTM``, ``GRU`` or ``RNN`` (weights copied).
 
     ``options`` go to the Keras layer's constructor (default: ``return_sequences=True,
@@ -54,7 +54,7 @@ def to_keras(layer: RNNBase, **options):
     return twin
 
 
-def to_torch(layer):
+def to_torch(layer: KerasRNN | Bidirectional) -> RNNBase:
     """The PyTorch-style twin (``batch_first=True``) of a Keras-style layer or a concat Bidirectional."""
     owner = f"to_torch({type(layer).__name__})"
     bidirectional = isinstance(layer, Bidirectional)

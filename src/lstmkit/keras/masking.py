@@ -18,6 +18,7 @@ default, and :func:`repeat_last_output_backward` is its transpose.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..nn import _checks
 from ..nn.module import Module
@@ -75,7 +76,7 @@ class Masking(Module):
     def compute_mask(self, inputs, mask=None) -> np.ndarray:
         return np.any(np.asarray(inputs) != self.mask_value, axis=-1)
 
-    def forward(self, inputs, mask=None):
+    def forward(self, inputs: ArrayLike, mask: ArrayLike | None = None) -> np.ndarray:
         x = np.asarray(inputs)
         if x.ndim != 3:
             raise ValueError(f"Masking: expected input of rank 3 (N, T, F), got shape {x.shape}")
@@ -83,7 +84,7 @@ class Masking(Module):
         self._save_for_backward(keep)
         return x * keep
 
-    def backward(self, doutput):
+    def backward(self, doutput: ArrayLike) -> np.ndarray:
         return np.asarray(doutput) * self._pop_saved()
 
     def __repr__(self) -> str:

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+from numpy.typing import ArrayLike
+
 from ..nn.layers import Linear
 from ..nn.module import Module
 from ._recurrent import KerasRNN
@@ -53,7 +56,7 @@ class Sequential(Module):
     def layers(self) -> list[Module]:
         return list(self._modules.values())
 
-    def forward(self, inputs, mask=None, training=None):
+    def forward(self, inputs: ArrayLike, mask: ArrayLike | None = None, training: bool | None = None) -> np.ndarray:
         x = inputs
         self.input_shape = tuple(x.shape[1:])
         for layer in self.layers:
@@ -65,7 +68,7 @@ class Sequential(Module):
                 x = layer(x)
         return x
 
-    def backward(self, doutput):
+    def backward(self, doutput: ArrayLike) -> np.ndarray:
         gradient = doutput
         for layer in reversed(self.layers):
             gradient = layer.backward(gradient)

@@ -8,6 +8,7 @@ three share (parameters, checks, the cache stack).
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..grad_mode import is_grad_enabled
 from . import _checks
@@ -55,7 +56,7 @@ class RNNCellBase(BackendSwitch, Module):
         state = state if batched else tuple(part[0] for part in state)
         return state if len(state) > 1 else state[0]
 
-    def forward(self, input, hx=None):
+    def forward(self, input: ArrayLike, hx: ArrayLike | tuple | None = None) -> np.ndarray | tuple[np.ndarray, ...]:
         """One step: returns the new state (``(h', c')`` for an LSTM cell, ``h'`` otherwise)."""
         owner = type(self).__name__
         if isinstance(input, PackedSequence):
@@ -78,7 +79,7 @@ class RNNCellBase(BackendSwitch, Module):
             self._save_for_backward((cache, batched, ops))
         return self._caller_state(state1, batched)
 
-    def backward(self, dhx):
+    def backward(self, dhx: ArrayLike | tuple) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, ...]]:
         """``dx, dhx = cell.backward(dhx')`` for the latest unmatched forward (dhx' shaped like its output)."""
         if not self._saved:
             self._pop_saved()  # raises the RuntimeError that explains the missing forward

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .layers import Dropout, Embedding, Linear
 from .module import Module
@@ -37,12 +38,13 @@ class LanguageModel(Module):
             for parameter in self.parameters():
                 parameter.data[...] = rng.uniform(-init_range, init_range, parameter.shape)
 
-    def forward(self, tokens, state=None):
+    def forward(self, tokens: ArrayLike, state: tuple[np.ndarray, np.ndarray] | None = None,
+                ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         embedded = self.input_dropout(self.embedding(tokens))
         output, state = self.lstm(embedded, state)
         return self.decoder(self.output_dropout(output)), state
 
-    def backward(self, dlogits):
+    def backward(self, dlogits: ArrayLike) -> None:
         """Backward of the latest forward; the gradient of the incoming state is dropped (truncated BPTT)."""
         doutput = self.output_dropout.backward(self.decoder.backward(dlogits))
         dembedded, _ = self.lstm.backward(doutput)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _checks
 from .module import Module
@@ -39,7 +40,7 @@ class Linear(Module):
         if _checks.check_flag(owner, "bias", bias):
             self.register_parameter("bias", rng.uniform(-bound, bound, (self.out_features,)).astype(self.dtype))
 
-    def forward(self, input):
+    def forward(self, input: ArrayLike) -> np.ndarray:
         owner = type(self).__name__
         x = _checks.as_float_array(owner, "input", input, self.dtype)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
@@ -50,7 +51,7 @@ class Linear(Module):
             y += self.bias.data
         return y.reshape(x.shape[:-1] + (self.out_features,))
 
-    def backward(self, doutput):
+    def backward(self, doutput: ArrayLike) -> np.ndarray | None:
         x = self._pop_saved()
         dy = np.asarray(doutput, dtype=self.dtype).reshape(-1, self.out_features)
         self.weight.accumulate(dy.T @ x.reshape(-1, self.in_features))
@@ -88,7 +89,7 @@ class Embedding(Module):
             weight[padding_idx] = 0
         self.register_parameter("weight", weight)
 
-    def forward(self, input):
+    def forward(self, input: ArrayLike) -> np.ndarray:
         owner = type(self).__name__
         indices = np.asarray(input)
         if indices.dtype.kind not in "iu":
@@ -101,7 +102,7 @@ class Embedding(Module):
         self._save_for_backward(indices)
         return self.weight.data[indices]
 
-    def backward(self, doutput):
+    def backward(self, doutput: ArrayLike) -> np.ndarray | None:
         indices = self._pop_saved()
         gradient = np.zeros_like(self.weight.data)
         np.add.at(gradient, indices.ravel(), np.asarray(doutput, self.dtype).reshape(-1, self.embedding_dim))
@@ -123,7 +124,7 @@ class Dropout(Module):
         self.p = _checks.check_probability(type(self).__name__, "p", p)
         self._rng = np.random.default_rng(seed)
 
-    def forward(self, input):
+    def forward(self, input: ArrayLike) -> np.ndarray:
         x = np.asarray(input)
         if not self.training or self.p == 0.0:
             self._save_for_backward(None)
@@ -135,7 +136,7 @@ class Dropout(Module):
         self._save_for_backward(mask)
         return x * mask
 
-    def backward(self, doutput):
+    def backward(self, doutput: ArrayLike) -> np.ndarray | None:
         mask = self._pop_saved()
         return doutput if mask is None else doutput * mask
 
@@ -159,14 +160,14 @@ class LastStep(Module):
         super().__init__()
         self.batch_first = batch_first
 
-    def forward(self, input):
+    def forward(self, input: ArrayLike) -> np.ndarray:
         x = np.asarray(input)
         if x.ndim not in (2, 3):
             raise ValueError(f"LastStep: expected a sequence of rank 2 (L, H) or 3, got shape {x.shape}")
         self._save_for_backward(x.shape)
         return x[:, -1] if self.batch_first and x.ndim == 3 else x[-1]
 
-    def backward(self, doutput):
+    def backward(self, doutput: ArrayLike) -> np.ndarray | None:
         shape = self._pop_saved()
         dx = np.zeros(shape, dtype=np.asarray(doutput).dtype)
         if self.batch_first and len(shape) == 3:
@@ -207,7 +208,7 @@ class Sequential(Module):
     def __len__(self) -> int:
         return len(self._modules)
 
-    def forward(self, input):
+    def forward(self, input: ArrayLike) -> np.ndarray:
         x = input
         for module in self:
             x = module(x)
@@ -215,7 +216,7 @@ class Sequential(Module):
                 x = x[0]
         return x
 
-    def backward(self, doutput):
+    def backward(self, doutput: ArrayLike) -> np.ndarray | None:
         gradient = doutput
         for module in reversed(list(self)):
             gradient = module.backward(gradient)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _checks
 from .module import Module
@@ -32,7 +33,7 @@ class CrossEntropyLoss(Module):
         self.reduction = _check_reduction("CrossEntropyLoss", reduction)
         self.label_smoothing = _checks.check_probability("CrossEntropyLoss", "label_smoothing", label_smoothing)
 
-    def forward(self, input, target):
+    def forward(self, input: ArrayLike, target: ArrayLike) -> np.ndarray:
         owner = type(self).__name__
         logits = np.asarray(input)
         if logits.dtype.kind != "f":
@@ -72,7 +73,7 @@ class CrossEntropyLoss(Module):
         total = per_sample.sum()
         return total / count if self.reduction == "mean" else total
 
-    def backward(self, doutput=1.0):
+    def backward(self, doutput: float | ArrayLike = 1.0) -> np.ndarray:
         """Gradient of the logits, scaled by ``doutput`` (the gradient of the returned value)."""
         gradient, labels, valid, count, unbatched = self._pop_saved()  # the softmax buffer becomes the gradient
         if self.label_smoothing:
@@ -93,7 +94,7 @@ class MSELoss(Module):
         super().__init__()
         self.reduction = _check_reduction("MSELoss", reduction)
 
-    def forward(self, input, target):
+    def forward(self, input: ArrayLike, target: ArrayLike) -> np.ndarray:
         prediction, expected = np.asarray(input), np.asarray(target, dtype=np.asarray(input).dtype)
         if prediction.shape != expected.shape:
             raise ValueError(f"MSELoss: input and target must have the same shape, got {prediction.shape} and "
@@ -105,7 +106,7 @@ class MSELoss(Module):
             return squared
         return squared.mean() if self.reduction == "mean" else squared.sum()
 
-    def backward(self, doutput=1.0):
+    def backward(self, doutput: float | ArrayLike = 1.0) -> np.ndarray:
         difference = self._pop_saved()
         gradient = 2.0 * difference * np.asarray(doutput, dtype=difference.dtype)
         return gradient / difference.size if self.reduction == "mean" else gradient

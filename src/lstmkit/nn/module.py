@@ -102,7 +102,7 @@ class Module:
         """Name -> copy of the parameter's array."""
         return {name: parameter.data.copy() for name, parameter in self.named_parameters()}
 
-    def load_state_dict(self, state_dict: Mapping[str, np.ndarray], strict: bool = True):
+    def load_state_dict(self, state_dict: Mapping[str, np.ndarray], strict: bool = True) -> tuple[list[str], list[str]]:
         """Copy arrays into the parameters; refuse (naming every problem) before changing any.
 
         Returns ``(missing_keys, unexpected_keys)`` as lists, like PyTorch's named tuple.

@@ -134,7 +134,8 @@ def pack_padded_sequence(input, lengths, batch_first: bool = False, enforce_sort
     return _pack_time_major(owner, padded, lengths, enforce_sorted)
 
 
-def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, padding_value=0.0, total_length=None):
+def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, padding_value: float = 0.0,
+                        total_length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of :func:`pack_padded_sequence`: returns ``(padded, lengths)`` in the caller's order.
 
     ``padded`` is (T, N, *) (or (N, T, *) if batch_first) with T = ``total_length`` or the

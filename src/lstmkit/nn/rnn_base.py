@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..grad_mode import is_grad_enabled
 from ..ops import recycle_cache
@@ -21,6 +22,8 @@ from .backend_switch import BackendSwitch
 from .kinds import CellKind, CellOps, register_uniform_weights
 from .module import Module
 from .packing import PackedSequence, check_lengths, check_packed
+
+State = np.ndarray | tuple[np.ndarray, ...]  # h, or (h, c) for an LSTM
 
 
 class _Saved(NamedTuple):
@@ -184,7 +187,8 @@ class RNNBase(BackendSwitch, Module):
             layout = LengthsLayout(layout, check_lengths(owner, lengths, batch, steps))
         return layout, layout.to_time_major(x)
 
-    def forward(self, input, hx=None, *, lengths=None):
+    def forward(self, input: ArrayLike | PackedSequence, hx: ArrayLike | tuple | None = None, *,
+                lengths: ArrayLike | None = None) -> tuple[np.ndarray | PackedSequence, State]:
         """Run the layer; see the subclass's docstring for shapes.
 
         ``input`` is an array, or a :class:`PackedSequence` (then the output is one too), and
@@ -236,7 +240,8 @@ class RNNBase(BackendSwitch, Module):
         return keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
 
     # ---- backward --------------------------------------------------------------------
-    def backward(self, doutput, dhx=None):
+    def backward(self, doutput: ArrayLike | PackedSequence,
+                 dhx: ArrayLike | tuple | None = None) -> tuple[np.ndarray | PackedSequence, State]:
         """Gradients of the input and initial state for the latest unmatched forward.
 
         ``doutput`` is shaped (or packed) like the forward's output, ``dhx`` like its final
