@@ -12,7 +12,14 @@ keeps the worker awake across a loop of back-to-back products and frees the core
 Whether it took effect is known here only by what was imported before: ``WORKERS_SLEEP_SOON`` is
 true when NumPy was not yet loaded (so OpenBLAS reads the value set here or the user's), or when
 the user's environment already held a timeout of at most ``SOON``. lstmkit's training step on batch
-halves (``ops._compiled``) runs only then.
+halves runs only then (``lstmkit.ops.fused.plan.Tuning.halves_in_training`` defaults to it).
+
+A process-wide effect: ``import lstmkit`` before NumPy sets ``OPENBLAS_THREAD_TIMEOUT=20`` in the
+process's environment (inherited by its child processes), which every OpenBLAS product of the
+process then follows: after a two-thread product the worker sleeps about 0.4 ms later instead of
+about 0.1 s (a product right after such a pause wakes it, about 40 µs). To keep OpenBLAS's own
+default, set ``OPENBLAS_THREAD_TIMEOUT`` yourself (any value is kept; above 22, lstmkit's training
+step on batch halves is off), or import NumPy first.
 """
 
 import os

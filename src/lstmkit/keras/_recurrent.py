@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..grad_mode import is_grad_enabled
-from ..nn import _checks
+from ..nn import checks
 from ..nn.backend_switch import BackendSwitch
 from ..nn.kinds import CellKind, CellOps
 from ..nn.module import Module
@@ -71,14 +71,14 @@ class KerasRNN(BackendSwitch, Module):
         owner = type(self).__name__
         self._format, self._kind = keras_format, kind
         self.backend = backend
-        self.units = _checks.check_size(owner, "units", units)
-        self.use_bias = _checks.check_flag(owner, "use_bias", use_bias)
-        self.dropout = _checks.check_probability(owner, "dropout", dropout)
-        self.recurrent_dropout = _checks.check_probability(owner, "recurrent_dropout", recurrent_dropout)
+        self.units = checks.check_size(owner, "units", units)
+        self.use_bias = checks.check_flag(owner, "use_bias", use_bias)
+        self.dropout = checks.check_probability(owner, "dropout", dropout)
+        self.recurrent_dropout = checks.check_probability(owner, "recurrent_dropout", recurrent_dropout)
         for name, value in (("return_sequences", return_sequences), ("return_state", return_state),
                             ("go_backwards", go_backwards), ("stateful", stateful)):
-            setattr(self, name, _checks.check_flag(owner, name, value))
-        self.dtype = _checks.check_dtype(owner, dtype)
+            setattr(self, name, checks.check_flag(owner, name, value))
+        self.dtype = checks.check_dtype(owner, dtype)
         self.zero_output_for_mask = False
         self.input_size: int | None = None
         self.states: list[np.ndarray] | None = None
@@ -95,7 +95,7 @@ class KerasRNN(BackendSwitch, Module):
         """Create ``kernel``, ``recurrent_kernel`` (and ``bias``) for inputs of shape (..., F) with
         Keras' initialisers (glorot_uniform, orthogonal, zeros / unit forget bias)."""
         owner = type(self).__name__
-        self.input_size = _checks.check_size(owner, "input size", int(input_shape[-1]))
+        self.input_size = checks.check_size(owner, "input size", int(input_shape[-1]))
         shapes = self._format.weight_shapes(self.input_size, self.units, self.use_bias)
         draws = {"kernel": initializers.glorot_uniform, "recurrent_kernel": initializers.orthogonal}
         for name, shape in shapes.items():
@@ -119,9 +119,9 @@ class KerasRNN(BackendSwitch, Module):
         if len(weights) != len(expected):
             raise ValueError(f"{owner}.set_weights: expected {len(expected)} arrays ({', '.join(expected)}), "
                              f"got {len(weights)}")
-        arrays = [_checks.as_float_array(owner, name, value, self.dtype) for name, value in zip(expected, weights)]
+        arrays = [checks.as_float_array(owner, name, value, self.dtype) for name, value in zip(expected, weights)]
         for (name, shape), array in zip(expected.items(), arrays):
-            _checks.check_shape(owner, f"set_weights: {name}", array, shape)
+            checks.check_shape(owner, f"set_weights: {name}", array, shape)
         for name, array in zip(expected, arrays):
             self._parameters[name].data[...] = array
 
@@ -138,7 +138,7 @@ class KerasRNN(BackendSwitch, Module):
 
     def _check_inputs(self, inputs) -> np.ndarray:
         owner = type(self).__name__
-        x = _checks.as_float_array(owner, "inputs", inputs, self.dtype)
+        x = checks.as_float_array(owner, "inputs", inputs, self.dtype)
         if x.ndim != 3 or 0 in x.shape:
             raise ValueError(f"{owner}: expected inputs of shape (N, T, F) with every size >= 1, got shape {x.shape}")
         if not self.built:
@@ -158,10 +158,10 @@ class KerasRNN(BackendSwitch, Module):
             raise ValueError(f"{owner}: {name} must be a list of {count} arrays of shape ({batch}, "
                              f"{self.units}), got {given}")
         arrays = tuple(np.zeros((batch, self.units), self.dtype) if s is None
-                       else _checks.as_float_array(owner, name, s, self.dtype)
+                       else checks.as_float_array(owner, name, s, self.dtype)
                        for s in states)
         for array in arrays:
-            _checks.check_shape(owner, name, array, (batch, self.units))
+            checks.check_shape(owner, name, array, (batch, self.units))
         return arrays
 
     def _initial_state(self, initial_state, batch: int) -> tuple[np.ndarray, ...]:
@@ -252,8 +252,8 @@ class KerasRNN(BackendSwitch, Module):
         dsequence = np.zeros((steps, batch, self.units), self.dtype)
         if doutput is not None:
             expected = (batch, steps, self.units) if self.return_sequences else (batch, self.units)
-            doutput = _checks.as_float_array(owner, "doutput", doutput, self.dtype)
-            _checks.check_shape(owner, "doutput", doutput, expected)
+            doutput = checks.as_float_array(owner, "doutput", doutput, self.dtype)
+            checks.check_shape(owner, "doutput", doutput, expected)
             if self.return_sequences:
                 dsequence[...] = doutput.transpose(1, 0, 2)
             else:

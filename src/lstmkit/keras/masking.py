@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..nn import _checks
+from ..nn import checks
 from ..nn.module import Module
 
 
@@ -32,7 +32,7 @@ def check_mask(owner: str, mask, expected_shape: tuple[int, int]) -> np.ndarray 
     if array.dtype != np.bool_:
         raise TypeError(f"{owner}: mask must be a boolean array of shape (N, T) = {expected_shape}, got dtype "
                         f"{array.dtype}")
-    _checks.check_shape(owner, "mask (N, T)", array, expected_shape)
+    checks.check_shape(owner, "mask (N, T)", array, expected_shape)
     return array
 
 

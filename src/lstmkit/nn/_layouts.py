@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops.recurrence import padding_mask
-from . import _checks
+from . import checks
 from .packing import PackedSequence, batch_sizes_of, check_packed, sorting_permutation
 
 
@@ -52,8 +52,8 @@ class PaddedLayout:
 
     def checked_gradient(self, owner: str, doutput, width: int, dtype) -> np.ndarray:
         """The output's gradient as an array, refused unless shaped like the output."""
-        dout = _checks.as_float_array(owner, "doutput", doutput, dtype)
-        _checks.check_shape(owner, "doutput", dout, self.caller_shape(width))
+        dout = checks.as_float_array(owner, "doutput", doutput, dtype)
+        checks.check_shape(owner, "doutput", dout, self.caller_shape(width))
         return dout
 
     def gradient_to_time_major(self, owner: str, doutput, width: int, dtype) -> np.ndarray:
@@ -105,8 +105,8 @@ class PackedLayout(_SortedLayout):
                     f"{None if expected is None else expected.tolist()}, got "
                     f"{None if given is None else given.tolist()}"
                 )
-        data = _checks.as_float_array(owner, "doutput.data", packed.data, dtype)
-        _checks.check_shape(owner, "doutput.data", data, (len(data), width))
+        data = checks.as_float_array(owner, "doutput.data", packed.data, dtype)
+        checks.check_shape(owner, "doutput.data", data, (len(data), width))
         return self.to_time_major(data)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..grad_mode import is_grad_enabled
-from . import _checks
+from . import checks
 from .backend_switch import BackendSwitch
 from .kinds import GRU_KIND, LSTM_KIND, CellKind, register_uniform_weights, rnn_kind
 from .module import Module
@@ -33,7 +33,7 @@ class RNNCellBase(BackendSwitch, Module):
         owner = type(self).__name__
         self._kind = kind
         self.backend = backend
-        self.input_size, self.hidden_size, self.bias, self.dtype = _checks.check_recurrent_options(
+        self.input_size, self.hidden_size, self.bias, self.dtype = checks.check_recurrent_options(
             owner, input_size, hidden_size, bias, dtype
         )
         rows = kind.gate_count * self.hidden_size
@@ -48,7 +48,7 @@ class RNNCellBase(BackendSwitch, Module):
     def _check_state(self, state, name: str, batch: int, batched: bool) -> tuple[np.ndarray, ...]:
         part_names = tuple(("" if name == "hx" else "d") + part for part in self._kind.state_parts)
         shapes = [(batch, self.hidden_size)] * len(part_names)
-        return _checks.state_arrays(type(self).__name__, name, state, part_names, shapes, batched, self.dtype)
+        return checks.state_arrays(type(self).__name__, name, state, part_names, shapes, batched, self.dtype)
 
     @staticmethod
     def _caller_state(state: tuple, batched: bool):
@@ -64,7 +64,7 @@ class RNNCellBase(BackendSwitch, Module):
                 f"{owner}: input must be one step, an array (N, H_in) or (H_in,), got a PackedSequence "
                 f"(a cell takes no sequences; use the matching layer, e.g. lstmkit.{owner[:-4]})"
             )
-        x = _checks.as_float_array(owner, "input", input, self.dtype)
+        x = checks.as_float_array(owner, "input", input, self.dtype)
         if x.ndim not in (1, 2):
             raise ValueError(f"{owner}: expected input of rank 1 (H_in,) or 2 (N, H_in), got rank {x.ndim} with "
                              f"shape {x.shape}")

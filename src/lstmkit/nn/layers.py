@@ -11,7 +11,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _checks
+from . import checks
 from .module import Module
 from .rnn_base import RNNBase
 
@@ -30,19 +30,19 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, dtype=np.float32, seed=None):
         super().__init__()
         owner = type(self).__name__
-        self.in_features = _checks.check_size(owner, "in_features", in_features)
-        self.out_features = _checks.check_size(owner, "out_features", out_features)
-        self.dtype = _checks.check_dtype(owner, dtype)
+        self.in_features = checks.check_size(owner, "in_features", in_features)
+        self.out_features = checks.check_size(owner, "out_features", out_features)
+        self.dtype = checks.check_dtype(owner, dtype)
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(self.in_features)
         weight = rng.uniform(-bound, bound, (self.out_features, self.in_features))
         self.register_parameter("weight", weight.astype(self.dtype))
-        if _checks.check_flag(owner, "bias", bias):
+        if checks.check_flag(owner, "bias", bias):
             self.register_parameter("bias", rng.uniform(-bound, bound, (self.out_features,)).astype(self.dtype))
 
     def forward(self, input: ArrayLike) -> np.ndarray:
         owner = type(self).__name__
-        x = _checks.as_float_array(owner, "input", input, self.dtype)
+        x = checks.as_float_array(owner, "input", input, self.dtype)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"{owner}: input.shape[-1] must equal in_features={self.in_features}, got shape {x.shape}")
         self._save_for_backward(x)
@@ -74,15 +74,15 @@ class Embedding(Module):
                  seed: int | None = None):
         super().__init__()
         owner = type(self).__name__
-        self.num_embeddings = _checks.check_size(owner, "num_embeddings", num_embeddings)
-        self.embedding_dim = _checks.check_size(owner, "embedding_dim", embedding_dim)
+        self.num_embeddings = checks.check_size(owner, "num_embeddings", num_embeddings)
+        self.embedding_dim = checks.check_size(owner, "embedding_dim", embedding_dim)
         if padding_idx is not None:
             if not -self.num_embeddings <= padding_idx < self.num_embeddings:
                 raise ValueError(f"{owner}: padding_idx must be in [-{num_embeddings}, {num_embeddings}), got "
                                  f"{padding_idx}")
             padding_idx %= self.num_embeddings
         self.padding_idx = padding_idx
-        self.dtype = _checks.check_dtype(owner, dtype)
+        self.dtype = checks.check_dtype(owner, dtype)
         weight = np.random.default_rng(seed).standard_normal((self.num_embeddings, self.embedding_dim))
         weight = weight.astype(self.dtype)
         if padding_idx is not None:
@@ -121,7 +121,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, *, seed=None):
         super().__init__()
-        self.p = _checks.check_probability(type(self).__name__, "p", p)
+        self.p = checks.check_probability(type(self).__name__, "p", p)
         self._rng = np.random.default_rng(seed)
 
     def forward(self, input: ArrayLike) -> np.ndarray:

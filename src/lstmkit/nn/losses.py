@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _checks
+from . import checks
 from .module import Module
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -31,7 +31,7 @@ class CrossEntropyLoss(Module):
         super().__init__()
         self.ignore_index = int(ignore_index)
         self.reduction = _check_reduction("CrossEntropyLoss", reduction)
-        self.label_smoothing = _checks.check_probability("CrossEntropyLoss", "label_smoothing", label_smoothing)
+        self.label_smoothing = checks.check_probability("CrossEntropyLoss", "label_smoothing", label_smoothing)
 
     def forward(self, input: ArrayLike, target: ArrayLike) -> np.ndarray:
         owner = type(self).__name__

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..ops.recurrence import padding_mask
-from ._checks import check_flag
+from .checks import check_flag
 
 
 class PackedSequence(NamedTuple):

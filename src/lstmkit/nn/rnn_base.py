@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike
 from ..grad_mode import is_grad_enabled
 from ..ops import recycle_cache
 from ..ops.recurrence import reverse_in_time
-from . import _checks
+from . import checks
 from ._layouts import LengthsLayout, PackedLayout, PaddedLayout
 from .backend_switch import BackendSwitch
 from .kinds import CellKind, CellOps, register_uniform_weights
@@ -60,14 +60,14 @@ class RNNBase(BackendSwitch, Module):
         owner = type(self).__name__
         self._kind = kind
         self.backend = backend
-        self.input_size, self.hidden_size, self.bias, self.dtype = _checks.check_recurrent_options(
+        self.input_size, self.hidden_size, self.bias, self.dtype = checks.check_recurrent_options(
             owner, input_size, hidden_size, bias, dtype
         )
-        self.num_layers = _checks.check_size(owner, "num_layers", num_layers)
-        self.batch_first = _checks.check_flag(owner, "batch_first", batch_first)
-        self.dropout = _checks.check_probability(owner, "dropout", dropout)
-        self.bidirectional = _checks.check_flag(owner, "bidirectional", bidirectional)
-        self.proj_size = _checks.check_size(owner, "proj_size", proj_size, minimum=0)
+        self.num_layers = checks.check_size(owner, "num_layers", num_layers)
+        self.batch_first = checks.check_flag(owner, "batch_first", batch_first)
+        self.dropout = checks.check_probability(owner, "dropout", dropout)
+        self.bidirectional = checks.check_flag(owner, "bidirectional", bidirectional)
+        self.proj_size = checks.check_size(owner, "proj_size", proj_size, minimum=0)
         if self.proj_size >= self.hidden_size:
             raise ValueError(
                 f"{owner}: proj_size must be smaller than hidden_size={self.hidden_size}, got {self.proj_size}"
@@ -144,7 +144,7 @@ class RNNBase(BackendSwitch, Module):
         part_names = tuple(("" if name == "hx" else "d") + part + suffix for part in self._kind.state_parts)
         count = self.num_directions * self.num_layers
         shapes = [(count, batch, size) for size in self._state_sizes()]
-        return _checks.state_arrays(type(self).__name__, name, hx, part_names, shapes, batched, self.dtype)
+        return checks.state_arrays(type(self).__name__, name, hx, part_names, shapes, batched, self.dtype)
 
     @staticmethod
     def _pack_state(state: tuple):
@@ -159,11 +159,11 @@ class RNNBase(BackendSwitch, Module):
             if lengths is not None:
                 raise TypeError(f"{owner}: lengths= goes with a padded array; a PackedSequence carries its own lengths")
             packed = check_packed(owner, "input", input)
-            data = _checks.as_float_array(owner, "input.data", packed.data, self.dtype)
-            _checks.check_shape(owner, "input.data", data, (len(data), self.input_size))
+            data = checks.as_float_array(owner, "input.data", packed.data, self.dtype)
+            checks.check_shape(owner, "input.data", data, (len(data), self.input_size))
             layout = PackedLayout(packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
             return layout, layout.to_time_major(data)
-        x = _checks.as_float_array(owner, "input", input, self.dtype)
+        x = checks.as_float_array(owner, "input", input, self.dtype)
         if x.ndim not in (2, 3):
             raise ValueError(
                 f"{owner}: expected input of rank 2 (L, H_in) unbatched or 3 "

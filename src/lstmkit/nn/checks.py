@@ -1,4 +1,4 @@
-"""Argument checks shared by the modules: every message names what was expected and what was given."""
+"""Argument checks shared by nn and keras: every message names what was expected and what was given."""
 
 from __future__ import annotations
 
