@@ -62,8 +62,11 @@ def _median_times(functions: dict, rounds: int, calls: int = 15) -> dict:
 
 def _report(label: str, times: dict, baseline: str, scale: float, unit: str) -> None:
     medians = "  ".join(f"{name} {statistics.median(values) * scale:.2f}" for name, values in times.items())
-    ratios = "  ".join(f"{name}/{baseline} {statistics.median([a / b for a, b in zip(values, times[baseline])]):.2f}"
-                       for name, values in times.items() if name != baseline)
+    ratios = "  ".join(
+        f"{name}/{baseline} {statistics.median([a / b for a, b in zip(values, times[baseline])]):.2f}"
+        for name, values in times.items()
+        if name != baseline
+    )
     print(f"{label}: {medians} {unit} | {ratios}", flush=True)
 
 
@@ -82,6 +85,7 @@ def _inference(kind, layer, x, **options):
             lstm_forward_fused(x, h0, h0, weights, keep_cache=False, **options)
         else:
             gru_forward_fused(x, h0, weights, keep_cache=False, **options)
+
     return call
 
 
@@ -97,6 +101,7 @@ def _training(kind, layer, x, **options):
             lstm_backward_fused(doutput, h0, h0, cache, **helper)
         else:
             gru_backward_fused(doutput, h0, gru_forward_fused(x, h0, weights, **options)[2])
+
     return call
 
 
@@ -112,13 +117,22 @@ def pipeline(rounds):
     from onnx_peer import onnx_session
 
     one_core = Tuning(two_core_max_batch=0)  # the projection beside the one-core loop (`cores` times two cores)
-    for kind, steps, features, hidden in [("LSTM", 100, 64, 128), ("LSTM", 1000, 32, 32), ("GRU", 100, 64, 128),
-                                          ("GRU", 1000, 32, 32)]:
+    for kind, steps, features, hidden in [
+        ("LSTM", 100, 64, 128),
+        ("LSTM", 1000, 32, 32),
+        ("GRU", 100, 64, 128),
+        ("GRU", 1000, 32, 32),
+    ]:
         layer, x = _problem(kind, steps, 1, features, hidden)
         session = onnx_session(kind, layer, torch.get_num_threads())
-        times = _median_times({"helper": _inference(kind, layer, x, tuning=one_core, helper=PROCESS_HELPER),
-                               "no-helper": _inference(kind, layer, x, tuning=one_core, helper=None),
-                               "onnxruntime": lambda session=session, x=x: session.run(None, {"X": x})}, rounds)
+        times = _median_times(
+            {
+                "helper": _inference(kind, layer, x, tuning=one_core, helper=PROCESS_HELPER),
+                "no-helper": _inference(kind, layer, x, tuning=one_core, helper=None),
+                "onnxruntime": lambda session=session, x=x: session.run(None, {"X": x}),
+            },
+            rounds,
+        )
         _report(f"{kind} T={steps} N=1 H={hidden}, µs a step", times, "onnxruntime", 1e6 / steps, "")
 
 
@@ -132,25 +146,42 @@ def cores(rounds):
     for kind, (steps, features, hidden) in [("LSTM", row) for row in rows] + [("GRU", row) for row in rows]:
         layer, x = _problem(kind, steps, 1, features, hidden)
         session = onnx_session(kind, layer, torch.get_num_threads())
-        times = _median_times({"two-cores": _inference(kind, layer, x, tuning=two),
-                               "one-core": _inference(kind, layer, x, tuning=one),
-                               "onnxruntime": lambda session=session, x=x: session.run(None, {"X": x})}, rounds)
+        times = _median_times(
+            {
+                "two-cores": _inference(kind, layer, x, tuning=two),
+                "one-core": _inference(kind, layer, x, tuning=one),
+                "onnxruntime": lambda session=session, x=x: session.run(None, {"X": x}),
+            },
+            rounds,
+        )
         _report(f"{kind} T={steps} N=1 I={features} H={hidden}, µs a step", times, "onnxruntime", 1e6 / steps, "")
 
 
 def loops(rounds):
     compiled = Tuning(small_layer_multiply_adds=1 << 40, forward_factor=1, inference_factor=1)
     python_loop = Tuning(small_layer_multiply_adds=1, forward_factor=1, inference_factor=1)
-    for kind, steps, batch, features, hidden in [("LSTM", 100, 4, 64, 128), ("LSTM", 200, 16, 32, 64),
-                                                 ("LSTM", 100, 64, 32, 32), ("GRU", 100, 4, 64, 128),
-                                                 ("GRU", 200, 16, 32, 64), ("LSTM", 100, 32, 64, 128),
-                                                 ("LSTM", 50, 128, 32, 64), ("GRU", 100, 32, 64, 128),
-                                                 ("LSTM", 28, 64, 28, 128)]:
+    for kind, steps, batch, features, hidden in [
+        ("LSTM", 100, 4, 64, 128),
+        ("LSTM", 200, 16, 32, 64),
+        ("LSTM", 100, 64, 32, 32),
+        ("GRU", 100, 4, 64, 128),
+        ("GRU", 200, 16, 32, 64),
+        ("LSTM", 100, 32, 64, 128),
+        ("LSTM", 50, 128, 32, 64),
+        ("GRU", 100, 32, 64, 128),
+        ("LSTM", 28, 64, 28, 128),
+    ]:
         layer, x = _problem(kind, steps, batch, features, hidden)
         for name, make in (("inference", _inference), ("training", _training)):
-            times = _median_times({"compiled": make(kind, layer, x, tuning=compiled),
-                                   "default": make(kind, layer, x),
-                                   "python-loop": make(kind, layer, x, tuning=python_loop)}, rounds, 7)
+            times = _median_times(
+                {
+                    "compiled": make(kind, layer, x, tuning=compiled),
+                    "default": make(kind, layer, x),
+                    "python-loop": make(kind, layer, x, tuning=python_loop),
+                },
+                rounds,
+                7,
+            )
             _report(f"{kind} T={steps} N={batch} H={hidden} {name}, ms", times, "python-loop", 1e3, "")
 
 
@@ -160,42 +191,92 @@ def _both_ways(ways, configs, make, rounds, calls, per_step=False):
     baseline = list(ways)[-1]
     for kind, steps, batch, features, hidden in configs:
         layer, x = _problem(kind, steps, batch, features, hidden)
-        times = _median_times({label: make(kind, layer, x, **options) for label, options in ways.items()},
-                              rounds, calls)
+        times = _median_times(
+            {label: make(kind, layer, x, **options) for label, options in ways.items()}, rounds, calls
+        )
         what = "µs a step" if per_step else f"{'training' if make is _training else 'inference'}, ms"
         label = f"{kind} T={steps} N={batch} I={features} H={hidden} {what}"
         _report(label, times, baseline, 1e6 / steps if per_step else 1e3, "")
 
 
 def transposed(rounds):
-    _both_ways({"transposed": {"tuning": Tuning(transposed_product_max_hidden=1 << 30)},
-                "as-stored": {"tuning": Tuning(transposed_product_max_hidden=0, transposed_product_min_rows=1 << 30)}},
-               [("LSTM", 1000, 1, 32, 32), ("LSTM", 200, 1, 32, 64), ("LSTM", 200, 4, 32, 64),
-                ("LSTM", 200, 16, 32, 64), ("LSTM", 100, 4, 64, 128), ("GRU", 1000, 1, 32, 32),
-                ("GRU", 100, 1, 64, 128), ("GRU", 100, 1, 64, 256)], _inference, rounds, 15, per_step=True)
+    _both_ways(
+        {
+            "transposed": {"tuning": Tuning(transposed_product_max_hidden=1 << 30)},
+            "as-stored": {"tuning": Tuning(transposed_product_max_hidden=0, transposed_product_min_rows=1 << 30)},
+        },
+        [
+            ("LSTM", 1000, 1, 32, 32),
+            ("LSTM", 200, 1, 32, 64),
+            ("LSTM", 200, 4, 32, 64),
+            ("LSTM", 200, 16, 32, 64),
+            ("LSTM", 100, 4, 64, 128),
+            ("GRU", 1000, 1, 32, 32),
+            ("GRU", 100, 1, 64, 128),
+            ("GRU", 100, 1, 64, 256),
+        ],
+        _inference,
+        rounds,
+        15,
+        per_step=True,
+    )
 
 
 def batch_last(rounds):
-    _both_ways({"batch-last": {"plan": Plan("batch_last", None)}, "batch-first": {"plan": Plan("blas", None)}},
-               [("LSTM", 28, 64, 28, 128), ("LSTM", 100, 32, 64, 128), ("LSTM", 100, 64, 256, 256),
-                ("LSTM", 50, 128, 512, 512), ("LSTM", 100, 32, 128, 256), ("LSTM", 100, 32, 512, 256),
-                ("LSTM", 200, 4, 32, 256)], _inference, rounds, 5)
+    _both_ways(
+        {"batch-last": {"plan": Plan("batch_last", None)}, "batch-first": {"plan": Plan("blas", None)}},
+        [
+            ("LSTM", 28, 64, 28, 128),
+            ("LSTM", 100, 32, 64, 128),
+            ("LSTM", 100, 64, 256, 256),
+            ("LSTM", 50, 128, 512, 512),
+            ("LSTM", 100, 32, 128, 256),
+            ("LSTM", 100, 32, 512, 256),
+            ("LSTM", 200, 4, 32, 256),
+        ],
+        _inference,
+        rounds,
+        5,
+    )
 
 
 def halves(rounds):
-    _both_ways({"halves": {"tuning": Tuning(halves_min_batch=2)},
-                "without": {"tuning": Tuning(halves_min_batch=1 << 30)}},
-               [("LSTM", 28, 64, 28, 128), ("LSTM", 100, 32, 64, 128), ("LSTM", 200, 16, 32, 64),
-                ("LSTM", 100, 32, 128, 256), ("LSTM", 100, 16, 64, 128), ("LSTM", 100, 8, 64, 128),
-                ("LSTM", 200, 4, 32, 64)], _inference, rounds, 5)
+    _both_ways(
+        {"halves": {"tuning": Tuning(halves_min_batch=2)}, "without": {"tuning": Tuning(halves_min_batch=1 << 30)}},
+        [
+            ("LSTM", 28, 64, 28, 128),
+            ("LSTM", 100, 32, 64, 128),
+            ("LSTM", 200, 16, 32, 64),
+            ("LSTM", 100, 32, 128, 256),
+            ("LSTM", 100, 16, 64, 128),
+            ("LSTM", 100, 8, 64, 128),
+            ("LSTM", 200, 4, 32, 64),
+        ],
+        _inference,
+        rounds,
+        5,
+    )
 
 
 def halves_training(rounds):
-    _both_ways({"halves": {"tuning": Tuning(halves_in_training=True)},
-                "without": {"tuning": Tuning(halves_in_training=False)}},
-               [("LSTM", 28, 64, 28, 128), ("LSTM", 100, 32, 64, 128), ("LSTM", 200, 16, 32, 64),
-                ("LSTM", 100, 8, 64, 128), ("LSTM", 100, 16, 64, 64), ("LSTM", 100, 32, 32, 32),
-                ("LSTM", 100, 64, 64, 64)], _training, rounds, 9)
+    _both_ways(
+        {
+            "halves": {"tuning": Tuning(halves_in_training=True)},
+            "without": {"tuning": Tuning(halves_in_training=False)},
+        },
+        [
+            ("LSTM", 28, 64, 28, 128),
+            ("LSTM", 100, 32, 64, 128),
+            ("LSTM", 200, 16, 32, 64),
+            ("LSTM", 100, 8, 64, 128),
+            ("LSTM", 100, 16, 64, 64),
+            ("LSTM", 100, 32, 32, 32),
+            ("LSTM", 100, 64, 64, 64),
+        ],
+        _training,
+        rounds,
+        9,
+    )
 
 
 def overhead(rounds):
@@ -213,14 +294,18 @@ def overhead(rounds):
         layer.backward(doutput)
 
     times = _median_times({"inference": inference, "training": training}, rounds, 200)
-    print("LSTM T=1 N=1 H=4, µs a call: " + "  ".join(f"{name} {statistics.median(v) * 1e6:.1f}"
-                                                     for name, v in times.items()))
+    print(
+        "LSTM T=1 N=1 H=4, µs a call: "
+        + "  ".join(f"{name} {statistics.median(v) * 1e6:.1f}" for name, v in times.items())
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["pipeline", "loops", "transposed", "overhead", "cores", "batch-last", "halves",
-                                         "halves-training"])
+    parser.add_argument(
+        "what",
+        choices=["pipeline", "loops", "transposed", "overhead", "cores", "batch-last", "halves", "halves-training"],
+    )
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args(argv)
     globals()[args.what.replace("-", "_")](args.rounds)

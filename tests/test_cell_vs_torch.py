@@ -22,8 +22,9 @@ CASES = list(itertools.product(CELLS, [True, False], [True, False], [True, False
 def make_cell(kind, input_size, hidden_size, dtype, seed, **options):
     cell_class, torch_class, _, extra = CELLS[kind]
     cell = cell_class(input_size, hidden_size, dtype=dtype, seed=seed, **options, **extra)
-    reference = to_torch_module(cell, torch_class, dtype, input_size=input_size, hidden_size=hidden_size, **options,
-                                **extra)
+    reference = to_torch_module(
+        cell, torch_class, dtype, input_size=input_size, hidden_size=hidden_size, **options, **extra
+    )
     return cell, reference
 
 

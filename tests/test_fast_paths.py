@@ -24,20 +24,26 @@ def _backward(training, loop="compiled"):
 
 # Every loop of the fast ops, as an explicit plan: (sizes, kind, training) -> Plan.
 LOOPS = {
-    "compiled loop": lambda sizes, kind, training: Plan("compiled", _backward(training),
-                                                        transposed_weight=sizes[3] <= 128),
+    "compiled loop": lambda sizes, kind, training: Plan(
+        "compiled", _backward(training), transposed_weight=sizes[3] <= 128
+    ),
     "compiled loop, projection pipelined": lambda sizes, kind, training: Plan(
-        "compiled", _backward(training), pipelined=True, chunk_steps=1),
+        "compiled", _backward(training), pipelined=True, chunk_steps=1
+    ),
     "compiled loop, forward on W_hh as stored": lambda sizes, kind, training: Plan(
-        "compiled", _backward(training), transposed_weight=False),
+        "compiled", _backward(training), transposed_weight=False
+    ),
     "compiled forward, BLAS backward": lambda sizes, kind, training: Plan("compiled", _backward(training, "blas")),
     "BLAS loop": lambda sizes, kind, training: Plan(
-        "batch_last" if kind == "LSTM" and not training else "blas", _backward(training, "blas")),
+        "batch_last" if kind == "LSTM" and not training else "blas", _backward(training, "blas")
+    ),
     "BLAS loop, inference batch first": lambda sizes, kind, training: Plan("blas", _backward(training, "blas")),
     "two cores": lambda sizes, kind, training: Plan("two_cores", _backward(training), chunk_steps=2),
     "batch halves": lambda sizes, kind, training: (
-        Plan("halves", _backward(training, "halves")) if kind == "LSTM" and sizes[1] >= 2
-        else Plan("compiled", _backward(training, "blas"))),
+        Plan("halves", _backward(training, "halves"))
+        if kind == "LSTM" and sizes[1] >= 2
+        else Plan("compiled", _backward(training, "blas"))
+    ),
 }
 
 
@@ -100,7 +106,7 @@ def test_fused_path_hands_projection_and_lengths_to_the_reference():
     x, h0, c0, weights, (dout, dh, dc) = random_problem(rng, np.float64, True, (5, 3, 4, 6))
     projected = weights._replace(weight_hr=rng.standard_normal((2, 6)), weight_hh=rng.standard_normal((24, 2)))
     h0_projected = h0[:, :2]
-    output, *_ , cache = lstm_forward_fused(x, h0_projected, c0, projected)
+    output, *_, cache = lstm_forward_fused(x, h0_projected, c0, projected)
     assert not isinstance(cache, FusedLSTMCache)
     np.testing.assert_array_equal(output, lstm_forward(x, h0_projected, c0, projected)[0])
     batch_sizes = np.array([3, 3, 2, 1, 1])
@@ -169,8 +175,10 @@ def _problem_with_extremes(kind, dtype):
     return x, state, weights, upstream
 
 
-REFERENCE = {"LSTM": (lstm_forward, lstm_backward, lstm_forward_fused, lstm_backward_fused),
-             "GRU": (gru_forward, gru_backward, gru_forward_fused, gru_backward_fused)}
+REFERENCE = {
+    "LSTM": (lstm_forward, lstm_backward, lstm_forward_fused, lstm_backward_fused),
+    "GRU": (gru_forward, gru_backward, gru_forward_fused, gru_backward_fused),
+}
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
@@ -259,11 +267,14 @@ def test_without_numba_the_layers_run_the_reference_and_warn():
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("field,shape,message", [
-    ("input", (5, 3), r"dropout.input must have shape \(K, 5, 3\) with K in \[1, 4\]"),
-    ("input", (2, 5, 3), r"with K in \[1, 4\] \(one mask, or one per gate\), got shape \(2, 5, 3\)"),
-    ("recurrent", (4, 5, 7), r"dropout.recurrent must have shape \(K, 5, 6\)"),
-])
+@pytest.mark.parametrize(
+    "field,shape,message",
+    [
+        ("input", (5, 3), r"dropout.input must have shape \(K, 5, 3\) with K in \[1, 4\]"),
+        ("input", (2, 5, 3), r"with K in \[1, 4\] \(one mask, or one per gate\), got shape \(2, 5, 3\)"),
+        ("recurrent", (4, 5, 7), r"dropout.recurrent must have shape \(K, 5, 6\)"),
+    ],
+)
 def test_gate_dropout_of_the_wrong_shape_is_refused(field, shape, message):
     rng = np.random.default_rng(5)
     x, h0, c0, weights, _ = random_problem(rng, np.float64, True, (4, 5, 3, 6))
@@ -330,13 +341,12 @@ def test_scratch_is_reused_per_thread_up_to_its_limit():
     assert not np.shares_memory(elsewhere[0], again)
     limit = 150  # an array takes 64-byte lines, and 64 more to align
     memory.release_scratch()
-    huge, = memory.scratch_arrays(np.float32, (26,), max_bytes=limit)  # 104 bytes: 192 with the lines and alignment
+    (huge,) = memory.scratch_arrays(np.float32, (26,), max_bytes=limit)  # 104 bytes: 192 with the lines and alignment
     assert not np.shares_memory(huge, memory.scratch_arrays(np.float32, (26,), max_bytes=limit)[0])
-    kept, = memory.scratch_arrays(np.float32, (5,), max_bytes=limit)
+    (kept,) = memory.scratch_arrays(np.float32, (5,), max_bytes=limit)
     assert np.shares_memory(kept, memory.scratch_arrays(np.float32, (5,), max_bytes=limit)[0])
     memory.release_scratch()
     assert not np.shares_memory(kept, memory.scratch((5,), np.float32))
-
 
 
 def test_scratch_arrays_are_apart_and_aligned():
@@ -352,7 +362,7 @@ def test_scratch_arrays_are_apart_and_aligned():
 
 def test_backward_buffers_are_fresh_for_small_layers_and_scratch_for_large():
     memory.release_scratch()
-    fresh, = memory.backward_buffers(True, np.float32, (3, 4))
+    (fresh,) = memory.backward_buffers(True, np.float32, (3, 4))
     kept, rest = memory.backward_buffers(False, np.float32, (3, 4), (5,))
     assert fresh.shape == kept.shape == (3, 4) and rest.shape == (5,)
     assert not np.shares_memory(fresh, memory.scratch((3, 4), np.float32))
@@ -365,14 +375,16 @@ def test_batch_last_inference_in_two_threads_at_once():
     every output as when called alone."""
     plan = Plan("batch_last", None)
     problems = [random_problem(np.random.default_rng(seed), np.float64, True, (20, 6, 5, 16)) for seed in (1, 2)]
-    expected = [lstm_forward_fused(x, h0, c0, weights, keep_cache=False, plan=plan)[0]
-                for x, h0, c0, weights, _ in problems]
+    expected = [
+        lstm_forward_fused(x, h0, c0, weights, keep_cache=False, plan=plan)[0] for x, h0, c0, weights, _ in problems
+    ]
     results = [[], []]
 
     def calls(problem, results):
         x, h0, c0, weights, _ = problem
         for _ in range(30):
             results.append(lstm_forward_fused(x, h0, c0, weights, keep_cache=False, plan=plan)[0])
+
     threads = [threading.Thread(target=calls, args=pair) for pair in zip(problems, results)]
     for thread in threads:
         thread.start()

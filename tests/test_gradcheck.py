@@ -50,19 +50,22 @@ def check_layer(lstm, x, hx, seed_for_dropout=None, **forward_options):
     lstm(x, hx, **forward_options)
     dx, dhx = lstm.backward(weights[0], _like(weights[1:], state))
     for name, parameter in lstm.named_parameters():
-        np.testing.assert_allclose(parameter.grad, numeric_gradient(loss, parameter.data), rtol=1e-6, atol=1e-8,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            parameter.grad, numeric_gradient(loss, parameter.data), rtol=1e-6, atol=1e-8, err_msg=name
+        )
     np.testing.assert_allclose(dx, numeric_gradient(loss, x), rtol=1e-6, atol=1e-8, err_msg="input")
     for index, (gradient, array) in enumerate(zip(_parts(dhx), _parts(hx))):
-        np.testing.assert_allclose(gradient, numeric_gradient(loss, array), rtol=1e-6, atol=1e-8,
-                                   err_msg=f"state {index}")
+        np.testing.assert_allclose(
+            gradient, numeric_gradient(loss, array), rtol=1e-6, atol=1e-8, err_msg=f"state {index}"
+        )
 
 
 @pytest.mark.parametrize("bidirectional,proj_size,bias", [(False, 0, True), (True, 2, True), (True, 0, False)])
 def test_lstm_finite_differences(bidirectional, proj_size, bias):
     rng = np.random.default_rng(0)
-    lstm = lstmkit.LSTM(3, 4, num_layers=2, bias=bias, bidirectional=bidirectional, proj_size=proj_size,
-                        dtype=np.float64, seed=1)
+    lstm = lstmkit.LSTM(
+        3, 4, num_layers=2, bias=bias, bidirectional=bidirectional, proj_size=proj_size, dtype=np.float64, seed=1
+    )
     D, H_out = (2 if bidirectional else 1), proj_size or 4
     x = rng.standard_normal((5, 2, 3))
     hx = (rng.standard_normal((2 * D, 2, H_out)), rng.standard_normal((2 * D, 2, 4)))
@@ -102,15 +105,17 @@ def test_cell_finite_differences(kind):
     cell(x, state)
     dx, dstate = cell.backward(_like(weights, state))
     for name, parameter in cell.named_parameters():
-        np.testing.assert_allclose(parameter.grad, numeric_gradient(loss, parameter.data), rtol=1e-6, atol=1e-8,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            parameter.grad, numeric_gradient(loss, parameter.data), rtol=1e-6, atol=1e-8, err_msg=name
+        )
     states = ((f"state {i}", g, a) for i, (g, a) in enumerate(zip(_parts(dstate), _parts(state))))
     for name, grad, array in (("x", dx, x), *states):
         np.testing.assert_allclose(grad, numeric_gradient(loss, array), rtol=1e-6, atol=1e-8, err_msg=name)
 
 
-@pytest.mark.parametrize("layer_class,options",
-                         [(lstmkit.GRU, {}), (lstmkit.RNN, {}), (lstmkit.RNN, {"nonlinearity": "relu"})])
+@pytest.mark.parametrize(
+    "layer_class,options", [(lstmkit.GRU, {}), (lstmkit.RNN, {}), (lstmkit.RNN, {"nonlinearity": "relu"})]
+)
 def test_gru_rnn_finite_differences(layer_class, options):
     rng = np.random.default_rng(0)
     layer = layer_class(3, 4, num_layers=2, bidirectional=True, dtype=np.float64, seed=1, **options)
@@ -118,14 +123,16 @@ def test_gru_rnn_finite_differences(layer_class, options):
     check_layer(layer, x, rng.standard_normal((4, 2, 4)))
 
 
-@pytest.mark.parametrize("layer_class,options",
-                         [(lstmkit.LSTM, {"proj_size": 2}), (lstmkit.GRU, {}), (lstmkit.RNN, {})])
+@pytest.mark.parametrize(
+    "layer_class,options", [(lstmkit.LSTM, {"proj_size": 2}), (lstmkit.GRU, {}), (lstmkit.RNN, {})]
+)
 def test_variable_lengths_finite_differences(layer_class, options):
     """Unsorted lengths, bidirectional, two layers, dropout between them (fixed masks): the masked
     loop and the per-sequence reversal."""
     rng = np.random.default_rng(0)
-    layer = layer_class(2, 3, num_layers=2, bidirectional=True, batch_first=True, dropout=0.3, dtype=np.float64,
-                        seed=1, **options)
+    layer = layer_class(
+        2, 3, num_layers=2, bidirectional=True, batch_first=True, dropout=0.3, dtype=np.float64, seed=1, **options
+    )
     x = rng.standard_normal((3, 5, 2))
     state = [rng.standard_normal((4, 3, size)) for size in layer._state_sizes()]
     check_layer(layer, x, _like(state, tuple(state) if len(state) > 1 else None), seed_for_dropout=5, lengths=[2, 5, 1])

@@ -26,8 +26,10 @@ OPTIONS = list(
 
 def _case_id(option):
     kind, layers, bias, batch_first, bidir, batched, with_hx = option
-    return (f"{kind}-L{layers}-{'bias' if bias else 'nobias'}-{'bf' if batch_first else 'tf'}-"
-            f"{'bi' if bidir else 'uni'}-{'b' if batched else 'u'}-{'hx' if with_hx else 'nohx'}")
+    return (
+        f"{kind}-L{layers}-{'bias' if bias else 'nobias'}-{'bf' if batch_first else 'tf'}-"
+        f"{'bi' if bidir else 'uni'}-{'b' if batched else 'u'}-{'hx' if with_hx else 'nohx'}"
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
@@ -38,8 +40,15 @@ def test_layer_matches_torch(option, dtype):
     rng = np.random.default_rng(index)
     seq_len, batch = [1, 30, 2, 17, 9, 5][index % 6], 1 + index % 5
     layer_class, extra = KINDS[kind]
-    config = dict(input_size=4, hidden_size=5, num_layers=layers, bias=bias, batch_first=batch_first,
-                  bidirectional=bidirectional, **extra)
+    config = dict(
+        input_size=4,
+        hidden_size=5,
+        num_layers=layers,
+        bias=bias,
+        batch_first=batch_first,
+        bidirectional=bidirectional,
+        **extra,
+    )
     ours, reference = make_layer(layer_class, config, dtype, seed=index)
     x_shape = (seq_len, 4) if not batched else (batch, seq_len, 4) if batch_first else (seq_len, batch, 4)
     x = rng.standard_normal(x_shape).astype(dtype)
@@ -67,8 +76,11 @@ def test_parameters_initialisation_and_repr_follow_torch():
     assert all(np.abs(p.data).max() <= bound for p in gru.parameters())
     assert lstmkit.count_parameters(gru) == sum(p.numel() for p in reference.parameters())
     rnn = lstmkit.RNN(3, 4, 2, "relu", bias=False)
-    assert (rnn.mode, rnn.nonlinearity, repr(rnn)) == ("RNN_RELU", "relu", "RNN(3, 4, num_layers=2, bias=False, "
-                                                                           "nonlinearity='relu')")
+    assert (rnn.mode, rnn.nonlinearity, repr(rnn)) == (
+        "RNN_RELU",
+        "relu",
+        "RNN(3, 4, num_layers=2, bias=False, nonlinearity='relu')",
+    )
     assert (gru.mode, lstmkit.LSTM(3, 4).mode, lstmkit.RNN(3, 4).mode) == ("GRU", "LSTM", "RNN_TANH")
     assert repr(lstmkit.RNNCell(3, 4, nonlinearity="relu")) == "RNNCell(3, 4, nonlinearity='relu')"
     state = {name: value * 0 + 0.5 for name, value in gru.state_dict().items()}

@@ -41,14 +41,21 @@ def test_bidirectional_equals_keras(kind, merge_mode, return_sequences, mask_nam
         np.testing.assert_allclose(ours_part, keras_part, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("kind,merge_mode,return_sequences,with_state", [
-    ("LSTM", "concat", True, True), ("GRU", "mul", True, False), ("SimpleRNN", None, False, True),
-    ("LSTM", "ave", False, False), ("GRU", "sum", True, True),
-])
+@pytest.mark.parametrize(
+    "kind,merge_mode,return_sequences,with_state",
+    [
+        ("LSTM", "concat", True, True),
+        ("GRU", "mul", True, False),
+        ("SimpleRNN", None, False, True),
+        ("LSTM", "ave", False, False),
+        ("GRU", "sum", True, True),
+    ],
+)
 def test_bidirectional_gradients_by_finite_differences(kind, merge_mode, return_sequences, with_state):
     rng = np.random.default_rng(4)
-    layer, _, _ = make_bidirectional(kind, 2, 3, rng, merge_mode, dtype=np.float64,
-                                     return_sequences=return_sequences, return_state=with_state)
+    layer, _, _ = make_bidirectional(
+        kind, 2, 3, rng, merge_mode, dtype=np.float64, return_sequences=return_sequences, return_state=with_state
+    )
     x = rng.standard_normal((3, 5, 3))
     initial = [rng.standard_normal((3, 2)) for _ in range(2 * KINDS[kind][3])] if with_state else None
     _check_gradients(layer, x, initial, MASKS["any"])

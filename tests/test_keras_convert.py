@@ -56,10 +56,13 @@ def test_keras_layer_to_torch_keeps_gradients_equal():
         np.testing.assert_allclose(getattr(layer, name).grad, expected, rtol=0, atol=1e-12, err_msg=name)
 
 
-@pytest.mark.parametrize("layer,message", [
-    (lstmkit.LSTM(3, 4, num_layers=2), "num_layers=1"),
-    (lstmkit.LSTM(3, 4, proj_size=2), "proj_size=0"),
-])
+@pytest.mark.parametrize(
+    "layer,message",
+    [
+        (lstmkit.LSTM(3, 4, num_layers=2), "num_layers=1"),
+        (lstmkit.LSTM(3, 4, proj_size=2), "proj_size=0"),
+    ],
+)
 def test_to_keras_refuses_what_keras_has_not(layer, message):
     with pytest.raises(ValueError, match=message):
         lk.to_keras(layer)

@@ -61,23 +61,39 @@ def _check_gradients(layer, x, initial_state=None, mask=None):
     gradients = layer.backward(upstream if layer.return_state else upstream[0])
     dx, dstates = gradients if initial_state is not None else (gradients, [])
     for name, parameter in layer.named_parameters():
-        np.testing.assert_allclose(parameter.grad, numeric_gradient(loss, parameter.data), rtol=1e-6, atol=1e-8,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            parameter.grad, numeric_gradient(loss, parameter.data), rtol=1e-6, atol=1e-8, err_msg=name
+        )
     np.testing.assert_allclose(dx, numeric_gradient(loss, x), rtol=1e-6, atol=1e-8, err_msg="inputs")
     for index, (gradient, state) in enumerate(zip(dstates, initial_state or [])):
-        np.testing.assert_allclose(gradient, numeric_gradient(loss, state), rtol=1e-6, atol=1e-8,
-                                   err_msg=f"state {index}")
+        np.testing.assert_allclose(
+            gradient, numeric_gradient(loss, state), rtol=1e-6, atol=1e-8, err_msg=f"state {index}"
+        )
 
 
-@pytest.mark.parametrize("kind,mask_name,go_backwards,return_sequences", [
-    ("LSTM", "any", False, True), ("LSTM", "padded", True, False), ("GRU", "any", True, True),
-    ("GRU", "none", False, False), ("SimpleRNN", "any", False, False), ("SimpleRNN-relu", "padded", True, True),
-])
+@pytest.mark.parametrize(
+    "kind,mask_name,go_backwards,return_sequences",
+    [
+        ("LSTM", "any", False, True),
+        ("LSTM", "padded", True, False),
+        ("GRU", "any", True, True),
+        ("GRU", "none", False, False),
+        ("SimpleRNN", "any", False, False),
+        ("SimpleRNN-relu", "padded", True, True),
+    ],
+)
 def test_gradients_by_finite_differences(kind, mask_name, go_backwards, return_sequences):
     rng = np.random.default_rng(7)
     layer_class, _, kind_options, state_count = KINDS[kind]
-    layer = layer_class(3, **kind_options, return_sequences=return_sequences, return_state=True,
-                        go_backwards=go_backwards, dtype=np.float64, seed=2)
+    layer = layer_class(
+        3,
+        **kind_options,
+        return_sequences=return_sequences,
+        return_state=True,
+        go_backwards=go_backwards,
+        dtype=np.float64,
+        seed=2,
+    )
     layer.build((None, None, 2))
     layer.set_weights([0.6 * rng.standard_normal(w.shape) for w in layer.get_weights()])
     x = rng.standard_normal((3, 5, 2))

@@ -38,8 +38,13 @@ def _as_keras_masks(masks, keras_format, dtype):
 def test_training_call_equals_keras_with_the_same_masks(kind, rates, mask_name, go_backwards):
     dropout, recurrent_dropout = rates
     rng = np.random.default_rng(11)
-    options = dict(return_sequences=True, return_state=True, go_backwards=go_backwards, dropout=dropout,
-                   recurrent_dropout=recurrent_dropout)
+    options = dict(
+        return_sequences=True,
+        return_state=True,
+        go_backwards=go_backwards,
+        dropout=dropout,
+        recurrent_dropout=recurrent_dropout,
+    )
     ours, reference = make_pair(kind, 3, 4, rng, **options)
     x = rng.standard_normal((3, 5, 3)).astype(np.float32)
     actual = ours(x, mask=MASKS[mask_name], training=True)
@@ -70,15 +75,31 @@ def _hold_masks_fixed(layer, seed=3):
     return layer
 
 
-@pytest.mark.parametrize("kind,mask_name,go_backwards", [
-    ("LSTM", "any", False), ("LSTM", "none", True), ("GRU", "padded", True), ("GRU", "none", False),
-    ("SimpleRNN", "any", False), ("SimpleRNN-relu", "none", True),
-])
+@pytest.mark.parametrize(
+    "kind,mask_name,go_backwards",
+    [
+        ("LSTM", "any", False),
+        ("LSTM", "none", True),
+        ("GRU", "padded", True),
+        ("GRU", "none", False),
+        ("SimpleRNN", "any", False),
+        ("SimpleRNN-relu", "none", True),
+    ],
+)
 def test_gradients_with_dropout_by_finite_differences(kind, mask_name, go_backwards):
     rng = np.random.default_rng(2)
     layer_class, _, kind_options, state_count = KINDS[kind]
-    layer = layer_class(3, **kind_options, return_sequences=True, return_state=True, go_backwards=go_backwards,
-                        dropout=0.3, recurrent_dropout=0.4, dtype=np.float64, seed=2)
+    layer = layer_class(
+        3,
+        **kind_options,
+        return_sequences=True,
+        return_state=True,
+        go_backwards=go_backwards,
+        dropout=0.3,
+        recurrent_dropout=0.4,
+        dtype=np.float64,
+        seed=2,
+    )
     layer.build((None, None, 2))
     layer.set_weights([0.6 * rng.standard_normal(w.shape) for w in layer.get_weights()])
     layer.train()
@@ -91,8 +112,10 @@ def test_gradients_with_dropout_by_finite_differences(kind, mask_name, go_backwa
 
 def test_gradients_of_bidirectional_with_recurrent_dropout_by_finite_differences():
     rng = np.random.default_rng(4)
-    layer = lk.Bidirectional(lk.LSTM(2, return_sequences=True, recurrent_dropout=0.3, dropout=0.2,
-                                     dtype=np.float64, seed=1), merge_mode="sum")
+    layer = lk.Bidirectional(
+        lk.LSTM(2, return_sequences=True, recurrent_dropout=0.3, dropout=0.2, dtype=np.float64, seed=1),
+        merge_mode="sum",
+    )
     layer.build((None, None, 3))
     layer.set_weights([0.6 * rng.standard_normal(w.shape) for w in layer.get_weights()])
     layer.train()

@@ -57,8 +57,12 @@ def _lstm_case(rows, hidden, bias, layout, extremes=False, seed=0):
 def _lstm_expected(z, recurrent, c_prev, b, hidden):
     a = z.astype(np.float64) + recurrent + (0.0 if b is None else b)
     with np.errstate(invalid="ignore", over="ignore"):
-        i, f, g, o = sigmoid(a[:, :hidden]), sigmoid(a[:, hidden:2 * hidden]), np.tanh(a[:, 2 * hidden:3 * hidden]), \
-            sigmoid(a[:, 3 * hidden:])
+        i, f, g, o = (
+            sigmoid(a[:, :hidden]),
+            sigmoid(a[:, hidden : 2 * hidden]),
+            np.tanh(a[:, 2 * hidden : 3 * hidden]),
+            sigmoid(a[:, 3 * hidden :]),
+        )
         c = f * c_prev + i * g
         return np.concatenate([i, f, g, o], axis=1), c, np.tanh(c), o * np.tanh(c)
 
@@ -83,11 +87,13 @@ def test_lstm_cell_backward_equals_its_equations(hidden, rows, layout):
     rng = np.random.default_rng(5)
     dh, dc, c_prev, tanh_c = (_rows(rng, rows, hidden, layout) for _ in range(4))
     gates, dz = _rows(rng, rows, 4 * hidden, layout), _rows(rng, rows, 4 * hidden, layout)
-    i, f, g, o = (gates[1][:, k * hidden:(k + 1) * hidden].astype(np.float64) for k in range(4))
+    i, f, g, o = (gates[1][:, k * hidden : (k + 1) * hidden].astype(np.float64) for k in range(4))
     upstream, tc = dh[1].astype(np.float64), tanh_c[1].astype(np.float64)
     cell = dc[1] + upstream * o * (1 - tc * tc)
-    expected_dz = np.concatenate([cell * g * i * (1 - i), cell * c_prev[1] * f * (1 - f), cell * i * (1 - g * g),
-                                  upstream * tc * o * (1 - o)], axis=1)
+    expected_dz = np.concatenate(
+        [cell * g * i * (1 - i), cell * c_prev[1] * f * (1 - f), cell * i * (1 - g * g), upstream * tc * o * (1 - o)],
+        axis=1,
+    )
     kernels.lstm_cell_backward(dh[1], dc[1], gates[1], c_prev[1], tanh_c[1], dz[1])
     _assert_close(dz[1], expected_dz)
     _assert_close(dc[1], cell * f)
@@ -107,9 +113,9 @@ def _gru_expected(z, recurrent, h_prev, b, bias_hn, hidden):
     a = z.astype(np.float64) + (0.0 if b is None else b)
     with np.errstate(invalid="ignore", over="ignore"):
         r = sigmoid(a[:, :hidden] + recurrent[:, :hidden])
-        update = sigmoid(a[:, hidden:2 * hidden] + recurrent[:, hidden:2 * hidden])
-        hidden_n = recurrent[:, 2 * hidden:].astype(np.float64) + bias_hn
-        candidate = np.tanh(a[:, 2 * hidden:] + r * hidden_n)
+        update = sigmoid(a[:, hidden : 2 * hidden] + recurrent[:, hidden : 2 * hidden])
+        hidden_n = recurrent[:, 2 * hidden :].astype(np.float64) + bias_hn
+        candidate = np.tanh(a[:, 2 * hidden :] + r * hidden_n)
         return np.concatenate([r, update, candidate], axis=1), hidden_n, candidate + update * (h_prev - candidate)
 
 

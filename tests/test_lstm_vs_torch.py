@@ -26,16 +26,25 @@ OPTIONS = list(
 
 def _case_id(option):
     layers, bias, batch_first, bidir, proj, batched, with_hx = option
-    return (f"L{layers}-{'bias' if bias else 'nobias'}-{'bf' if batch_first else 'tf'}-{'bi' if bidir else 'uni'}"
-            f"-p{proj}-{'b' if batched else 'u'}-{'hx' if with_hx else 'nohx'}")
+    return (
+        f"L{layers}-{'bias' if bias else 'nobias'}-{'bf' if batch_first else 'tf'}-{'bi' if bidir else 'uni'}"
+        f"-p{proj}-{'b' if batched else 'u'}-{'hx' if with_hx else 'nohx'}"
+    )
 
 
 def compare_with_torch(option, dtype, seq_len, seed, sizes=(4, 5, 3)):
     layers, bias, batch_first, bidirectional, proj_size, batched, with_hx = option
     rng = np.random.default_rng(seed)
     input_size, hidden_size, batch = sizes
-    config = dict(input_size=input_size, hidden_size=hidden_size, num_layers=layers, bias=bias,
-                  batch_first=batch_first, bidirectional=bidirectional, proj_size=proj_size)
+    config = dict(
+        input_size=input_size,
+        hidden_size=hidden_size,
+        num_layers=layers,
+        bias=bias,
+        batch_first=batch_first,
+        bidirectional=bidirectional,
+        proj_size=proj_size,
+    )
     ours = lstmkit.LSTM(**config, dtype=dtype, seed=seed)
     reference = to_torch_module(ours, torch.nn.LSTM, dtype, **config)
     assert [n for n, _ in ours.named_parameters()] == [n for n, _ in reference.named_parameters()]
@@ -50,8 +59,10 @@ def compare_with_torch(option, dtype, seq_len, seed, sizes=(4, 5, 3)):
     x = rng.standard_normal(x_shape).astype(dtype)
     hx = None
     if with_hx:
-        hx = (rng.standard_normal((D * layers, *state_batch, H_out)).astype(dtype),
-              rng.standard_normal((D * layers, *state_batch, hidden_size)).astype(dtype))
+        hx = (
+            rng.standard_normal((D * layers, *state_batch, H_out)).astype(dtype),
+            rng.standard_normal((D * layers, *state_batch, hidden_size)).astype(dtype),
+        )
 
     output, (h_n, c_n) = ours(x, hx)
     x_t = torch.tensor(x, requires_grad=True)
@@ -85,8 +96,9 @@ def test_lstm_matches_torch(option, dtype):
 def test_h0_gradient_without_hx_is_the_zero_state_gradient():
     """Without hx the zero initial state still has a gradient; it equals torch's for explicit zeros."""
     ours = lstmkit.LSTM(4, 5, 2, bidirectional=True, proj_size=3, dtype=np.float64, seed=3)
-    reference = to_torch_module(ours, torch.nn.LSTM, np.float64, input_size=4, hidden_size=5, num_layers=2,
-                                bidirectional=True, proj_size=3)
+    reference = to_torch_module(
+        ours, torch.nn.LSTM, np.float64, input_size=4, hidden_size=5, num_layers=2, bidirectional=True, proj_size=3
+    )
     x = np.random.default_rng(0).standard_normal((6, 2, 4))
     out, _ = ours(x)
     dx, (dh0, dc0) = ours.backward(np.ones_like(out))
@@ -104,9 +116,11 @@ def test_larger_layer_float32_matches_torch():
     compare_with_torch((1, True, False, False, 64, True, True), np.float32, seq_len=28, seed=98, sizes=(28, 128, 16))
 
 
-@pytest.mark.skipif(not (WORKERS_SLEEP_SOON and helper_thread_enabled()),
-                    reason="training runs on batch halves only beside a helper thread, where OpenBLAS's worker sleeps "
-                           "soon (tests/test_fast_paths.py checks that loop against the reference on every machine)")
+@pytest.mark.skipif(
+    not (WORKERS_SLEEP_SOON and helper_thread_enabled()),
+    reason="training runs on batch halves only beside a helper thread, where OpenBLAS's worker sleeps "
+    "soon (tests/test_fast_paths.py checks that loop against the reference on every machine)",
+)
 def test_training_on_batch_halves_matches_torch():
     """A size whose training steps run half of the batch on each core (11 rows: 5 and 6), float64,
     two layers, both directions: each layer and direction's forward kept a cache of halves."""

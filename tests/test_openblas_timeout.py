@@ -27,14 +27,17 @@ def _run(code, **variables):
     return json.loads(result.stdout.splitlines()[-1])
 
 
-@pytest.mark.parametrize("imports, variables, expected", [
-    ("import lstmkit", {}, ["20", True, True]),
-    ("import numpy; import lstmkit", {}, [None, False, False]),  # too late to set: NumPy loaded OpenBLAS
-    ("import lstmkit", {"OPENBLAS_THREAD_TIMEOUT": "28"}, ["28", False, False]),  # the user's, kept
-    ("import numpy; import lstmkit", {"OPENBLAS_THREAD_TIMEOUT": "16"}, ["16", True, True]),
-    ("import lstmkit", {"GOTO_THREAD_TIMEOUT": "30"}, [None, False, False]),  # OpenBLAS's older name
-    ("import lstmkit", {"OPENBLAS_THREAD_TIMEOUT": "soon"}, ["soon", False, False]),
-])
+@pytest.mark.parametrize(
+    "imports, variables, expected",
+    [
+        ("import lstmkit", {}, ["20", True, True]),
+        ("import numpy; import lstmkit", {}, [None, False, False]),  # too late to set: NumPy loaded OpenBLAS
+        ("import lstmkit", {"OPENBLAS_THREAD_TIMEOUT": "28"}, ["28", False, False]),  # the user's, kept
+        ("import numpy; import lstmkit", {"OPENBLAS_THREAD_TIMEOUT": "16"}, ["16", True, True]),
+        ("import lstmkit", {"GOTO_THREAD_TIMEOUT": "30"}, [None, False, False]),  # OpenBLAS's older name
+        ("import lstmkit", {"OPENBLAS_THREAD_TIMEOUT": "soon"}, ["soon", False, False]),
+    ],
+)
 def test_timeout_is_set_before_numpy_and_the_users_is_kept(imports, variables, expected):
     assert _run(REPORT.format(imports=imports), **variables) == expected
 
@@ -64,8 +67,10 @@ print(json.dumps(sum(after[t] - before.get(t, 0) for t in after if t != main)))
 """
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self/task") or os.cpu_count() < 2,
-                    reason="needs Linux's per-thread CPU times and a second core for OpenBLAS's worker")
+@pytest.mark.skipif(
+    not os.path.isdir("/proc/self/task") or os.cpu_count() < 2,
+    reason="needs Linux's per-thread CPU times and a second core for OpenBLAS's worker",
+)
 def test_the_worker_sleeps_soon_after_a_product_when_lstmkit_came_first():
     """Half a second after one two-thread product: OpenBLAS's default (2**28 ticks) keeps its worker
     busy for about 0.1 s (10 clock ticks); lstmkit's 2**20, well under one."""

@@ -27,8 +27,9 @@ def assert_packed_equal(ours, theirs):
 
 
 # ---- the packing functions against torch.nn.utils.rnn -------------------------------------
-@pytest.mark.parametrize("batch_first,enforce_sorted,trailing",
-                         list(itertools.product([False, True], [True, False], [(), (3,), (2, 2)])))
+@pytest.mark.parametrize(
+    "batch_first,enforce_sorted,trailing", list(itertools.product([False, True], [True, False], [(), (3,), (2, 2)]))
+)
 def test_pack_and_pad_equal_torch(batch_first, enforce_sorted, trailing):
     rng = np.random.default_rng(len(trailing) + 2 * batch_first + 4 * enforce_sorted)
     for batch in range(1, 6):
@@ -36,14 +37,16 @@ def test_pack_and_pad_equal_torch(batch_first, enforce_sorted, trailing):
         steps = max(lengths) + int(rng.integers(3))
         padded = rng.standard_normal((batch, steps, *trailing) if batch_first else (steps, batch, *trailing))
         packed = lstmkit.pack_padded_sequence(padded, lengths, batch_first=batch_first, enforce_sorted=enforce_sorted)
-        packed_t = torch_rnn.pack_padded_sequence(torch.tensor(padded), torch.tensor(lengths), batch_first=batch_first,
-                                                  enforce_sorted=enforce_sorted)
+        packed_t = torch_rnn.pack_padded_sequence(
+            torch.tensor(padded), torch.tensor(lengths), batch_first=batch_first, enforce_sorted=enforce_sorted
+        )
         assert_packed_equal(packed, packed_t)
         for total_length in (None, steps + 2):
             for padding_value in (0.0, -7.5):
                 back, back_lengths = lstmkit.pad_packed_sequence(packed, batch_first, padding_value, total_length)
-                back_t, back_lengths_t = torch_rnn.pad_packed_sequence(packed_t, batch_first, padding_value,
-                                                                       total_length)
+                back_t, back_lengths_t = torch_rnn.pad_packed_sequence(
+                    packed_t, batch_first, padding_value, total_length
+                )
                 np.testing.assert_array_equal(back, back_t.numpy())
                 np.testing.assert_array_equal(back_lengths, back_lengths_t.numpy())
                 assert back_lengths.dtype == np.int64
@@ -64,8 +67,10 @@ def test_pad_sequence_and_pack_sequence_equal_torch(batch_first, padding_side):
     padded_t = torch_rnn.pad_sequence([torch.tensor(s) for s in sequences], batch_first, -1.0, padding_side)
     np.testing.assert_array_equal(padded, padded_t.numpy())
     for enforce_sorted, order in ((False, sequences), (True, sorted(sequences, key=len, reverse=True))):
-        assert_packed_equal(lstmkit.pack_sequence(order, enforce_sorted),
-                            torch_rnn.pack_sequence([torch.tensor(s) for s in order], enforce_sorted))
+        assert_packed_equal(
+            lstmkit.pack_sequence(order, enforce_sorted),
+            torch_rnn.pack_sequence([torch.tensor(s) for s in order], enforce_sorted),
+        )
 
 
 def test_packing_and_padding_are_each_others_transpose():
@@ -104,8 +109,15 @@ def test_layers_on_packed_input_match_torch(case, dtype):
     rng = np.random.default_rng(100 + index)
     layer_class, extra = KINDS[kind]
     num_layers, bias, with_hx, batch = 1 + index % 3, index % 4 != 1, index % 2 == 0, 1 + index % 5
-    config = dict(input_size=4, hidden_size=5, num_layers=num_layers, bias=bias, batch_first=batch_first,
-                  bidirectional=bidirectional, **extra)
+    config = dict(
+        input_size=4,
+        hidden_size=5,
+        num_layers=num_layers,
+        bias=bias,
+        batch_first=batch_first,
+        bidirectional=bidirectional,
+        **extra,
+    )
     ours, reference = make_layer(layer_class, config, dtype, seed=index)
     lengths = random_lengths(rng, batch, sort=enforce_sorted)
     steps = max(lengths) + index % 3  # padding beyond the longest sequence too

@@ -50,9 +50,22 @@ def test_the_kernels_cache_key_covers_every_compiled_module():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("rows,inner,width", [(1, 32, 128), (1, 32, 129), (4, 64, 256), (9, 32, 100), (3, 7, 9),
-                                              (8, 1, 40), (5, 70, 2), (12, 16, 300), (1, 20, 240), (1, 9, 120),
-                                              (2, 5, 247)])
+@pytest.mark.parametrize(
+    "rows,inner,width",
+    [
+        (1, 32, 128),
+        (1, 32, 129),
+        (4, 64, 256),
+        (9, 32, 100),
+        (3, 7, 9),
+        (8, 1, 40),
+        (5, 70, 2),
+        (12, 16, 300),
+        (1, 20, 240),
+        (1, 9, 120),
+        (2, 5, 247),
+    ],
+)
 @pytest.mark.parametrize("aligned", [True, False])
 def test_block_product_equals_numpy(dtype, rows, inner, width, aligned):
     """matmul_into's register blocks (four rows and one; wide, four, two and one vectors, then single
@@ -155,7 +168,7 @@ def test_transpose_into_equals_numpy(shape, dtype, column):
     target = np.full((shape[1], column + shape[0] + 2), np.nan, dtype=dtype)
     kernels.transpose_into(source, target, column)
     expected = np.full_like(target, np.nan)
-    expected[:, column:column + shape[0]] = source.T
+    expected[:, column : column + shape[0]] = source.T
     np.testing.assert_array_equal(target, expected)
 
 
@@ -170,8 +183,9 @@ def test_block_product_reads_the_first_columns_of_a_wider_left_operand(rows, inn
     np.testing.assert_allclose(out, a[:, :inner] @ b, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("batch,hidden", [(1, 32), (2, 7), (3, 64), (4, 5), (1, 128), (7, 129), (1, 200), (8, 129),
-                                          (10, 200)])
+@pytest.mark.parametrize(
+    "batch,hidden", [(1, 32), (2, 7), (3, 64), (4, 5), (1, 128), (7, 129), (1, 200), (8, 129), (10, 200)]
+)
 def test_recurrent_product_takes_w_hh_stored_or_transposed(batch, hidden):
     rng = np.random.default_rng(batch + hidden)
     h, weight_hh = rng.standard_normal((batch, hidden)), rng.standard_normal((4 * hidden, hidden))
@@ -219,8 +233,10 @@ def test_lstm_batch_halves_give_the_reference_whoever_runs_the_second(helper_fir
 
     helper = SynchronousHelper()
     transposed = transposes_recurrent_weight(hidden, rows=batch // 2)
-    plans = {training: Plan("halves", "halves" if training else None, transposed_weight=transposed)
-             for training in (True, False)}
+    plans = {
+        training: Plan("halves", "halves" if training else None, transposed_weight=transposed)
+        for training in (True, False)
+    }
     inference = lstm_forward_fused(x, h0, c0, weights, keep_cache=False, plan=plans[False], helper=helper)
     *training, cache = lstm_forward_fused(x, h0, c0, weights, plan=plans[True], helper=helper)
     assert inference[3] is None and isinstance(cache, HalvesLSTMCache)
@@ -359,8 +375,9 @@ print(helper.helper_thread_enabled(), any(t.name == "lstmkit-helper" for t in th
 def test_the_environment_switches_the_helper_thread(value, expected):
     """LSTMKIT_HELPER_THREAD=0 (or off): no helper thread is ever started, and calls run alone."""
     environment = {**__import__("os").environ, "LSTMKIT_HELPER_THREAD": value}
-    result = subprocess.run([sys.executable, "-c", HELPER_FROM_ENVIRONMENT], capture_output=True, text=True,
-                            env=environment)
+    result = subprocess.run(
+        [sys.executable, "-c", HELPER_FROM_ENVIRONMENT], capture_output=True, text=True, env=environment
+    )
     assert result.returncode == 0, result.stderr
     if helpers._usable_cores() < 2:  # one core: never a helper, whatever the variable says
         expected = "False False"

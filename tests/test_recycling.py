@@ -91,8 +91,11 @@ def _training_run(kind, sizes, interleaved, recycling=True):
 
 
 @pytest.mark.parametrize("kind", [lstmkit.LSTM, lstmkit.GRU])
-@pytest.mark.parametrize("sizes", [(9, 3, 4, 5), (5, 40, 8, 48), (40, 1, 3, 128), (10, 17, 6, 40)],
-                         ids=["compiled loops", "python loops", "forward on two cores", "LSTM on batch halves"])
+@pytest.mark.parametrize(
+    "sizes",
+    [(9, 3, 4, 5), (5, 40, 8, 48), (40, 1, 3, 128), (10, 17, 6, 40)],
+    ids=["compiled loops", "python loops", "forward on two cores", "LSTM on batch halves"],
+)
 @pytest.mark.parametrize("interleaved", [False, True])
 def test_training_steps_with_recycling_equal_those_without(kind, sizes, interleaved):
     """Bit for bit, and every output the caller still holds is as it was returned."""
@@ -108,4 +111,3 @@ def test_training_steps_with_recycling_equal_those_without(kind, sizes, interlea
         assert len(got) == len(expected) == 2 + 8 * 2
         for a, b in zip(got, expected):
             np.testing.assert_array_equal(a, b)
-

@@ -54,7 +54,7 @@ def _states(kind, x, h0, c0, weights, keep):
     h, gates = empty(steps + 1), empty(steps if keep else 1, GATES[kind] * hidden)
     h[0] = h0
     if kind == "GRU":
-        bias_hn = np.zeros(hidden, x.dtype) if weights.bias_hh is None else weights.bias_hh[2 * hidden:]
+        bias_hn = np.zeros(hidden, x.dtype) if weights.bias_hh is None else weights.bias_hh[2 * hidden :]
         return bias_hn, h, empty(steps if keep else 1), gates
     c = empty(steps + 1 if keep else 2)
     c[0] = c0
@@ -64,8 +64,17 @@ def _states(kind, x, h0, c0, weights, keep):
 def _two_core_call(kind, x, weights, states, chunk, helper=helpers.PROCESS_HELPER):
     prefix = kind.lower()
     lead, second = getattr(kernels, f"{prefix}_loop_forward_lead"), getattr(kernels, f"{prefix}_loop_forward_second")
-    return helpers.loop_on_two_cores(lead, second, x, weights.weight_ih, _projection_bias(kind, weights),
-                                     weights.weight_hh, *states, chunk=chunk, helper=helpers.resolve_helper(helper))
+    return helpers.loop_on_two_cores(
+        lead,
+        second,
+        x,
+        weights.weight_ih,
+        _projection_bias(kind, weights),
+        weights.weight_hh,
+        *states,
+        chunk=chunk,
+        helper=helpers.resolve_helper(helper),
+    )
 
 
 def _on_two_cores(kind, x, h0, c0, weights, keep, chunk):
@@ -83,15 +92,19 @@ def _on_two_cores(kind, x, h0, c0, weights, keep, chunk):
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("keep", [True, False])
-@pytest.mark.parametrize("steps,batch,features,hidden,with_bias", [
-    (40, 1, 16, 128, True),  # halves of 64 units
-    (9, 1, 3, 7, True),  # halves of 4 and 3 units
-    (13, 3, 5, 10, False),  # several rows, no bias
-    (11, 1, 9, 37, True),  # halves of 19 and 18 units: neither a whole number of vectors
-    (5, 1, 2, 1, True),  # one unit: the helper's half is empty
-])
-def test_two_core_loop_equals_the_one_core_loop_and_the_reference(kind, dtype, keep, steps, batch, features, hidden,
-                                                                  with_bias):
+@pytest.mark.parametrize(
+    "steps,batch,features,hidden,with_bias",
+    [
+        (40, 1, 16, 128, True),  # halves of 64 units
+        (9, 1, 3, 7, True),  # halves of 4 and 3 units
+        (13, 3, 5, 10, False),  # several rows, no bias
+        (11, 1, 9, 37, True),  # halves of 19 and 18 units: neither a whole number of vectors
+        (5, 1, 2, 1, True),  # one unit: the helper's half is empty
+    ],
+)
+def test_two_core_loop_equals_the_one_core_loop_and_the_reference(
+    kind, dtype, keep, steps, batch, features, hidden, with_bias
+):
     x, h0, c0, weights = _problem(kind, dtype, steps, batch, features, hidden, with_bias)
     two = _on_two_cores(kind, x, h0, c0, weights, keep, chunk=4)
     one = _states(kind, x, h0, c0, weights, keep)
@@ -126,8 +139,7 @@ def test_the_caller_runs_both_halves_when_no_helper_joins(kind, dtype):
     prefix, bias = kind.lower(), _projection_bias(kind, weights)
     arguments = (x, weights.weight_ih, bias, weights.weight_hh, *alone, helpers.exchange_buffer(1, 37, dtype))
     sync, chunk = np.zeros(32, dtype=np.int64), 1
-    joined = getattr(kernels, f"{prefix}_loop_forward_lead")(np.zeros(3, dtype=np.int64), 1000, *arguments, sync,
-                                                               chunk)
+    joined = getattr(kernels, f"{prefix}_loop_forward_lead")(np.zeros(3, dtype=np.int64), 1000, *arguments, sync, chunk)
     assert not joined and sync[kernels.SYNC_JOIN] == 1
     for mine, theirs in zip(alone, shared):
         np.testing.assert_array_equal(mine, theirs)
@@ -179,7 +191,9 @@ def test_two_threads_calling_two_core_layers_at_once(kind):
     x = np.random.default_rng(7).standard_normal((40, 1, 5))
     helper_runs = helpers.helper_thread_enabled()
     assert choose_plan(40, 1, 5, 128, GATES[kind], False, helper_runs).forward == (
-        "two_cores" if helper_runs else "compiled")  # the default plan of this call
+        "two_cores" if helper_runs else "compiled"
+    )  # the default plan of this call
+
     def run():
         with lstmkit.no_grad():
             return layer(x)[0]

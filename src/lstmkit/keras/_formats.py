@@ -77,8 +77,9 @@ class KerasFormat(NamedTuple):
 
     def torch_weights(self, kind: CellKind, kernel, recurrent_kernel, bias=None):
         """The ops' weights (PyTorch layout) of Keras' ``kernel, recurrent_kernel, bias``."""
-        return kind.weights(self.to_torch_blocks(kernel).T, self.to_torch_blocks(recurrent_kernel).T,
-                            *self.torch_biases(bias))
+        return kind.weights(
+            self.to_torch_blocks(kernel).T, self.to_torch_blocks(recurrent_kernel).T, *self.torch_biases(bias)
+        )
 
     def keras_weights(self, weights) -> list[np.ndarray]:
         """``[kernel, recurrent_kernel(, bias)]`` of the ops' weights (or of their gradients, with

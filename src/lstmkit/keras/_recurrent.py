@@ -64,9 +64,24 @@ class KerasRNN(BackendSwitch, Module):
     equations (:class:`~lstmkit.nn.backend_switch.BackendSwitch`).
     """
 
-    def __init__(self, keras_format, kind: CellKind, units: int, *, use_bias: bool, dropout: float,
-                 recurrent_dropout: float, return_sequences: bool, return_state: bool, go_backwards: bool,
-                 stateful: bool, seed: int | None, dtype, forget_bias_block: int | None = None, backend: str = "auto"):
+    def __init__(
+        self,
+        keras_format,
+        kind: CellKind,
+        units: int,
+        *,
+        use_bias: bool,
+        dropout: float,
+        recurrent_dropout: float,
+        return_sequences: bool,
+        return_state: bool,
+        go_backwards: bool,
+        stateful: bool,
+        seed: int | None,
+        dtype,
+        forget_bias_block: int | None = None,
+        backend: str = "auto",
+    ):
         super().__init__()
         owner = type(self).__name__
         self._format, self._kind = keras_format, kind
@@ -75,8 +90,12 @@ class KerasRNN(BackendSwitch, Module):
         self.use_bias = checks.check_flag(owner, "use_bias", use_bias)
         self.dropout = checks.check_probability(owner, "dropout", dropout)
         self.recurrent_dropout = checks.check_probability(owner, "recurrent_dropout", recurrent_dropout)
-        for name, value in (("return_sequences", return_sequences), ("return_state", return_state),
-                            ("go_backwards", go_backwards), ("stateful", stateful)):
+        for name, value in (
+            ("return_sequences", return_sequences),
+            ("return_state", return_state),
+            ("go_backwards", go_backwards),
+            ("stateful", stateful),
+        ):
             setattr(self, name, checks.check_flag(owner, name, value))
         self.dtype = checks.check_dtype(owner, dtype)
         self.zero_output_for_mask = False
@@ -117,8 +136,9 @@ class KerasRNN(BackendSwitch, Module):
             self.build(np.shape(weights[0])[:1])
         expected = self._format.weight_shapes(self.input_size, self.units, self.use_bias)
         if len(weights) != len(expected):
-            raise ValueError(f"{owner}.set_weights: expected {len(expected)} arrays ({', '.join(expected)}), "
-                             f"got {len(weights)}")
+            raise ValueError(
+                f"{owner}.set_weights: expected {len(expected)} arrays ({', '.join(expected)}), got {len(weights)}"
+            )
         arrays = [checks.as_float_array(owner, name, value, self.dtype) for name, value in zip(expected, weights)]
         for (name, shape), array in zip(expected.items(), arrays):
             checks.check_shape(owner, f"set_weights: {name}", array, shape)
@@ -144,8 +164,10 @@ class KerasRNN(BackendSwitch, Module):
         if not self.built:
             self.build(x.shape)
         if x.shape[-1] != self.input_size:
-            raise ValueError(f"{owner}: inputs.shape[-1] must equal the input size {self.input_size} "
-                             f"(fixed by the first call), got {x.shape[-1]}")
+            raise ValueError(
+                f"{owner}: inputs.shape[-1] must equal the input size {self.input_size} "
+                f"(fixed by the first call), got {x.shape[-1]}"
+            )
         return x
 
     def _check_states(self, name: str, states, batch: int) -> tuple[np.ndarray, ...]:
@@ -155,11 +177,15 @@ class KerasRNN(BackendSwitch, Module):
             states = [states]
         if not isinstance(states, (list, tuple)) or len(states) != count:
             given = f"{len(states)} arrays" if isinstance(states, (list, tuple)) else type(states).__name__
-            raise ValueError(f"{owner}: {name} must be a list of {count} arrays of shape ({batch}, "
-                             f"{self.units}), got {given}")
-        arrays = tuple(np.zeros((batch, self.units), self.dtype) if s is None
-                       else checks.as_float_array(owner, name, s, self.dtype)
-                       for s in states)
+            raise ValueError(
+                f"{owner}: {name} must be a list of {count} arrays of shape ({batch}, {self.units}), got {given}"
+            )
+        arrays = tuple(
+            np.zeros((batch, self.units), self.dtype)
+            if s is None
+            else checks.as_float_array(owner, name, s, self.dtype)
+            for s in states
+        )
         for array in arrays:
             checks.check_shape(owner, name, array, (batch, self.units))
         return arrays
@@ -172,8 +198,10 @@ class KerasRNN(BackendSwitch, Module):
         if self.states is None:
             self.states = [np.zeros((batch, self.units), self.dtype) for _ in range(self._state_count())]
         if self.states[0].shape[0] != batch:
-            raise ValueError(f"{type(self).__name__}: a stateful layer keeps states for batch size "
-                             f"{self.states[0].shape[0]}, got inputs with batch size {batch}")
+            raise ValueError(
+                f"{type(self).__name__}: a stateful layer keeps states for batch size "
+                f"{self.states[0].shape[0]}, got inputs with batch size {batch}"
+            )
         return tuple(self.states)
 
     def reset_states(self) -> None:
@@ -208,12 +236,19 @@ class KerasRNN(BackendSwitch, Module):
             return None
         gates = self._kind.gate_count
         input_count = gates if self.recurrent_dropout != 0.0 else 1
-        dropout = GateDropout(self._masks(self.dropout, input_count, batch, features),
-                              self._masks(self.recurrent_dropout, gates, batch, self.units))
+        dropout = GateDropout(
+            self._masks(self.dropout, input_count, batch, features),
+            self._masks(self.recurrent_dropout, gates, batch, self.units),
+        )
         return None if dropout.input is None and dropout.recurrent is None else dropout
 
-    def forward(self, inputs: ArrayLike, initial_state: ArrayLike | list | None = None, mask: ArrayLike | None = None,
-                training: bool | None = None) -> np.ndarray | list[np.ndarray]:
+    def forward(
+        self,
+        inputs: ArrayLike,
+        initial_state: ArrayLike | list | None = None,
+        mask: ArrayLike | None = None,
+        training: bool | None = None,
+    ) -> np.ndarray | list[np.ndarray]:
         """Run the layer (see the class docstring)."""
         x = self._check_inputs(inputs)
         batch, steps, features = x.shape
@@ -224,8 +259,9 @@ class KerasRNN(BackendSwitch, Module):
         x_time_major = np.ascontiguousarray(x.transpose(1, 0, 2)[order])
         running = None if mask is None else np.ascontiguousarray(mask.T[order])
         ops = self._ops()
-        output, states, cache = ops.forward(x_time_major, state0, self._op_weights(), is_grad_enabled(), running,
-                                            dropout)
+        output, states, cache = ops.forward(
+            x_time_major, state0, self._op_weights(), is_grad_enabled(), running, dropout
+        )
         source = None if running is None or self.zero_output_for_mask else last_real_step(running)
         if source is not None:
             output = repeat_last_output(output, source)
@@ -243,9 +279,11 @@ class KerasRNN(BackendSwitch, Module):
         steps, batch = saved.cache.x.shape[:2]
         if self.return_state:
             if not isinstance(grad, (list, tuple)) or len(grad) != 1 + self._state_count():
-                raise ValueError(f"{owner}.backward: expected a list [doutput, "
-                                 f"{', '.join('d' + p for p in self._kind.state_parts)}] "
-                                 f"like the call's return, got {type(grad).__name__}")
+                raise ValueError(
+                    f"{owner}.backward: expected a list [doutput, "
+                    f"{', '.join('d' + p for p in self._kind.state_parts)}] "
+                    f"like the call's return, got {type(grad).__name__}"
+                )
             doutput, dstates = grad[0], self._check_states("dstates", list(grad[1:]), batch)
         else:
             doutput, dstates = grad, self._check_states("dstates", [None] * self._state_count(), batch)

@@ -69,23 +69,29 @@ class Bidirectional(Module):
     def __init__(self, layer, merge_mode="concat", backward_layer=None):
         super().__init__()
         if not isinstance(layer, KerasRNN):
-            raise TypeError("Bidirectional: layer must be an lstmkit.keras LSTM, GRU or SimpleRNN, got "
-                            f"{type(layer).__name__}")
+            raise TypeError(
+                f"Bidirectional: layer must be an lstmkit.keras LSTM, GRU or SimpleRNN, got {type(layer).__name__}"
+            )
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"Bidirectional: merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
         forward_layer = layer.fresh_copy()
         if backward_layer is None:
             backward_layer = layer.fresh_copy(go_backwards=not layer.go_backwards)
         elif not isinstance(backward_layer, KerasRNN):
-            raise TypeError("Bidirectional: backward_layer must be an lstmkit.keras layer, got "
-                            f"{type(backward_layer).__name__}")
+            raise TypeError(
+                f"Bidirectional: backward_layer must be an lstmkit.keras layer, got {type(backward_layer).__name__}"
+            )
         if backward_layer.go_backwards == forward_layer.go_backwards:
-            raise ValueError("Bidirectional: the forward and backward layers must have different go_backwards, "
-                             f"got {forward_layer.go_backwards} for both")
+            raise ValueError(
+                "Bidirectional: the forward and backward layers must have different go_backwards, "
+                f"got {forward_layer.go_backwards} for both"
+            )
         for name in ("stateful", "return_sequences", "return_state"):
             if getattr(forward_layer, name) != getattr(backward_layer, name):
-                raise ValueError(f"Bidirectional: forward and backward layers must have the same {name}, got "
-                                 f"{getattr(forward_layer, name)} and {getattr(backward_layer, name)}")
+                raise ValueError(
+                    f"Bidirectional: forward and backward layers must have the same {name}, got "
+                    f"{getattr(forward_layer, name)} and {getattr(backward_layer, name)}"
+                )
         for sublayer in (forward_layer, backward_layer):
             sublayer.zero_output_for_mask = sublayer.return_sequences
         self.merge_mode = merge_mode
@@ -112,8 +118,9 @@ class Bidirectional(Module):
     def set_weights(self, weights) -> None:
         weights = list(weights)
         if len(weights) % 2:
-            raise ValueError("Bidirectional.set_weights: expected an even count (forward's then backward's), "
-                             f"got {len(weights)}")
+            raise ValueError(
+                f"Bidirectional.set_weights: expected an even count (forward's then backward's), got {len(weights)}"
+            )
         half = len(weights) // 2
         self.forward_layer.set_weights(weights[:half])
         self.backward_layer.set_weights(weights[half:])
@@ -127,10 +134,17 @@ class Bidirectional(Module):
         half = len(states) // 2
         return list(states[:half]), list(states[half:])
 
-    def forward(self, inputs: ArrayLike, initial_state: list | None = None, mask: ArrayLike | None = None,
-                training: bool | None = None) -> np.ndarray | list[np.ndarray]:
-        results = [sublayer(inputs, initial_state=state, mask=mask, training=training)
-                   for sublayer, state in zip(self._layers(), self._halves(initial_state))]
+    def forward(
+        self,
+        inputs: ArrayLike,
+        initial_state: list | None = None,
+        mask: ArrayLike | None = None,
+        training: bool | None = None,
+    ) -> np.ndarray | list[np.ndarray]:
+        results = [
+            sublayer(inputs, initial_state=state, mask=mask, training=training)
+            for sublayer, state in zip(self._layers(), self._halves(initial_state))
+        ]
         states = []
         if self.return_state:
             states = results[0][1:] + results[1][1:]
@@ -153,8 +167,10 @@ class Bidirectional(Module):
         if self.return_sequences:
             dy_rev = dy_rev[:, ::-1]
         dstates = self._halves(parts[outputs:]) if self.return_state else (None, None)
-        gradients = [sublayer.backward([d, *ds] if self.return_state else d)
-                     for sublayer, d, ds in zip(self._layers(), (dy, dy_rev), dstates)]
+        gradients = [
+            sublayer.backward([d, *ds] if self.return_state else d)
+            for sublayer, d, ds in zip(self._layers(), (dy, dy_rev), dstates)
+        ]
         if not saved.given_state:
             return gradients[0] + gradients[1]
         (dx, dstate), (dx_rev, dstate_rev) = gradients

@@ -39,8 +39,10 @@ def to_keras(layer: RNNBase, **options) -> KerasRNN | Bidirectional:
     if not isinstance(layer, RNNBase):
         raise TypeError(f"{owner}: expected an lstmkit.LSTM, GRU or RNN, got {type(layer).__name__}")
     if layer.num_layers != 1 or layer.proj_size:
-        raise ValueError(f"{owner}: expected num_layers=1 and proj_size=0 (one Keras layer), "
-                         f"got num_layers={layer.num_layers}, proj_size={layer.proj_size}")
+        raise ValueError(
+            f"{owner}: expected num_layers=1 and proj_size=0 (one Keras layer), "
+            f"got num_layers={layer.num_layers}, proj_size={layer.proj_size}"
+        )
     keras_format, _ = FORMATS[layer.mode]
     options = dict(return_sequences=True, return_state=True, use_bias=layer.bias, dtype=layer.dtype, **options)
     if layer.mode.startswith("RNN"):
@@ -49,8 +51,13 @@ def to_keras(layer: RNNBase, **options) -> KerasRNN | Bidirectional:
         twin = {"LSTM": LSTM, "GRU": GRU}[layer.mode](layer.hidden_size, **options)
     if layer.bidirectional:
         twin = Bidirectional(twin, merge_mode="concat")
-    twin.set_weights([array for direction in range(layer.num_directions)
-                      for array in keras_format.keras_weights(layer._weights(0, direction))])
+    twin.set_weights(
+        [
+            array
+            for direction in range(layer.num_directions)
+            for array in keras_format.keras_weights(layer._weights(0, direction))
+        ]
+    )
     return twin
 
 
@@ -59,8 +66,10 @@ def to_torch(layer: KerasRNN | Bidirectional) -> RNNBase:
     owner = f"to_torch({type(layer).__name__})"
     bidirectional = isinstance(layer, Bidirectional)
     if bidirectional and (layer.merge_mode != "concat" or layer.forward_layer.go_backwards):
-        raise ValueError(f"{owner}: expected merge_mode='concat' and a forward layer going forwards (torch's "
-                         f"bidirectional), got merge_mode={layer.merge_mode!r}")
+        raise ValueError(
+            f"{owner}: expected merge_mode='concat' and a forward layer going forwards (torch's "
+            f"bidirectional), got merge_mode={layer.merge_mode!r}"
+        )
     directions = [layer.forward_layer, layer.backward_layer] if bidirectional else [layer]
     first = directions[0]
     if not isinstance(first, KerasRNN):

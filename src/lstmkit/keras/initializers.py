@@ -1,11 +1,11 @@
 """Keras' default initialisers, drawn with a ``numpy.random.Generator`` (same laws, not Keras' numbers).
 
-    ==================  =============================================================
-    glorot_uniform      uniform in ±sqrt(6 / (fan_in + fan_out)), fan_in, fan_out = shape
-    orthogonal          Q of the QR of a normal matrix, signs fixed by diag(R): rows or
-                        columns orthonormal (whichever are fewer)
-    zeros               every bias, except LSTM's forget block: ones (unit_forget_bias)
-    ==================  =============================================================
+==================  =============================================================
+glorot_uniform      uniform in ±sqrt(6 / (fan_in + fan_out)), fan_in, fan_out = shape
+orthogonal          Q of the QR of a normal matrix, signs fixed by diag(R): rows or
+                    columns orthonormal (whichever are fewer)
+zeros               every bias, except LSTM's forget block: ones (unit_forget_bias)
+==================  =============================================================
 """
 
 from __future__ import annotations

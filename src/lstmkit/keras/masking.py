@@ -30,8 +30,9 @@ def check_mask(owner: str, mask, expected_shape: tuple[int, int]) -> np.ndarray 
         return None
     array = np.asarray(mask)
     if array.dtype != np.bool_:
-        raise TypeError(f"{owner}: mask must be a boolean array of shape (N, T) = {expected_shape}, got dtype "
-                        f"{array.dtype}")
+        raise TypeError(
+            f"{owner}: mask must be a boolean array of shape (N, T) = {expected_shape}, got dtype {array.dtype}"
+        )
     checks.check_shape(owner, "mask (N, T)", array, expected_shape)
     return array
 

@@ -44,8 +44,9 @@ class Sequential(Module):
             if not isinstance(layer, Module):
                 raise TypeError(f"Sequential: layer {index} must be an lstmkit Module, got {type(layer).__name__}")
             if _returns_state(layer):
-                raise ValueError(f"Sequential: layer {index} ({layer!r}) has return_state=True; expected one "
-                                 "output per layer")
+                raise ValueError(
+                    f"Sequential: layer {index} ({layer!r}) has return_state=True; expected one output per layer"
+                )
             base = _keras_name(layer)
             name = base if base not in counts else f"{base}_{counts[base]}"
             counts[base] = counts.get(base, 0) + 1
@@ -90,9 +91,11 @@ class Sequential(Module):
     def summary(self) -> str:
         """Keras' ``model.summary()`` table: each layer's name (type), output shape and parameter count."""
         if self.input_shape is None:
-            raise ValueError("Sequential.summary: the input shape is unknown; expected Sequential(..., "
-                             "input_shape=(T, F)) "
-                             "or a call first")
+            raise ValueError(
+                "Sequential.summary: the input shape is unknown; expected Sequential(..., "
+                "input_shape=(T, F)) "
+                "or a call first"
+            )
         rows, shape = [], (None, *self.input_shape)
         for name, layer in self._modules.items():
             shape = self._output_shape(layer, shape)
@@ -106,8 +109,19 @@ class Sequential(Module):
             return f"{row[0]:<{widths[0]}}   {row[1]:<{widths[1]}}   {row[2]:>{widths[2]}}"
 
         total = self.count_params()
-        return "\n".join(['Model: "sequential"', rule, line(header), rule, *map(line, rows), rule,
-                          f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0"])
+        return "\n".join(
+            [
+                'Model: "sequential"',
+                rule,
+                line(header),
+                rule,
+                *map(line, rows),
+                rule,
+                f"Total params: {total:,}",
+                f"Trainable params: {total:,}",
+                "Non-trainable params: 0",
+            ]
+        )
 
     def __repr__(self) -> str:
         return "Sequential([" + ", ".join(repr(layer) for layer in self.layers) + "])"

@@ -6,6 +6,17 @@ from .packing import PackedSequence, pack_padded_sequence, pack_sequence, pad_pa
 from .recurrent import GRU, LSTM, RNN
 
 __all__ = [
-    "GRU", "GRUCell", "LSTM", "LSTMCell", "Module", "PackedSequence", "Parameter", "RNN", "RNNCell",
-    "pack_padded_sequence", "pack_sequence", "pad_packed_sequence", "pad_sequence",
+    "GRU",
+    "GRUCell",
+    "LSTM",
+    "LSTMCell",
+    "Module",
+    "PackedSequence",
+    "Parameter",
+    "RNN",
+    "RNNCell",
+    "pack_padded_sequence",
+    "pack_sequence",
+    "pad_packed_sequence",
+    "pad_sequence",
 ]

@@ -27,8 +27,17 @@ class RNNCellBase(BackendSwitch, Module):
     :class:`~.backend_switch.BackendSwitch`).
     """
 
-    def __init__(self, kind: CellKind, input_size: int, hidden_size: int, bias: bool, *, dtype, seed: int | None,
-                 backend: str = "auto"):
+    def __init__(
+        self,
+        kind: CellKind,
+        input_size: int,
+        hidden_size: int,
+        bias: bool,
+        *,
+        dtype,
+        seed: int | None,
+        backend: str = "auto",
+    ):
         super().__init__()
         owner = type(self).__name__
         self._kind = kind
@@ -66,8 +75,9 @@ class RNNCellBase(BackendSwitch, Module):
             )
         x = checks.as_float_array(owner, "input", input, self.dtype)
         if x.ndim not in (1, 2):
-            raise ValueError(f"{owner}: expected input of rank 1 (H_in,) or 2 (N, H_in), got rank {x.ndim} with "
-                             f"shape {x.shape}")
+            raise ValueError(
+                f"{owner}: expected input of rank 1 (H_in,) or 2 (N, H_in), got rank {x.ndim} with shape {x.shape}"
+            )
         if x.shape[-1] != self.input_size:
             raise ValueError(f"{owner}: input.shape[-1] must equal input_size={self.input_size}, got {x.shape[-1]}")
         batched = x.ndim == 2
@@ -128,8 +138,16 @@ class LSTMCell(RNNCellBase):
     (last step first) are backpropagation through time.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype=np.float32,
-                 seed: int | None = None, backend: str = "auto"):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        dtype=np.float32,
+        seed: int | None = None,
+        backend: str = "auto",
+    ):
         super().__init__(LSTM_KIND, input_size, hidden_size, bias, dtype=dtype, seed=seed, backend=backend)
 
 
@@ -161,8 +179,16 @@ class GRUCell(RNNCellBase):
     ``dx, dh = cell.backward(dh')``.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype=np.float32,
-                 seed: int | None = None, backend: str = "auto"):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        dtype=np.float32,
+        seed: int | None = None,
+        backend: str = "auto",
+    ):
         super().__init__(GRU_KIND, input_size, hidden_size, bias, dtype=dtype, seed=seed, backend=backend)
 
 
@@ -176,11 +202,27 @@ class RNNCell(RNNCellBase):
     bias_ih and bias_hh (H,). ``dx, dh = cell.backward(dh')``.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
-                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto"):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        *,
+        dtype=np.float32,
+        seed: int | None = None,
+        backend: str = "auto",
+    ):
         self.nonlinearity = nonlinearity
-        super().__init__(rnn_kind(type(self).__name__, nonlinearity), input_size, hidden_size, bias,
-                         dtype=dtype, seed=seed, backend=backend)
+        super().__init__(
+            rnn_kind(type(self).__name__, nonlinearity),
+            input_size,
+            hidden_size,
+            bias,
+            dtype=dtype,
+            seed=seed,
+            backend=backend,
+        )
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity!r}")

@@ -44,8 +44,12 @@ def check_dtype(owner: str, dtype) -> np.dtype:
 
 def check_recurrent_options(owner: str, input_size, hidden_size, bias, dtype) -> tuple[int, int, bool, np.dtype]:
     """What every recurrent layer and cell is built from: ``input_size, hidden_size, bias, dtype``, checked."""
-    return (check_size(owner, "input_size", input_size), check_size(owner, "hidden_size", hidden_size),
-            check_flag(owner, "bias", bias), check_dtype(owner, dtype))
+    return (
+        check_size(owner, "input_size", input_size),
+        check_size(owner, "hidden_size", hidden_size),
+        check_flag(owner, "bias", bias),
+        check_dtype(owner, dtype),
+    )
 
 
 def as_float_array(owner: str, name: str, value, dtype: np.dtype) -> np.ndarray:

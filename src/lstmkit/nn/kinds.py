@@ -43,8 +43,9 @@ def _forward_with_state_tuple(op, options):
     """Adapt ``op(x, *state, weights, keep_cache, batch_sizes) -> (output, *final_state, cache)``."""
 
     def forward(x, state, weights, keep_cache, batch_sizes, dropout=None):
-        output, *final_state, cache = op(x, *state, weights, keep_cache=keep_cache, batch_sizes=batch_sizes,
-                                         dropout=dropout, **options)
+        output, *final_state, cache = op(
+            x, *state, weights, keep_cache=keep_cache, batch_sizes=batch_sizes, dropout=dropout, **options
+        )
         return output, tuple(final_state), cache
 
     return forward
@@ -71,8 +72,11 @@ def cell_ops(kind: CellKind, backend: str) -> CellOps:
     ops = _ADAPTED.get(key)
     if ops is None:
         resolved = resolve_backend(backend, kind.mode)
-        ops = CellOps(resolved.name, _forward_with_state_tuple(resolved.forward, dict(kind.options)),
-                      _backward_with_state_tuple(resolved.backward))
+        ops = CellOps(
+            resolved.name,
+            _forward_with_state_tuple(resolved.forward, dict(kind.options)),
+            _backward_with_state_tuple(resolved.backward),
+        )
         _ADAPTED[key] = ops
     return ops
 
@@ -80,8 +84,9 @@ def cell_ops(kind: CellKind, backend: str) -> CellOps:
 LSTM_KIND = CellKind("LSTM", 4, "i, f, g, o", ("h", "c"), LSTMWeights)
 GRU_KIND = CellKind("GRU", 3, "r, z, n", ("h",), GRUWeights)
 RNN_KINDS = {
-    nonlinearity: CellKind(f"RNN_{nonlinearity.upper()}", 1, "one block", ("h",), RNNWeights,
-                           (("nonlinearity", nonlinearity),))
+    nonlinearity: CellKind(
+        f"RNN_{nonlinearity.upper()}", 1, "one block", ("h",), RNNWeights, (("nonlinearity", nonlinearity),)
+    )
     for nonlinearity in ("tanh", "relu")
 }
 KINDS = {kind.mode: kind for kind in (LSTM_KIND, GRU_KIND, *RNN_KINDS.values())}
@@ -101,5 +106,14 @@ def register_uniform_weights(module, names_and_shapes, hidden_size: int, rng, dt
         module.register_parameter(name, rng.uniform(-bound, bound, size=shape).astype(dtype))
 
 
-__all__ = ["CellKind", "CellOps", "GRU_KIND", "KINDS", "LSTM_KIND", "RNN_KINDS", "cell_ops", "register_uniform_weights",
-           "rnn_kind"]
+__all__ = [
+    "CellKind",
+    "CellOps",
+    "GRU_KIND",
+    "KINDS",
+    "LSTM_KIND",
+    "RNN_KINDS",
+    "cell_ops",
+    "register_uniform_weights",
+    "rnn_kind",
+]

@@ -23,8 +23,17 @@ class LanguageModel(Module):
     0 keeps each layer's PyTorch initialisation.
     """
 
-    def __init__(self, vocab_size: int, embedding_size: int, hidden_size: int, num_layers: int = 2,
-                 dropout: float = 0.0, init_range: float = 0.1, *, seed=None):
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_size: int,
+        hidden_size: int,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        init_range: float = 0.1,
+        *,
+        seed=None,
+    ):
         super().__init__()
         seeds = np.random.SeedSequence(seed).spawn(5)
         self.vocab_size = vocab_size
@@ -38,8 +47,11 @@ class LanguageModel(Module):
             for parameter in self.parameters():
                 parameter.data[...] = rng.uniform(-init_range, init_range, parameter.shape)
 
-    def forward(self, tokens: ArrayLike, state: tuple[np.ndarray, np.ndarray] | None = None,
-                ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    def forward(
+        self,
+        tokens: ArrayLike,
+        state: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         embedded = self.input_dropout(self.embedding(tokens))
         output, state = self.lstm(embedded, state)
         return self.decoder(self.output_dropout(output)), state

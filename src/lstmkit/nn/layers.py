@@ -60,8 +60,10 @@ class Linear(Module):
         return (dy @ self.weight.data).reshape(x.shape)
 
     def __repr__(self) -> str:
-        return (f"Linear(in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={'bias' in self._parameters})")
+        return (
+            f"Linear(in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={'bias' in self._parameters})"
+        )
 
 
 class Embedding(Module):
@@ -70,16 +72,24 @@ class Embedding(Module):
     ``padding_idx``'s row starts at zero and never receives a gradient.
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, *, dtype=np.float32,
-                 seed: int | None = None):
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        *,
+        dtype=np.float32,
+        seed: int | None = None,
+    ):
         super().__init__()
         owner = type(self).__name__
         self.num_embeddings = checks.check_size(owner, "num_embeddings", num_embeddings)
         self.embedding_dim = checks.check_size(owner, "embedding_dim", embedding_dim)
         if padding_idx is not None:
             if not -self.num_embeddings <= padding_idx < self.num_embeddings:
-                raise ValueError(f"{owner}: padding_idx must be in [-{num_embeddings}, {num_embeddings}), got "
-                                 f"{padding_idx}")
+                raise ValueError(
+                    f"{owner}: padding_idx must be in [-{num_embeddings}, {num_embeddings}), got {padding_idx}"
+                )
             padding_idx %= self.num_embeddings
         self.padding_idx = padding_idx
         self.dtype = checks.check_dtype(owner, dtype)

@@ -45,14 +45,16 @@ class CrossEntropyLoss(Module):
         if unbatched:
             logits, labels = logits[None], labels.reshape(1)
         if logits.ndim != 2 or labels.shape != logits.shape[:1]:
-            raise ValueError(f"{owner}: expected input (N, C) and target (N,), got {np.shape(input)} and "
-                             f"{np.shape(target)}")
+            raise ValueError(
+                f"{owner}: expected input (N, C) and target (N,), got {np.shape(input)} and {np.shape(target)}"
+            )
         classes = logits.shape[1]
         valid = labels != self.ignore_index
         if np.any((labels[valid] < 0) | (labels[valid] >= classes)):
             bad = labels[valid][(labels[valid] < 0) | (labels[valid] >= classes)]
-            raise ValueError(f"{owner}: target must be in [0, {classes}) or ignore_index={self.ignore_index}, "
-                             f"got {bad[0]}")
+            raise ValueError(
+                f"{owner}: target must be in [0, {classes}) or ignore_index={self.ignore_index}, got {bad[0]}"
+            )
         # softmax with the maximum shifted out; log p = shifted - log Σ exp(shifted). Computed in place
         # on one (N, C) buffer, which backward then turns into the gradient p - target.
         shifted = logits - np.max(logits, axis=1, keepdims=True)
@@ -97,8 +99,9 @@ class MSELoss(Module):
     def forward(self, input: ArrayLike, target: ArrayLike) -> np.ndarray:
         prediction, expected = np.asarray(input), np.asarray(target, dtype=np.asarray(input).dtype)
         if prediction.shape != expected.shape:
-            raise ValueError(f"MSELoss: input and target must have the same shape, got {prediction.shape} and "
-                             f"{expected.shape}")
+            raise ValueError(
+                f"MSELoss: input and target must have the same shape, got {prediction.shape} and {expected.shape}"
+            )
         difference = prediction - expected
         self._save_for_backward(difference)
         squared = difference * difference

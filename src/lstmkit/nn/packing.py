@@ -79,8 +79,11 @@ def check_packed(owner: str, name: str, sequence) -> PackedSequence:
         raise ValueError(f"{owner}: {name}.sorted_indices and unsorted_indices must both be given or both be None")
     if sorted_indices is not None:
         identity = np.arange(batch_sizes[0])
-        if sorted_indices.shape != identity.shape or not np.array_equal(np.sort(sorted_indices), identity) \
-                or not np.array_equal(sorted_indices[unsorted_indices], identity):
+        if (
+            sorted_indices.shape != identity.shape
+            or not np.array_equal(np.sort(sorted_indices), identity)
+            or not np.array_equal(sorted_indices[unsorted_indices], identity)
+        ):
             raise ValueError(
                 f"{owner}: {name}.sorted_indices must be a permutation of range({batch_sizes[0]}) and "
                 f"unsorted_indices its inverse, got {sorted_indices.tolist()} and {unsorted_indices.tolist()}"
@@ -127,15 +130,17 @@ def pack_padded_sequence(input, lengths, batch_first: bool = False, enforce_sort
     padded = np.asarray(input)
     if padded.ndim < 2:
         layout = "(N, L, *)" if batch_first else "(L, N, *)"
-        raise ValueError(f"{owner}: expected input of rank >= 2 {layout}, got rank {padded.ndim} with shape "
-                         f"{padded.shape}")
+        raise ValueError(
+            f"{owner}: expected input of rank >= 2 {layout}, got rank {padded.ndim} with shape {padded.shape}"
+        )
     if check_flag(owner, "batch_first", batch_first):
         padded = np.swapaxes(padded, 0, 1)
     return _pack_time_major(owner, padded, lengths, enforce_sorted)
 
 
-def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False, padding_value: float = 0.0,
-                        total_length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def pad_packed_sequence(
+    sequence: PackedSequence, batch_first: bool = False, padding_value: float = 0.0, total_length: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of :func:`pack_padded_sequence`: returns ``(padded, lengths)`` in the caller's order.
 
     ``padded`` is (T, N, *) (or (N, T, *) if batch_first) with T = ``total_length`` or the

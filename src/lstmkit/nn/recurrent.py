@@ -87,11 +87,35 @@ class LSTM(RNNBase):
 
     _defaults = dict(RNNBase._defaults, proj_size=0)
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
-                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto"):
-        super().__init__(LSTM_KIND, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         proj_size, dtype=dtype, seed=seed, backend=backend)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        *,
+        dtype=np.float32,
+        seed: int | None = None,
+        backend: str = "auto",
+    ):
+        super().__init__(
+            LSTM_KIND,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            dtype=dtype,
+            seed=seed,
+            backend=backend,
+        )
 
 
 class GRU(RNNBase):
@@ -135,11 +159,33 @@ class GRU(RNNBase):
     Backward: ``dinput, dh_0 = gru.backward(doutput, dh_n)`` (``dh_n`` may be None).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto"):
-        super().__init__(GRU_KIND, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype=dtype, seed=seed, backend=backend)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        dtype=np.float32,
+        seed: int | None = None,
+        backend: str = "auto",
+    ):
+        super().__init__(
+            GRU_KIND,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            dtype=dtype,
+            seed=seed,
+            backend=backend,
+        )
 
 
 class RNN(RNNBase):
@@ -174,13 +220,36 @@ class RNN(RNNBase):
 
     _defaults = dict(RNNBase._defaults, nonlinearity="tanh")
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
-                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto"):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        dtype=np.float32,
+        seed: int | None = None,
+        backend: str = "auto",
+    ):
         kind = rnn_kind(type(self).__name__, nonlinearity)
         self.nonlinearity = nonlinearity
-        super().__init__(kind, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype=dtype, seed=seed, backend=backend)
+        super().__init__(
+            kind,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            dtype=dtype,
+            seed=seed,
+            backend=backend,
+        )
 
 
 for _layer in (LSTM, GRU, RNN):

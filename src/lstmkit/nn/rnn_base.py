@@ -53,9 +53,22 @@ class RNNBase(BackendSwitch, Module):
 
     _defaults = dict(num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False)
 
-    def __init__(self, kind: CellKind, input_size: int, hidden_size: int, num_layers: int, bias: bool,
-                 batch_first: bool, dropout: float, bidirectional: bool, proj_size: int = 0, *, dtype, seed: int | None,
-                 backend: str = "auto"):
+    def __init__(
+        self,
+        kind: CellKind,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        bias: bool,
+        batch_first: bool,
+        dropout: float,
+        bidirectional: bool,
+        proj_size: int = 0,
+        *,
+        dtype,
+        seed: int | None,
+        backend: str = "auto",
+    ):
         super().__init__()
         owner = type(self).__name__
         self._kind = kind
@@ -187,8 +200,13 @@ class RNNBase(BackendSwitch, Module):
             layout = LengthsLayout(layout, check_lengths(owner, lengths, batch, steps))
         return layout, layout.to_time_major(x)
 
-    def forward(self, input: ArrayLike | PackedSequence, hx: ArrayLike | tuple | None = None, *,
-                lengths: ArrayLike | None = None) -> tuple[np.ndarray | PackedSequence, State]:
+    def forward(
+        self,
+        input: ArrayLike | PackedSequence,
+        hx: ArrayLike | tuple | None = None,
+        *,
+        lengths: ArrayLike | None = None,
+    ) -> tuple[np.ndarray | PackedSequence, State]:
         """Run the layer; see the subclass's docstring for shapes.
 
         ``input`` is an array, or a :class:`PackedSequence` (then the output is one too), and
@@ -214,8 +232,11 @@ class RNNBase(BackendSwitch, Module):
                 index = layer * self.num_directions + direction
                 sequence = reverse_in_time(layer_input, batch_sizes) if direction else layer_input
                 output, state_last, cache = ops.forward(
-                    np.ascontiguousarray(sequence), tuple(s[index] for s in state0), self._weights(layer, direction),
-                    keep_cache, batch_sizes,
+                    np.ascontiguousarray(sequence),
+                    tuple(s[index] for s in state0),
+                    self._weights(layer, direction),
+                    keep_cache,
+                    batch_sizes,
                 )
                 outputs.append(reverse_in_time(output, batch_sizes) if direction else output)
                 layer_caches.append(cache)
@@ -240,8 +261,9 @@ class RNNBase(BackendSwitch, Module):
         return keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
 
     # ---- backward --------------------------------------------------------------------
-    def backward(self, doutput: ArrayLike | PackedSequence,
-                 dhx: ArrayLike | tuple | None = None) -> tuple[np.ndarray | PackedSequence, State]:
+    def backward(
+        self, doutput: ArrayLike | PackedSequence, dhx: ArrayLike | tuple | None = None
+    ) -> tuple[np.ndarray | PackedSequence, State]:
         """Gradients of the input and initial state for the latest unmatched forward.
 
         ``doutput`` is shaped (or packed) like the forward's output, ``dhx`` like its final
@@ -292,8 +314,9 @@ class RNNBase(BackendSwitch, Module):
 
     def extra_repr(self) -> str:
         parts = [f"{self.input_size}, {self.hidden_size}"]
-        parts += [f"{key}={getattr(self, key)!r}" for key, default in self._defaults.items()
-                  if getattr(self, key) != default]
+        parts += [
+            f"{key}={getattr(self, key)!r}" for key, default in self._defaults.items() if getattr(self, key) != default
+        ]
         if self.dtype != np.float32:
             parts.append(f"dtype={self.dtype.name}")
         return ", ".join(parts)

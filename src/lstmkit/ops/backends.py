@@ -42,8 +42,12 @@ class Backend(NamedTuple):
     backward: Callable
 
 
-_REFERENCE = {"LSTM": (lstm_forward, lstm_backward), "GRU": (gru_forward, gru_backward),
-              "RNN_TANH": (rnn_forward, rnn_backward), "RNN_RELU": (rnn_forward, rnn_backward)}
+_REFERENCE = {
+    "LSTM": (lstm_forward, lstm_backward),
+    "GRU": (gru_forward, gru_backward),
+    "RNN_TANH": (rnn_forward, rnn_backward),
+    "RNN_RELU": (rnn_forward, rnn_backward),
+}
 _FAST = {"LSTM": (lstm_forward_fused, lstm_backward_fused), "GRU": (gru_forward_fused, gru_backward_fused)}
 
 
@@ -58,8 +62,10 @@ def check_backend_for(owner: str, backend, mode: str) -> str:
     """:func:`check_backend`, and a ValueError where ``backend`` is 'fast' and ``mode`` has no fast path."""
     check_backend(owner, backend)
     if backend == "fast" and mode not in _FAST:
-        raise ValueError(f"{owner}: {mode} has no fast backend; backend must be 'auto' or 'reference' for it, "
-                         f"got 'fast' (the fast backend exists for {', '.join(_FAST)})")
+        raise ValueError(
+            f"{owner}: {mode} has no fast backend; backend must be 'auto' or 'reference' for it, "
+            f"got 'fast' (the fast backend exists for {', '.join(_FAST)})"
+        )
     return backend
 
 

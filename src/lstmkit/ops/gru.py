@@ -124,8 +124,9 @@ def hoisted_bias(weights: GRUWeights):
     return bias
 
 
-def gru_forward(x, h0, weights: GRUWeights, keep_cache: bool = True, batch_sizes=None,
-                dropout: GateDropout | None = None):
+def gru_forward(
+    x, h0, weights: GRUWeights, keep_cache: bool = True, batch_sizes=None, dropout: GateDropout | None = None
+):
     """Run one direction over a whole sequence (see the module docstring for shapes).
 
     ``dropout``, optional: per-gate masks on x and h (:class:`~.recurrence.GateDropout`).
@@ -153,8 +154,9 @@ def gru_backward(doutput, dh_last, cache: GRUCache):
 
     def step_backward(t, active, dh):
         step = GRUStep(*(part[t, :active] for part in cache.steps))
-        dpre_input, dpre_hidden, dh_prev = gru_step_backward(dh, cache.h[t, :active], step, weights.weight_hh,
-                                                         dropout.recurrent)
+        dpre_input, dpre_hidden, dh_prev = gru_step_backward(
+            dh, cache.h[t, :active], step, weights.weight_hh, dropout.recurrent
+        )
         return (dpre_input, dpre_hidden), (dh_prev,)
 
     (dpre_input, dpre_hidden), (dh0,) = scan_backward(step_backward, doutput, (dh_last,), cache.batch_sizes)

@@ -117,15 +117,14 @@ def lstm_step_backward(dh, dc, c_prev, step: LSTMStep, weight_hh, weight_hr=None
     df = dc * c_prev
     dg = dc * i
     dc_prev = dc * f
-    dz = np.concatenate(
-        [di * sigmoid_grad(i), df * sigmoid_grad(f), dg * tanh_grad(g), do * sigmoid_grad(o)], axis=1
-    )
+    dz = np.concatenate([di * sigmoid_grad(i), df * sigmoid_grad(f), dg * tanh_grad(g), do * sigmoid_grad(o)], axis=1)
     dh_prev = gate_product_input_grad(dz, weight_hh, recurrent_masks)  # z = ... + W_hh h_prev
     return dz, dh_prev, dc_prev
 
 
-def lstm_forward(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True, batch_sizes=None,
-                 dropout: GateDropout | None = None):
+def lstm_forward(
+    x, h0, c0, weights: LSTMWeights, keep_cache: bool = True, batch_sizes=None, dropout: GateDropout | None = None
+):
     """Run one direction over a whole sequence (see the module docstring for shapes).
 
     ``batch_sizes`` (T,), optional: sequences sorted by decreasing length, of which the first

@@ -62,8 +62,10 @@ def check_gate_dropout(owner: str, dropout, gate_count: int, batch: int, feature
     for name, masks, size in (("input", dropout.input, features), ("recurrent", dropout.recurrent, state_size)):
         shape = np.shape(masks)
         if masks is not None and (len(shape) != 3 or shape[0] not in counts or shape[1:] != (batch, size)):
-            raise ValueError(f"{owner}: dropout.{name} must have shape (K, {batch}, {size}) with K in {counts} "
-                             f"(one mask, or one per gate), got shape {shape}")
+            raise ValueError(
+                f"{owner}: dropout.{name} must have shape (K, {batch}, {size}) with K in {counts} "
+                f"(one mask, or one per gate), got shape {shape}"
+            )
     return dropout
 
 

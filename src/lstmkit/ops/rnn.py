@@ -82,8 +82,15 @@ def rnn_step_backward(dh, h, weight_hh, nonlinearity="tanh", recurrent_masks=Non
     return dz, gate_product_input_grad(dz, weight_hh, recurrent_masks)
 
 
-def rnn_forward(x, h0, weights: RNNWeights, nonlinearity="tanh", keep_cache: bool = True, batch_sizes=None,
-                dropout: GateDropout | None = None):
+def rnn_forward(
+    x,
+    h0,
+    weights: RNNWeights,
+    nonlinearity="tanh",
+    keep_cache: bool = True,
+    batch_sizes=None,
+    dropout: GateDropout | None = None,
+):
     """Run one direction over a whole sequence (see the module docstring for shapes).
 
     ``dropout``, optional: masks on x and h (:class:`~.recurrence.GateDropout`, K = 1).
@@ -109,8 +116,9 @@ def rnn_backward(doutput, dh_last, cache: RNNCache):
     weights, dropout = cache.weights, cache.dropout
 
     def step_backward(t, active, dh):
-        dz, dh_prev = rnn_step_backward(dh, cache.h[t + 1, :active], weights.weight_hh, cache.nonlinearity,
-                                        dropout.recurrent)
+        dz, dh_prev = rnn_step_backward(
+            dh, cache.h[t + 1, :active], weights.weight_hh, cache.nonlinearity, dropout.recurrent
+        )
         return (dz,), (dh_prev,)
 
     (dz,), (dh0,) = scan_backward(step_backward, doutput, (dh_last,), cache.batch_sizes)

@@ -33,7 +33,19 @@ from .memory import recycle_cache, release_scratch
 from .plan import DEFAULT_TUNING, Plan, Tuning, choose_plan
 
 __all__ = [
-    "DEFAULT_TUNING", "FusedGRUCache", "FusedLSTMCache", "HalvesLSTMCache", "Plan", "Tuning", "choose_plan",
-    "gru_backward_fused", "gru_forward_fused", "helper_thread_enabled", "lstm_backward_fused", "lstm_forward_fused",
-    "recycle_cache", "release_scratch", "set_helper_thread",
+    "DEFAULT_TUNING",
+    "FusedGRUCache",
+    "FusedLSTMCache",
+    "HalvesLSTMCache",
+    "Plan",
+    "Tuning",
+    "choose_plan",
+    "gru_backward_fused",
+    "gru_forward_fused",
+    "helper_thread_enabled",
+    "lstm_backward_fused",
+    "lstm_forward_fused",
+    "recycle_cache",
+    "release_scratch",
+    "set_helper_thread",
 ]

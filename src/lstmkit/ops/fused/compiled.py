@@ -15,9 +15,12 @@ def compiled_kernels():
     try:
         from . import kernels
     except ImportError as error:
-        warnings.warn(f"lstmkit: Numba could not be imported ({error}); LSTM and GRU layers run the reference "
-                      "ops instead of the compiled fast paths (the same results, several times slower)",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"lstmkit: Numba could not be imported ({error}); LSTM and GRU layers run the reference "
+            "ops instead of the compiled fast paths (the same results, several times slower)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return None
     return kernels
 

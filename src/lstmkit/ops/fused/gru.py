@@ -39,8 +39,18 @@ class FusedGRUCache(NamedTuple):
     RECYCLED = ("gates", "hidden_n")  # read by the backward only (see memory.recycle_cache)
 
 
-def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch_sizes=None, dropout=None, *,
-                      plan: Plan | None = None, tuning: Tuning = DEFAULT_TUNING, helper=PROCESS_HELPER):
+def gru_forward_fused(
+    x,
+    h0,
+    weights: GRUWeights,
+    keep_cache: bool = True,
+    batch_sizes=None,
+    dropout=None,
+    *,
+    plan: Plan | None = None,
+    tuning: Tuning = DEFAULT_TUNING,
+    helper=PROCESS_HELPER,
+):
     """Same contract as :func:`~lstmkit.ops.gru.gru_forward`; ``plan``, ``tuning`` and ``helper``
     as in :func:`~.lstm.lstm_forward_fused` (a GRU has no ``"halves"`` or ``"batch_last"`` loop)."""
     kernels = kernels_for(x, weights) if batch_sizes is None and dropout is None else None
@@ -59,9 +69,20 @@ def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch
     h[0] = h0
     if plan.forward == "two_cores":  # gates receive the activated gates only if kept for backward
         gates = cache_empty((steps if keep_cache else 1, batch, 3 * hidden), x.dtype)
-        loop_on_two_cores(kernels.gru_loop_forward_lead, kernels.gru_loop_forward_second, x, weights.weight_ih,
-                          hoisted_bias(weights), weights.weight_hh, bias_hn, h, hidden_n, gates,
-                          chunk=plan.chunk_steps, helper=helper)
+        loop_on_two_cores(
+            kernels.gru_loop_forward_lead,
+            kernels.gru_loop_forward_second,
+            x,
+            weights.weight_ih,
+            hoisted_bias(weights),
+            weights.weight_hh,
+            bias_hn,
+            h,
+            hidden_n,
+            gates,
+            chunk=plan.chunk_steps,
+            helper=helper,
+        )
     elif plan.forward == "compiled":  # gates (T, N, 3H), activated in place
         gates, pipeline = input_gates(x, weights.weight_ih, hoisted_bias(weights), plan, helper)
         weight_hh = compiled_loop_weight(weights.weight_hh, x.dtype, plan.transposed_weight)
@@ -94,8 +115,9 @@ def gru_backward_fused(doutput, dh_last, cache):
     else:
         dpre_hidden, direct = np.empty((batch, 3 * hidden), dtype=x.dtype), np.empty_like(dh)
         for t in reversed(range(x.shape[0])):
-            kernels.gru_step_backward(t, doutput, dh, h, gates, hidden_n, dpre_input, dpre_hidden, dpre_hidden_n,
-                                      direct)
+            kernels.gru_step_backward(
+                t, doutput, dh, h, gates, hidden_n, dpre_input, dpre_hidden, dpre_hidden_n, direct
+            )
             np.matmul(dpre_hidden, weight_hh, out=dh)  # through W_hh h_{t-1}
             dh += direct  # and through z ⊙ h_{t-1}
     return _gradients(x, h[:-1], dpre_input, dpre_hidden_n, weights, dh)

@@ -233,8 +233,7 @@ def exchange_buffer(batch: int, hidden: int, dtype) -> np.ndarray:
     return aligned_copy(np.zeros((2, 2, batch, -(-(hidden + 1) // 2 // lanes) * lanes)), dtype)
 
 
-def loop_on_two_cores(lead, second, x, weight_ih, bias, weight_hh, *states, chunk: int,
-                      helper: Helper | None) -> bool:
+def loop_on_two_cores(lead, second, x, weight_ih, bias, weight_hh, *states, chunk: int, helper: Helper | None) -> bool:
     """Runs a small layer's time loop, input projection included, on this thread and the
     ``helper``, half of the hidden units each: ``lead`` and ``second`` are
     ``kernels.lstm_loop_forward_lead`` and ``_second``, writing h, c, tanh_c and gates (``states``)
@@ -246,8 +245,13 @@ def loop_on_two_cores(lead, second, x, weight_ih, bias, weight_hh, *states, chun
     kernels = compiled_kernels()
     width = weight_ih.shape[0]
     bias = np.zeros(width, dtype=x.dtype) if bias is None else bias
-    arguments = (np.ascontiguousarray(x), np.ascontiguousarray(weight_ih), bias, np.ascontiguousarray(weight_hh),
-                 *states)
+    arguments = (
+        np.ascontiguousarray(x),
+        np.ascontiguousarray(weight_ih),
+        bias,
+        np.ascontiguousarray(weight_hh),
+        *states,
+    )
     exchange = exchange_buffer(x.shape[1], weight_hh.shape[1], x.dtype)
     sync = np.zeros(32, dtype=np.int64)
     if helper is None:  # the lead takes JOIN itself at once, and runs both parts
@@ -278,8 +282,9 @@ def _run_on_halves(caller_side, helper_side, first, second, helper: Helper | Non
     caller_side(mailbox, spins, claim, done, first, second)
 
 
-def lstm_forward_on_batch_halves(x, h0, c0, weight_ih, bias, weight_hh, keep_cache: bool, weight_hh_transposed: bool,
-                                 helper: Helper | None):
+def lstm_forward_on_batch_halves(
+    x, h0, c0, weight_ih, bias, weight_hh, keep_cache: bool, weight_hh_transposed: bool, helper: Helper | None
+):
     """An LSTM layer's forward on this thread and the ``helper``, half of the batch rows each, input
     projection included (``kernels.lstm_halves_forward``): ``(output (T, N, H), h_T, c_T (N, H),
     parts)``, ``parts`` holding each half's ``(x (T, n, I), h, c, gates, tanh_c)`` as a training

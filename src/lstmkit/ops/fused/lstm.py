@@ -66,6 +66,7 @@ class FusedLSTMCache(NamedTuple):
 class HalvesLSTMCache(NamedTuple):
     """The cache of a forward that ran half of the batch on each core: each half's
     :class:`FusedLSTMCache`, rows [0, N//2) and [N//2, N) (``helper.batch_halves``)."""
+
     parts: tuple
 
     @property
@@ -77,8 +78,19 @@ class HalvesLSTMCache(NamedTuple):
         return np.concatenate([part.h for part in self.parts], axis=1)
 
 
-def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True, batch_sizes=None, dropout=None, *,
-                       plan: Plan | None = None, tuning: Tuning = DEFAULT_TUNING, helper=PROCESS_HELPER):
+def lstm_forward_fused(
+    x,
+    h0,
+    c0,
+    weights: LSTMWeights,
+    keep_cache: bool = True,
+    batch_sizes=None,
+    dropout=None,
+    *,
+    plan: Plan | None = None,
+    tuning: Tuning = DEFAULT_TUNING,
+    helper=PROCESS_HELPER,
+):
     """Same contract as :func:`~lstmkit.ops.lstm.lstm_forward`, plus keywords that tests and
     benchmarks use to reach each loop: ``plan`` (default: :func:`~.plan.choose_plan` with
     ``tuning``) and ``helper`` (default: this process's helper thread, if enabled; None: the
@@ -94,15 +106,17 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
         plan = choose_plan(steps, batch, features, hidden, 4, keep_cache, helper is not None, tuning)
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
     if plan.forward == "halves":
-        *results, parts = lstm_forward_on_batch_halves(x, h0, c0, weights.weight_ih, bias, weights.weight_hh,
-                                                       keep_cache, plan.transposed_weight, helper)
+        *results, parts = lstm_forward_on_batch_halves(
+            x, h0, c0, weights.weight_ih, bias, weights.weight_hh, keep_cache, plan.transposed_weight, helper
+        )
         backward_loop = plan.backward or "compiled"
         cache = parts and HalvesLSTMCache(tuple(FusedLSTMCache(*part, weights, backward_loop) for part in parts))
         return (*results, cache)
     if plan.forward == "batch_last":
         if keep_cache:
-            raise ValueError(f"lstm_forward_fused: a batch-last plan keeps no cache, so it needs keep_cache=False; "
-                             f"got {plan}")
+            raise ValueError(
+                f"lstm_forward_fused: a batch-last plan keeps no cache, so it needs keep_cache=False; got {plan}"
+            )
         return (*_large_inference_batch_last(kernels, x, h0, c0, weights, bias), None)
     depth = steps + 1 if keep_cache else 2
     h = np.empty((steps + 1, batch, hidden), dtype=x.dtype)
@@ -111,8 +125,20 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     h[0], c[0] = h0, c0
     if plan.forward == "two_cores":  # gates receive the activated gates only if kept for backward
         gates = cache_empty((steps if keep_cache else 1, batch, 4 * hidden), x.dtype)
-        loop_on_two_cores(kernels.lstm_loop_forward_lead, kernels.lstm_loop_forward_second, x, weights.weight_ih,
-                          bias, weights.weight_hh, h, c, tanh_c, gates, chunk=plan.chunk_steps, helper=helper)
+        loop_on_two_cores(
+            kernels.lstm_loop_forward_lead,
+            kernels.lstm_loop_forward_second,
+            x,
+            weights.weight_ih,
+            bias,
+            weights.weight_hh,
+            h,
+            c,
+            tanh_c,
+            gates,
+            chunk=plan.chunk_steps,
+            helper=helper,
+        )
     elif plan.forward == "compiled":
         gates, pipeline = input_gates(x, weights.weight_ih, bias, plan, helper)  # (T, N, 4H), activated in place
         weight_hh = compiled_loop_weight(weights.weight_hh, x.dtype, plan.transposed_weight)
@@ -155,7 +181,7 @@ def lstm_backward_fused(doutput, dh_last, dc_last, cache, *, helper=PROCESS_HELP
     weight_hh = np.ascontiguousarray(weights.weight_hh, dtype=x.dtype)  # (4H, H)
     doutput = np.ascontiguousarray(doutput, dtype=x.dtype)
     compiled_loop = backward_loop == "compiled"
-    dz, = backward_buffers(compiled_loop, x.dtype, gates.shape)
+    (dz,) = backward_buffers(compiled_loop, x.dtype, gates.shape)
     dh = np.array(dh_last, dtype=x.dtype, copy=True)
     dc = np.array(dc_last, dtype=x.dtype, copy=True)
     if compiled_loop:  # dh = dz W_hh from W_hhᵀ, dot products along 4H (see kernels.gradient_product)
@@ -183,21 +209,50 @@ def _backward_on_batch_halves(doutput, dh_last, dc_last, parts, helper: Helper |
     dc = np.array(dc_last, dtype=dtype, copy=True)
     halves = batch_halves(len(dh))
     sizes = [steps * (rows.stop - rows.start) for rows in halves]
-    scratch = scratch_arrays(dtype, *(shape for part, size in zip(parts, sizes)  # dz, h[:-1]ᵀ, xᵀ of each
-                                      for shape in (part.gates.shape, (hidden, size), (features, size))))
+    scratch = scratch_arrays(
+        dtype,
+        *(
+            shape
+            for part, size in zip(parts, sizes)  # dz, h[:-1]ᵀ, xᵀ of each
+            for shape in (part.gates.shape, (hidden, size), (features, size))
+        ),
+    )
     jobs, gradients = [], []
     for rows, part, size, (dz, h_t, x_t) in zip(halves, parts, sizes, (scratch[:3], scratch[3:])):
-        gradient = (np.empty((size, weight_ih.shape[1]), dtype=dtype), np.empty((features, 4 * hidden), dtype=dtype),
-                    np.empty((hidden, 4 * hidden), dtype=dtype), np.empty(4 * hidden, dtype=dtype))
-        jobs.append((np.ascontiguousarray(doutput[:, rows], dtype=dtype), dh[rows], dc[rows], part.gates, part.c,
-                     part.tanh_c, weight_hh, dz, part.x, part.h, weight_ih, h_t, x_t, *gradient))
+        gradient = (
+            np.empty((size, weight_ih.shape[1]), dtype=dtype),
+            np.empty((features, 4 * hidden), dtype=dtype),
+            np.empty((hidden, 4 * hidden), dtype=dtype),
+            np.empty(4 * hidden, dtype=dtype),
+        )
+        jobs.append(
+            (
+                np.ascontiguousarray(doutput[:, rows], dtype=dtype),
+                dh[rows],
+                dc[rows],
+                part.gates,
+                part.c,
+                part.tanh_c,
+                weight_hh,
+                dz,
+                part.x,
+                part.h,
+                weight_ih,
+                h_t,
+                x_t,
+                *gradient,
+            )
+        )
         gradients.append(gradient)
     lstm_backward_on_batch_halves(*jobs, helper)
     (dx_0, dweight_ih_0, dweight_hh_0, dbias), (dx_1, dweight_ih_1, dweight_hh_1, dbias_1) = gradients
-    dx = np.concatenate([dx_part.reshape(steps, -1, dx_part.shape[1])[..., :features] for dx_part in (dx_0, dx_1)],
-                        axis=1)  # views of each half's first I columns, copied once
+    dx = np.concatenate(
+        [dx_part.reshape(steps, -1, dx_part.shape[1])[..., :features] for dx_part in (dx_0, dx_1)], axis=1
+    )  # views of each half's first I columns, copied once
     kernels = compiled_kernels()  # each sum transposed in register tiles (NumPy's copy of .T is slower)
-    dweight_ih, dweight_hh = (kernels.aligned_transpose(np.add(a, b, out=a)) for a, b in (
-        (dweight_ih_0, dweight_ih_1), (dweight_hh_0, dweight_hh_1)))
+    dweight_ih, dweight_hh = (
+        kernels.aligned_transpose(np.add(a, b, out=a))
+        for a, b in ((dweight_ih_0, dweight_ih_1), (dweight_hh_0, dweight_hh_1))
+    )
     dbias = None if weights.bias_ih is None else dbias + dbias_1
     return dx, dh, dc, LSTMWeights(dweight_ih, dweight_hh, dbias, None if dbias is None else dbias.copy())

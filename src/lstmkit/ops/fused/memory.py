@@ -27,7 +27,7 @@ def aligned_copy(array: np.ndarray, dtype, alignment: int = 64) -> np.ndarray:
         return kernels.aligned_transpose(array.T)
     buffer = np.empty(array.size * dtype.itemsize + alignment, dtype=np.uint8)
     start = -buffer.ctypes.data % alignment
-    copy = buffer[start:start + array.size * dtype.itemsize].view(dtype).reshape(array.shape)
+    copy = buffer[start : start + array.size * dtype.itemsize].view(dtype).reshape(array.shape)
     copy[...] = array
     return copy
 
@@ -38,7 +38,7 @@ def padded_columns(matrix: np.ndarray, dtype) -> np.ndarray:
     cover every column (C = 28 would leave 12 to a scalar loop)."""
     lanes = 64 // np.dtype(dtype).itemsize
     padded = aligned_copy(np.zeros((matrix.shape[0], -(-matrix.shape[1] // lanes) * lanes)), dtype)
-    padded[:, :matrix.shape[1]] = matrix
+    padded[:, : matrix.shape[1]] = matrix
     return padded
 
 
@@ -83,7 +83,7 @@ def scratch_arrays(dtype, *shapes, max_bytes: int = SCRATCH_MAX_BYTES) -> list[n
     start = -buffer.ctypes.data % 64
     arrays = []
     for shape, count, size in zip(shapes, counts, sizes):
-        arrays.append(buffer[start:start + count * dtype.itemsize].view(dtype).reshape(shape))
+        arrays.append(buffer[start : start + count * dtype.itemsize].view(dtype).reshape(shape))
         start += size
     return arrays
 

@@ -145,8 +145,16 @@ def transposes_recurrent_weight(hidden: int, rows: int, tuning: Tuning = DEFAULT
 
 
 @functools.lru_cache(maxsize=1024)
-def choose_plan(steps: int, batch: int, features: int, hidden: int, gate_count: int, training: bool,
-                helper: bool, tuning: Tuning = DEFAULT_TUNING) -> Plan:
+def choose_plan(
+    steps: int,
+    batch: int,
+    features: int,
+    hidden: int,
+    gate_count: int,
+    training: bool,
+    helper: bool,
+    tuning: Tuning = DEFAULT_TUNING,
+) -> Plan:
     """The plan of a fused call of ``steps`` x ``batch`` rows of ``features`` into ``hidden`` units
     with ``gate_count`` gate blocks (4 for an LSTM, 3 for a GRU), keeping a cache for a backward
     when ``training``; ``helper``: whether a helper thread can run beside the caller. Cached: a
@@ -161,17 +169,22 @@ def choose_plan(steps: int, batch: int, features: int, hidden: int, gate_count: 
     if not is_small(batch, hidden, gate_count, tuning, factor):
         return Plan("batch_last" if not training and gate_count == 4 else "blas", backward, chunk_steps=chunk)
     transposed_weight = transposes_recurrent_weight(hidden, 1, tuning)
-    if helper and (batch <= tuning.two_core_max_batch and gate_count * hidden * hidden >= tuning.two_core_min_weights
-                   and steps >= tuning.two_core_min_steps):
+    if helper and (
+        batch <= tuning.two_core_max_batch
+        and gate_count * hidden * hidden >= tuning.two_core_min_weights
+        and steps >= tuning.two_core_min_steps
+    ):
         return Plan("two_cores", backward, chunk_steps=min(steps, chunk), transposed_weight=transposed_weight)
     pipelined = helper and steps >= 2 * chunk
     return Plan("compiled", backward, pipelined=pipelined, chunk_steps=chunk, transposed_weight=transposed_weight)
 
 
-def _runs_on_halves(steps: int, batch: int, hidden: int, training: bool, backward_compiled: bool,
-                    tuning: Tuning) -> bool:
+def _runs_on_halves(
+    steps: int, batch: int, hidden: int, training: bool, backward_compiled: bool, tuning: Tuning
+) -> bool:
     """Whether an LSTM's call runs half of the batch on each core (see :class:`Tuning`)."""
     if batch < tuning.halves_min_batch or batch * hidden * 4 * hidden > tuning.halves_max_multiply_adds:
         return False
-    return not training or (tuning.halves_in_training and steps >= tuning.halves_min_training_steps
-                            and not backward_compiled)
+    return not training or (
+        tuning.halves_in_training and steps >= tuning.halves_min_training_steps and not backward_compiled
+    )

@@ -33,11 +33,21 @@ from numba.core import cgutils
 from .simd import VECTOR_BYTES, broadcast, int_constant
 
 TANH_CLAMP = np.float32(7.90531110763549805)  # tanh(±7.9053) rounds to ±1 in float32
-TANH_P = [np.float32(v) for v in (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11,
-                                  5.12229709037114e-08, 1.48572235717979e-05, 6.37261928875436e-04,
-                                  4.89352455891786e-03)]  # x¹³ .. x¹ (odd powers), highest first
-TANH_Q = [np.float32(v) for v in (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03,
-                                  4.89352518554385e-03)]  # x⁶ .. x⁰ (even powers)
+TANH_P = [
+    np.float32(v)
+    for v in (
+        -2.76076847742355e-16,
+        2.00018790482477e-13,
+        -8.60467152213735e-11,
+        5.12229709037114e-08,
+        1.48572235717979e-05,
+        6.37261928875436e-04,
+        4.89352455891786e-03,
+    )
+]  # x¹³ .. x¹ (odd powers), highest first
+TANH_Q = [
+    np.float32(v) for v in (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03)
+]  # x⁶ .. x⁰ (even powers)
 LANES = VECTOR_BYTES // 4  # float32 entries a vector
 
 
@@ -52,14 +62,19 @@ class _Lanes:
         module = builder.module
         pointer = self.vector.as_pointer()
         mask_type = ir.VectorType(ir.IntType(1), LANES)
-        self._fma = cgutils.get_or_insert_function(module, ir.FunctionType(self.vector, [self.vector] * 3),
-                                                   f"llvm.fma.v{LANES}f32")
+        self._fma = cgutils.get_or_insert_function(
+            module, ir.FunctionType(self.vector, [self.vector] * 3), f"llvm.fma.v{LANES}f32"
+        )
         self._load = cgutils.get_or_insert_function(
-            module, ir.FunctionType(self.vector, [pointer, ir.IntType(32), mask_type, self.vector]),
-            f"llvm.masked.load.v{LANES}f32.p0")
+            module,
+            ir.FunctionType(self.vector, [pointer, ir.IntType(32), mask_type, self.vector]),
+            f"llvm.masked.load.v{LANES}f32.p0",
+        )
         self._store = cgutils.get_or_insert_function(
-            module, ir.FunctionType(ir.VoidType(), [self.vector, pointer, ir.IntType(32), mask_type]),
-            f"llvm.masked.store.v{LANES}f32.p0")
+            module,
+            ir.FunctionType(ir.VoidType(), [self.vector, pointer, ir.IntType(32), mask_type]),
+            f"llvm.masked.store.v{LANES}f32.p0",
+        )
         left = broadcast(builder, builder.sub(hidden, first), ir.VectorType(ir.IntType(64), LANES))
         self.mask = builder.icmp_signed("<", ir.Constant(left.type, list(range(LANES))), left)
         self._zero = ir.Constant(self.vector, None)
@@ -149,8 +164,10 @@ def _cell(arguments, units_from: int, equations):
         raise numba.core.errors.TypingError(f"vector cells take 2-D arrays and 1-D biases, got {arguments}")
 
     def codegen(context, builder, signature, values):
-        structs = [context.make_array(a)(context, builder, values[k]) if isinstance(a, types.Array) else None
-                   for k, a in enumerate(signature.args)]
+        structs = [
+            context.make_array(a)(context, builder, values[k]) if isinstance(a, types.Array) else None
+            for k, a in enumerate(signature.args)
+        ]
         adjacent = cgutils.true_bit
         for k, array in arrays:
             stride = builder.extract_value(structs[k].strides, array.ndim - 1)
@@ -237,10 +254,12 @@ def lstm_cell_backward_lanes(typingctx, dh, dc, gates, c_prev, tanh_c, dz):
 
         # dc += dh ⊙ o ⊙ (1 - tanh²c), from h = o ⊙ tanh(c)
         cell = lanes.fma(lanes.mul(upstream, o), lanes.sub(one, lanes.mul(tanh_c_value, tanh_c_value)), lanes.load(dc))
-        gradients = (through_sigmoid(lanes.mul(cell, g), i),  # di = dc ⊙ g
-                     through_sigmoid(lanes.mul(cell, lanes.load(c_prev)), f),  # df = dc ⊙ c_prev
-                     lanes.mul(lanes.mul(cell, i), lanes.sub(one, lanes.mul(g, g))),  # dg = dc ⊙ i, through tanh'
-                     through_sigmoid(lanes.mul(upstream, tanh_c_value), o))  # do = dh ⊙ tanh(c)
+        gradients = (
+            through_sigmoid(lanes.mul(cell, g), i),  # di = dc ⊙ g
+            through_sigmoid(lanes.mul(cell, lanes.load(c_prev)), f),  # df = dc ⊙ c_prev
+            lanes.mul(lanes.mul(cell, i), lanes.sub(one, lanes.mul(g, g))),  # dg = dc ⊙ i, through tanh'
+            through_sigmoid(lanes.mul(upstream, tanh_c_value), o),
+        )  # do = dh ⊙ tanh(c)
         for k, gradient in enumerate(gradients):
             lanes.store(gradient, dz, lanes.column(k))
         lanes.store(lanes.mul(cell, f), dc)  # dc_prev = dc ⊙ f

@@ -54,15 +54,17 @@ def block_kernel(rows: int, vectors: int, vector_bytes: int = VECTOR_BYTES, mask
         _check_operands(a, b, out)
 
         def codegen(context, builder, signature, arguments):
-            a_array, b_array, out_array = (context.make_array(signature.args[i])(context, builder, arguments[i])
-                                           for i in (0, 2, 3))
+            a_array, b_array, out_array = (
+                context.make_array(signature.args[i])(context, builder, arguments[i]) for i in (0, 2, 3)
+            )
             first_row, column = arguments[1], arguments[4]
             scalar = context.get_value_type(signature.args[0].dtype)
             itemsize = context.get_abi_sizeof(scalar)
             lanes = vector_bytes // itemsize
             vector = ir.VectorType(scalar, lanes)
-            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector] * 3),
-                                                 f"llvm.fma.v{lanes}f{8 * itemsize}")
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vector, [vector] * 3), f"llvm.fma.v{lanes}f{8 * itemsize}"
+            )
             a_width = builder.extract_value(a_array.shape, 1)
             inner = builder.extract_value(b_array.shape, 0)
             b_width = builder.extract_value(b_array.shape, 1)
@@ -75,8 +77,10 @@ def block_kernel(rows: int, vectors: int, vector_bytes: int = VECTOR_BYTES, mask
             load, store = _vector_load, _vector_store
             if masked:
                 load, store = _masked_access(builder, vector, builder.sub(b_width, column), itemsize)
-            sums = [[cgutils.alloca_once_value(builder, ir.Constant(vector, None)) for _ in range(vectors)]
-                    for _ in range(rows)]
+            sums = [
+                [cgutils.alloca_once_value(builder, ir.Constant(vector, None)) for _ in range(vectors)]
+                for _ in range(rows)
+            ]
             with cgutils.for_range(builder, inner) as loop:
                 k = loop.index
                 b_k = builder.gep(b_array.data, [builder.add(builder.mul(k, b_width), column)])
@@ -110,17 +114,22 @@ def _masked_access(builder, vector, count, align):
     the other lanes load as zeros."""
     lanes, bits = vector.count, vector.element.intrinsic_name
     index = ir.Constant(ir.VectorType(ir.IntType(64), lanes), list(range(lanes)))
-    limit = builder.insert_element(ir.Constant(ir.VectorType(ir.IntType(64), lanes), ir.Undefined), count,
-                                   ir.Constant(ir.IntType(32), 0))
+    limit = builder.insert_element(
+        ir.Constant(ir.VectorType(ir.IntType(64), lanes), ir.Undefined), count, ir.Constant(ir.IntType(32), 0)
+    )
     limit = builder.shuffle_vector(limit, limit, ir.Constant(ir.VectorType(ir.IntType(32), lanes), None))
     mask = builder.icmp_signed("<", index, limit)
     pointer_type, mask_type, alignment = vector.as_pointer(), mask.type, ir.Constant(ir.IntType(32), align)
     masked_load = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(vector, [pointer_type, ir.IntType(32), mask_type, vector]),
-        f"llvm.masked.load.v{lanes}{bits}.p0v{lanes}{bits}")
+        builder.module,
+        ir.FunctionType(vector, [pointer_type, ir.IntType(32), mask_type, vector]),
+        f"llvm.masked.load.v{lanes}{bits}.p0v{lanes}{bits}",
+    )
     masked_store = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(ir.VoidType(), [vector, pointer_type, ir.IntType(32), mask_type]),
-        f"llvm.masked.store.v{lanes}{bits}.p0v{lanes}{bits}")
+        builder.module,
+        ir.FunctionType(ir.VoidType(), [vector, pointer_type, ir.IntType(32), mask_type]),
+        f"llvm.masked.store.v{lanes}{bits}.p0v{lanes}{bits}",
+    )
 
     def load(builder, pointer, align):
         return builder.call(masked_load, [pointer, alignment, mask, ir.Constant(vector, None)])
@@ -143,8 +152,9 @@ def _tile_transpose(lanes_bytes: int = 32):
         _check_operands(source, source, target)
 
         def codegen(context, builder, signature, arguments):
-            source_array, target_array = (context.make_array(signature.args[k])(context, builder, arguments[k])
-                                          for k in (0, 3))
+            source_array, target_array = (
+                context.make_array(signature.args[k])(context, builder, arguments[k]) for k in (0, 3)
+            )
             first_row, first_column, target_column = arguments[1], arguments[2], arguments[4]
             scalar = context.get_value_type(signature.args[0].dtype)
             lanes = lanes_bytes // context.get_abi_sizeof(scalar)
@@ -189,8 +199,9 @@ def broadcast(builder, value, vector):
     """``value`` in every lane of ``vector``."""
     lane_0 = ir.Constant(ir.IntType(32), 0)
     single = builder.insert_element(ir.Constant(vector, ir.Undefined), value, lane_0)
-    return builder.shuffle_vector(single, ir.Constant(vector, ir.Undefined),
-                                  ir.Constant(ir.VectorType(ir.IntType(32), vector.count), None))
+    return builder.shuffle_vector(
+        single, ir.Constant(vector, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), vector.count), None)
+    )
 
 
 def _vector_at(builder, pointer, offset, vector):
@@ -204,7 +215,8 @@ def _vector_at(builder, pointer, offset, vector):
 # adder's latency, four cycles, leaves it idle, as one-vector blocks alone did).
 WIDE, TALL, HALF, QUARTER, NARROW = (1, 8), (4, 2), (1, 4), (1, 2), (1, 1)
 wide_block, tall_block, half_block, quarter_block, narrow_block = (
-    block_kernel(*shape) for shape in (WIDE, TALL, HALF, QUARTER, NARROW))
+    block_kernel(*shape) for shape in (WIDE, TALL, HALF, QUARTER, NARROW)
+)
 tail_block = block_kernel(*NARROW, masked=True)  # the last columns, fewer than a vector
 # Four rows of as many vectors as the registers hold (24 accumulators of AVX-512's 32, 12 of AVX2's
 # 16), for products over long sums (a weight gradient's, over all steps' rows: b streams from L2

@@ -53,9 +53,11 @@ def lstm_second_half(claim, done, x, weight_ih_t, bias, gates, weight_hh, h, c, 
         lstm_part_forward(x, weight_ih_t, bias, gates, weight_hh, h, c, tanh_c)
         atomic_store(done, 0, 1)
 
+
 @jit
-def lstm_part_backward(doutput, dh, dc, gates, c, tanh_c, weight_hh, dz, x, h, weight_ih, h_t, x_t, dx,
-                       dweight_ih_t, dweight_hh_t, dbias):
+def lstm_part_backward(
+    doutput, dh, dc, gates, c, tanh_c, weight_hh, dz, x, h, weight_ih, h_t, x_t, dx, dweight_ih_t, dweight_hh_t, dbias
+):
     """One part's whole backward: :func:`lstm_loop_backward` (its first eight arguments), then the
     gradients of the two projections, each one product over all T·n rows of dz (T, n, 4H), in
     register blocks (:func:`matmul_into`):
@@ -85,12 +87,48 @@ def lstm_part_backward(doutput, dh, dc, gates, c, tanh_c, weight_hh, dz, x, h, w
 
 
 @jit
-def lstm_second_half_backward(claim, done, doutput, dh, dc, gates, c, tanh_c, weight_hh, dz, x, h, weight_ih,
-                              h_t, x_t, dx, dweight_ih_t, dweight_hh_t, dbias):
+def lstm_second_half_backward(
+    claim,
+    done,
+    doutput,
+    dh,
+    dc,
+    gates,
+    c,
+    tanh_c,
+    weight_hh,
+    dz,
+    x,
+    h,
+    weight_ih,
+    h_t,
+    x_t,
+    dx,
+    dweight_ih_t,
+    dweight_hh_t,
+    dbias,
+):
     """The helper's job in a backward: as :func:`lstm_second_half`, with :func:`lstm_part_backward`."""
     if atomic_add(claim, 0, 1) == 0:
-        lstm_part_backward(doutput, dh, dc, gates, c, tanh_c, weight_hh, dz, x, h, weight_ih, h_t, x_t, dx,
-                           dweight_ih_t, dweight_hh_t, dbias)
+        lstm_part_backward(
+            doutput,
+            dh,
+            dc,
+            gates,
+            c,
+            tanh_c,
+            weight_hh,
+            dz,
+            x,
+            h,
+            weight_ih,
+            h_t,
+            x_t,
+            dx,
+            dweight_ih_t,
+            dweight_hh_t,
+            dbias,
+        )
         atomic_store(done, 0, 1)
 
 

@@ -75,10 +75,6 @@ def _row_times(a, n, b, out, j):
         tail_block(a, n, b, out, j)
 
 
-
-
-
-
 @jit_reassociating
 def _dot_row(a, n, w, out):
     """Row n of ``out = a @ wᵀ``: four rows of ``w`` at a time, each a dot product along K."""
@@ -193,7 +189,6 @@ def add_to_rows(out, bias):
             out[r, j] += bias[j]
 
 
-
 @jit
 def aligned_empty(rows, columns, like):
     """An uninitialised (rows, columns) array of ``like``'s dtype whose data starts on a 64-byte
@@ -202,7 +197,7 @@ def aligned_empty(rows, columns, like):
     lanes = 64 // like.itemsize
     buffer = np.empty(rows * columns + lanes, dtype=like.dtype)
     start = (lanes - buffer.ctypes.data // like.itemsize % lanes) % lanes
-    return buffer[start:start + rows * columns].reshape(rows, columns)
+    return buffer[start : start + rows * columns].reshape(rows, columns)
 
 
 @jit
@@ -213,6 +208,7 @@ def aligned_transpose(matrix):
     out = aligned_empty(matrix.shape[1], matrix.shape[0], matrix)
     transpose_into(matrix, out)
     return out
+
 
 @jit
 def column_sums(matrix, out):

@@ -75,7 +75,7 @@ def _part_transposed(part, weight, hidden):
     first, units = _part_units(part, hidden)
     out = aligned_empty(weight.shape[1], gate_count * units, weight)
     for k in range(gate_count):
-        transpose_into(weight[k * hidden + first:k * hidden + first + units], out, k * units)
+        transpose_into(weight[k * hidden + first : k * hidden + first + units], out, k * units)
     return out
 
 
@@ -90,10 +90,10 @@ def _part_setup(part, x, weight_ih, bias, weight_hh, chunk):
     first, units = _part_units(part, hidden)
     others_first = units if part == 0 else 0
     input_t, recurrent_t = _part_transposed(part, weight_ih, hidden), _part_transposed(part, weight_hh, hidden)
-    own, others = recurrent_t[first:first + units], recurrent_t[others_first:others_first + hidden - units]
+    own, others = recurrent_t[first : first + units], recurrent_t[others_first : others_first + hidden - units]
     bias_part = np.empty(gate_count * units, dtype=x.dtype)
     for k in range(gate_count):
-        copy_vector(bias[k * hidden + first:k * hidden + first + units], bias_part[k * units:(k + 1) * units])
+        copy_vector(bias[k * hidden + first : k * hidden + first + units], bias_part[k * units : (k + 1) * units])
     projected = np.empty((chunk * batch, gate_count * units), dtype=x.dtype)  # x W_ihᵀ + b, a chunk of steps
     products = np.empty((2, batch, gate_count * units), dtype=x.dtype)  # h_t W_hhᵀ, its own units' and the others'
     cell_part = np.empty((3, batch, units), dtype=x.dtype)  # its units of the cell's other state
@@ -105,7 +105,7 @@ def _part_start(part, state, start):
     """``start`` (N, ≥u) = this part's units of state[0] (·, N, H)."""
     first, units = _part_units(part, state.shape[2])
     for n in range(state.shape[1]):
-        copy_vector(state[0, n, first:first + units], start[n, :units])
+        copy_vector(state[0, n, first : first + units], start[n, :units])
 
 
 @jit
@@ -125,9 +125,9 @@ def _part_projection(t, x, setup):
     s = t % chunk
     if s == 0:
         rows = (min(t + chunk, steps) - t) * batch
-        matmul_into(x[t:t + rows // batch].reshape(rows, features), input_t, projected[:rows])
+        matmul_into(x[t : t + rows // batch].reshape(rows, features), input_t, projected[:rows])
         add_to_rows(projected[:rows], bias_part)
-    return projected[s * batch:(s + 1) * batch]
+    return projected[s * batch : (s + 1) * batch]
 
 
 @jit
@@ -211,8 +211,9 @@ def _gru_part_step(t, part, setup, x, bias_hn, h, hidden_n, gates, exchange, syn
     pre = _part_projection(t, x, setup)
     recurrent = _part_recurrent(t, part, exchange, setup, sync)
     h_next = exchange[part, (t + 1) % 2]
-    gru_cell_forward(pre, recurrent, bias_hn[first:first + units], exchange[part, t % 2, :, :units], hidden_n_part,
-                     h_next)
+    gru_cell_forward(
+        pre, recurrent, bias_hn[first : first + units], exchange[part, t % 2, :, :units], hidden_n_part, h_next
+    )
     _part_publish(t, part, h, h_next, sync)
     if gates.shape[0] == x.shape[0]:
         _part_keep(t, part, hidden, hidden_n_part, hidden_n)
@@ -273,8 +274,7 @@ def lstm_loop_forward_second(x, weight_ih, bias, weight_hh, h, c, tanh_c, gates,
 
 
 @jit
-def lstm_loop_forward_lead(mailbox, spins, x, weight_ih, bias, weight_hh, h, c, tanh_c, gates, exchange, sync,
-                          chunk):
+def lstm_loop_forward_lead(mailbox, spins, x, weight_ih, bias, weight_hh, h, c, tanh_c, gates, exchange, sync, chunk):
     """The caller's side of the two-core loop: announces the job the helper thread has been handed
     (part 1, see :mod:`..helper`), makes its own part's buffers meanwhile, and runs part 0 with
     the helper if it joins in time (:func:`_lead_joins`), else both parts itself. Returns whether
@@ -304,8 +304,9 @@ def gru_loop_forward_second(x, weight_ih, bias, weight_hh, bias_hn, h, hidden_n,
 
 
 @jit
-def gru_loop_forward_lead(mailbox, spins, x, weight_ih, bias, weight_hh, bias_hn, h, hidden_n, gates, exchange, sync,
-                         chunk):
+def gru_loop_forward_lead(
+    mailbox, spins, x, weight_ih, bias, weight_hh, bias_hn, h, hidden_n, gates, exchange, sync, chunk
+):
     """The caller's side of the GRU's two-core loop (see :func:`lstm_loop_forward_lead`)."""
     job = announce(mailbox)
     setup = _part_setup(0, x, weight_ih, bias, weight_hh, chunk)
