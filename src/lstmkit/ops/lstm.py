@@ -82,14 +82,14 @@ class LSTMCache(NamedTuple):
     dropout: GateDropout  # masks on x and h (Keras' dropout); fields None where there are none
 
 
-def lstm_step(z_input, h_prev, c_prev, weight_hh, weight_hr=None, recurrent_masks=None):
-    """One step. ``z_input`` is the input's share of the pre-activations, W_ih x_t + b (N, 4H).
+def lstm_step(pre_input, h_prev, c_prev, weight_hh, weight_hr=None, recurrent_masks=None):
+    """One step. ``pre_input`` is the input's share of the pre-activations, W_ih x_t + b (N, 4H).
     ``recurrent_masks`` (K, N, R): :attr:`~.recurrence.GateDropout.recurrent`, or None.
 
     Returns ``(h, c, step)`` with ``step`` the :class:`LSTMStep` its backward needs.
     """
     hidden = c_prev.shape[-1]
-    z = z_input + gate_product(h_prev, weight_hh, recurrent_masks)
+    z = pre_input + gate_product(h_prev, weight_hh, recurrent_masks)
     gates = np.empty_like(z)
     sigmoid(z[:, : 2 * hidden], out=gates[:, : 2 * hidden])  # i, f
     tanh(z[:, 2 * hidden : 3 * hidden], out=gates[:, 2 * hidden : 3 * hidden])  # g
@@ -134,12 +134,12 @@ def lstm_forward(
     """
     dropout = check_gate_dropout("lstm_forward", dropout, 4, x.shape[1], x.shape[2], h0.shape[-1])
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
-    z_input = input_projection(x, weights.weight_ih, bias, dropout.input)
+    pre_input = input_projection(x, weights.weight_ih, bias, dropout.input)
 
     def step(z_t, h_prev, c_prev):
         return lstm_step(z_t, h_prev, c_prev, weights.weight_hh, weights.weight_hr, dropout.recurrent)
 
-    output, (h_last, c_last), history, saved = scan(step, z_input, (h0, c0), batch_sizes, keep_cache)
+    output, (h_last, c_last), history, saved = scan(step, pre_input, (h0, c0), batch_sizes, keep_cache)
     cache = None if history is None else LSTMCache(x, *history, saved, weights, batch_sizes, dropout)
     return output, h_last, c_last, cache
 

@@ -18,7 +18,7 @@ no gradient; ``padding_mask(batch_sizes)`` as such an array gives what ``batch_s
 Shapes (T steps, N batch, G = gates x hidden units):
 
     ==============  ===========  ==============================================
-    z_input         (T, N, G)    the input's share of the pre-activations
+    pre_input       (T, N, G)    the input's share of the pre-activations
     state parts     (N, ·)       h (and c for an LSTM) before the first step
     history         (T+1, N, ·)  every state part at every step, [0] = initial
     saved           (T, N, ·)    what each step keeps for its backward (zeros
@@ -109,10 +109,10 @@ def input_projection(x, weight_ih, bias=None, masks=None):
     """``x W_ihᵀ + bias`` for all T steps as one matrix product (T*N, I) x (I, G): the part
     of the pre-activations that does not depend on the previous state (cuDNN's trick).
     ``masks``: :attr:`GateDropout.input`, or None."""
-    z_input = gate_product(x, weight_ih, masks)
+    pre_input = gate_product(x, weight_ih, masks)
     if bias is not None:
-        z_input += bias
-    return z_input
+        pre_input += bias
+    return pre_input
 
 
 def _schedule(batch_sizes, steps: int, batch: int):
@@ -159,8 +159,8 @@ def reverse_in_time(array, batch_sizes=None):
     return np.take_along_axis(array, source[:, :, None], axis=0)
 
 
-def scan(step, z_input, state0, batch_sizes=None, keep_cache=True):
-    """Run ``step`` over the T steps of ``z_input`` (T, N, G).
+def scan(step, pre_input, state0, batch_sizes=None, keep_cache=True):
+    """Run ``step`` over the T steps of ``pre_input`` (T, N, G).
 
     ``step(z_t, *state_prev)`` returns ``(*state_t, saved_t)`` for the active rows: the new
     state parts and a NamedTuple of arrays its backward needs (one without fields for nothing).
@@ -169,16 +169,16 @@ def scan(step, z_input, state0, batch_sizes=None, keep_cache=True):
     saved (see the module docstring) are None unless ``keep_cache``. Without ``keep_cache``
     only h is kept for every step (it is the output); other parts use two alternating rows.
     """
-    steps, batch = z_input.shape[:2]
+    steps, batch = pre_input.shape[:2]
     depths = [steps + 1 if keep_cache or part == 0 else 2 for part in range(len(state0))]
-    history = [np.empty((depth, batch, s.shape[-1]), dtype=z_input.dtype) for depth, s in zip(depths, state0)]
+    history = [np.empty((depth, batch, s.shape[-1]), dtype=pre_input.dtype) for depth, s in zip(depths, state0)]
     for buffer, initial in zip(history, state0):
         buffer[0] = initial
     saved = None
     counts, running = _schedule(batch_sizes, steps, batch)
     for t, active in enumerate(counts):
         previous = [buffer[t % depth] for buffer, depth in zip(history, depths)]
-        *state, step_saved = step(z_input[t, :active], *_rows(previous, active, batch))
+        *state, step_saved = step(pre_input[t, :active], *_rows(previous, active, batch))
         if running is not None:
             state = _carry(running[t], state, previous)
         for buffer, depth, before, after in zip(history, depths, previous, state):
@@ -235,20 +235,20 @@ def scan_backward(step_backward, doutput, dstate_last, batch_sizes=None):
     return collected, tuple(dstate)
 
 
-def projection_backward(x, h_previous, dz_input, dz_hidden, weights, dropout: GateDropout | None = None):
+def projection_backward(x, h_previous, dpre_input, dpre_hidden, weights, dropout: GateDropout | None = None):
     """Gradients of the two affine maps of a cell, each one product over all steps at the end.
 
-    The pre-activations are ``W_ih x_t + b_ih`` (gradient ``dz_input``) and ``W_hh h_{t-1} +
-    b_hh`` (gradient ``dz_hidden``; the same array as ``dz_input`` for LSTM and RNN), with
+    The pre-activations are ``W_ih x_t + b_ih`` (gradient ``dpre_input``) and ``W_hh h_{t-1} +
+    b_hh`` (gradient ``dpre_hidden``; the same array as ``dpre_input`` for LSTM and RNN), with
     ``dropout``'s masks on x and h where given. Returns ``(dx, dweight_ih, dweight_hh,
     dbias_ih, dbias_hh)``, the biases None when ``weights`` has none.
     """
     dropout = dropout or GateDropout()
-    dx = gate_product_input_grad(dz_input, weights.weight_ih, dropout.input)
-    dweight_ih = gate_product_weight_grad(dz_input, x, dropout.input)
-    dweight_hh = gate_product_weight_grad(dz_hidden, h_previous, dropout.recurrent)
+    dx = gate_product_input_grad(dpre_input, weights.weight_ih, dropout.input)
+    dweight_ih = gate_product_weight_grad(dpre_input, x, dropout.input)
+    dweight_hh = gate_product_weight_grad(dpre_hidden, h_previous, dropout.recurrent)
     if weights.bias_ih is None:
         return dx, dweight_ih, dweight_hh, None, None
-    dbias_ih = _flat(dz_input).sum(axis=0)
-    dbias_hh = dbias_ih.copy() if dz_hidden is dz_input else _flat(dz_hidden).sum(axis=0)
+    dbias_ih = _flat(dpre_input).sum(axis=0)
+    dbias_hh = dbias_ih.copy() if dpre_hidden is dpre_input else _flat(dpre_hidden).sum(axis=0)
     return dx, dweight_ih, dweight_hh, dbias_ih, dbias_hh

@@ -67,11 +67,11 @@ class RNNCache(NamedTuple):
     dropout: GateDropout  # masks on x and h (Keras' dropout); fields None where there are none
 
 
-def rnn_step(z_input, h_prev, weight_hh, nonlinearity="tanh", recurrent_masks=None):
-    """One step. ``z_input`` (N, H) is W_ih x_t + b_ih + b_hh; ``recurrent_masks`` (1, N, H)
+def rnn_step(pre_input, h_prev, weight_hh, nonlinearity="tanh", recurrent_masks=None):
+    """One step. ``pre_input`` (N, H) is W_ih x_t + b_ih + b_hh; ``recurrent_masks`` (1, N, H)
     or None (:attr:`~.recurrence.GateDropout.recurrent`). Returns ``(h, RNNStep())``."""
     activation, _ = ACTIVATIONS[nonlinearity]
-    h = activation(z_input + gate_product(h_prev, weight_hh, recurrent_masks))
+    h = activation(pre_input + gate_product(h_prev, weight_hh, recurrent_masks))
     return h, RNNStep()
 
 
@@ -98,12 +98,12 @@ def rnn_forward(
     """
     dropout = check_gate_dropout("rnn_forward", dropout, 1, x.shape[1], x.shape[2], h0.shape[-1])
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
-    z_input = input_projection(x, weights.weight_ih, bias, dropout.input)
+    pre_input = input_projection(x, weights.weight_ih, bias, dropout.input)
 
     def step(z_t, h_prev):
         return rnn_step(z_t, h_prev, weights.weight_hh, nonlinearity, dropout.recurrent)
 
-    output, (h_last,), history, _ = scan(step, z_input, (h0,), batch_sizes, keep_cache)
+    output, (h_last,), history, _ = scan(step, pre_input, (h0,), batch_sizes, keep_cache)
     cache = None if history is None else RNNCache(x, *history, nonlinearity, weights, batch_sizes, dropout)
     return output, h_last, cache
 
