@@ -384,6 +384,25 @@ def test_the_environment_switches_the_helper_thread(value, expected):
     assert result.stdout.split() == expected.split()
 
 
+LARGE_CALL = """
+import threading
+import numpy as np
+import lstmkit
+from lstmkit.ops.fused import choose_plan
+layer = lstmkit.LSTM(8, 512, seed=1)
+with lstmkit.no_grad():
+    layer(np.ones((5, 64, 8), np.float32))
+started = any(thread.name == "lstmkit-helper" for thread in threading.enumerate())
+print(choose_plan(5, 64, 8, 512, 4, False, True).forward, started)
+"""
+
+
+def test_a_call_whose_plan_needs_no_helper_starts_none():
+    result = subprocess.run([sys.executable, "-c", LARGE_CALL], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["batch_last", "False"]
+
+
 def test_a_bad_helper_thread_variable_is_refused(monkeypatch, helper_thread_switch):
     monkeypatch.setenv("LSTMKIT_HELPER_THREAD", "maybe")
     helper_thread_switch(None)  # the environment's choice

@@ -22,7 +22,7 @@ import numpy as np
 from ..gru import GRUCache, GRUWeights, gru_backward, gru_forward, hoisted_bias
 from .blas_loops import cache_projection, recurrent_products, scratch_projection
 from .compiled import compiled_kernels, kernels_for
-from .helper import PROCESS_HELPER, input_gates, loop_on_two_cores, resolve_helper
+from .helper import PROCESS_HELPER, helper_available, input_gates, loop_on_two_cores, resolve_helper
 from .memory import backward_buffers, cache_empty, compiled_loop_weight, transposed
 from .plan import DEFAULT_TUNING, Plan, Tuning, choose_plan
 
@@ -58,9 +58,9 @@ def gru_forward_fused(
         return gru_forward(x, h0, weights, keep_cache, batch_sizes, dropout)
     steps, batch, features = x.shape
     hidden = h0.shape[-1]
-    helper = resolve_helper(helper)
     if plan is None:
-        plan = choose_plan(steps, batch, features, hidden, 3, keep_cache, helper is not None, tuning)
+        plan = choose_plan(steps, batch, features, hidden, 3, keep_cache, helper_available(helper), tuning)
+    helper = resolve_helper(helper) if plan.uses_helper else None  # started only where a plan needs it
     if plan.forward not in ("compiled", "two_cores", "blas"):
         raise ValueError(f"gru_forward_fused: a GRU runs the 'compiled', 'two_cores' or 'blas' loop, got {plan}")
     bias_hn = np.zeros(hidden, x.dtype) if weights.bias_hh is None else weights.bias_hh[2 * hidden :].astype(x.dtype)

@@ -190,6 +190,12 @@ def helper_thread_enabled() -> bool:
     return enabled and _has_two_cores()
 
 
+def helper_available(helper) -> bool:
+    """Whether a fused call given ``helper`` (as :func:`resolve_helper` takes it) would have one,
+    without starting this process's thread."""
+    return helper_thread_enabled() if helper == PROCESS_HELPER else helper is not None
+
+
 def resolve_helper(helper) -> Helper | None:
     """The helper a fused call uses: this process's thread (started here on first use) for
     :data:`PROCESS_HELPER`, where :func:`helper_thread_enabled`, else None; any other value as given."""

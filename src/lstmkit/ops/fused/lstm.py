@@ -40,6 +40,7 @@ from .helper import (
     PROCESS_HELPER,
     Helper,
     batch_halves,
+    helper_available,
     input_gates,
     loop_on_two_cores,
     lstm_backward_on_batch_halves,
@@ -101,9 +102,9 @@ def lstm_forward_fused(
         return lstm_forward(x, h0, c0, weights, keep_cache, batch_sizes, dropout)
     steps, batch, features = x.shape
     hidden = c0.shape[-1]
-    helper = resolve_helper(helper)
     if plan is None:
-        plan = choose_plan(steps, batch, features, hidden, 4, keep_cache, helper is not None, tuning)
+        plan = choose_plan(steps, batch, features, hidden, 4, keep_cache, helper_available(helper), tuning)
+    helper = resolve_helper(helper) if plan.uses_helper else None  # started only where a plan needs it
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
     if plan.forward == "halves":
         *results, parts = lstm_forward_on_batch_halves(

@@ -118,6 +118,11 @@ class Plan:
     chunk_steps: int = 1
     transposed_weight: bool = True
 
+    @property
+    def uses_helper(self) -> bool:
+        """Whether the call hands work to a helper thread (it runs the same where none is given)."""
+        return self.forward in ("halves", "two_cores") or self.pipelined
+
     def __post_init__(self) -> None:
         if self.forward not in FORWARD_LOOPS:
             raise ValueError(f"Plan: forward must be one of {FORWARD_LOOPS}, got {self.forward!r}")
