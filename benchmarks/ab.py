@@ -105,6 +105,14 @@ def _training(kind, layer, x, **options):
     return call
 
 
+def _configs(text: str) -> list[tuple]:
+    """``"LSTM 28x64x28x128  GRU 100x1x64x128"`` -> [(kind, T, N, I, H), ...]."""
+    configs = []
+    for kind, sizes in zip(text.split()[::2], text.split()[1::2]):
+        configs.append((kind, *map(int, sizes.split("x"))))
+    return configs
+
+
 def _problem(kind, steps, batch, features, hidden):
     layer = getattr(lstmkit, kind)(features, hidden, seed=0)
     x = np.random.default_rng(1).standard_normal((steps, batch, features)).astype(np.float32)
@@ -117,12 +125,9 @@ def pipeline(rounds):
     from onnx_peer import onnx_session
 
     one_core = Tuning(two_core_max_batch=0)  # the projection beside the one-core loop (`cores` times two cores)
-    for kind, steps, features, hidden in [
-        ("LSTM", 100, 64, 128),
-        ("LSTM", 1000, 32, 32),
-        ("GRU", 100, 64, 128),
-        ("GRU", 1000, 32, 32),
-    ]:
+    for kind, steps, _, features, hidden in _configs(
+        "LSTM 100x1x64x128  LSTM 1000x1x32x32  GRU 100x1x64x128  GRU 1000x1x32x32"
+    ):
         layer, x = _problem(kind, steps, 1, features, hidden)
         session = onnx_session(kind, layer, torch.get_num_threads())
         times = _median_times(
@@ -160,17 +165,11 @@ def cores(rounds):
 def loops(rounds):
     compiled = Tuning(small_layer_multiply_adds=1 << 40, forward_factor=1, inference_factor=1)
     python_loop = Tuning(small_layer_multiply_adds=1, forward_factor=1, inference_factor=1)
-    for kind, steps, batch, features, hidden in [
-        ("LSTM", 100, 4, 64, 128),
-        ("LSTM", 200, 16, 32, 64),
-        ("LSTM", 100, 64, 32, 32),
-        ("GRU", 100, 4, 64, 128),
-        ("GRU", 200, 16, 32, 64),
-        ("LSTM", 100, 32, 64, 128),
-        ("LSTM", 50, 128, 32, 64),
-        ("GRU", 100, 32, 64, 128),
-        ("LSTM", 28, 64, 28, 128),
-    ]:
+    for kind, steps, batch, features, hidden in _configs(
+        "LSTM 100x4x64x128  LSTM 200x16x32x64  LSTM 100x64x32x32  "
+        "GRU 100x4x64x128  GRU 200x16x32x64  LSTM 100x32x64x128  "
+        "LSTM 50x128x32x64  GRU 100x32x64x128  LSTM 28x64x28x128"
+    ):
         layer, x = _problem(kind, steps, batch, features, hidden)
         for name, make in (("inference", _inference), ("training", _training)):
             times = _median_times(
@@ -205,16 +204,11 @@ def transposed(rounds):
             "transposed": {"tuning": Tuning(transposed_product_max_hidden=1 << 30)},
             "as-stored": {"tuning": Tuning(transposed_product_max_hidden=0, transposed_product_min_rows=1 << 30)},
         },
-        [
-            ("LSTM", 1000, 1, 32, 32),
-            ("LSTM", 200, 1, 32, 64),
-            ("LSTM", 200, 4, 32, 64),
-            ("LSTM", 200, 16, 32, 64),
-            ("LSTM", 100, 4, 64, 128),
-            ("GRU", 1000, 1, 32, 32),
-            ("GRU", 100, 1, 64, 128),
-            ("GRU", 100, 1, 64, 256),
-        ],
+        _configs(
+            "LSTM 1000x1x32x32  LSTM 200x1x32x64  LSTM 200x4x32x64  "
+            "LSTM 200x16x32x64  LSTM 100x4x64x128  GRU 1000x1x32x32  "
+            "GRU 100x1x64x128  GRU 100x1x64x256"
+        ),
         _inference,
         rounds,
         15,
@@ -225,15 +219,11 @@ def transposed(rounds):
 def batch_last(rounds):
     _both_ways(
         {"batch-last": {"plan": Plan("batch_last", None)}, "batch-first": {"plan": Plan("blas", None)}},
-        [
-            ("LSTM", 28, 64, 28, 128),
-            ("LSTM", 100, 32, 64, 128),
-            ("LSTM", 100, 64, 256, 256),
-            ("LSTM", 50, 128, 512, 512),
-            ("LSTM", 100, 32, 128, 256),
-            ("LSTM", 100, 32, 512, 256),
-            ("LSTM", 200, 4, 32, 256),
-        ],
+        _configs(
+            "LSTM 28x64x28x128  LSTM 100x32x64x128  LSTM 100x64x256x256  "
+            "LSTM 50x128x512x512  LSTM 100x32x128x256  LSTM 100x32x512x256  "
+            "LSTM 200x4x32x256"
+        ),
         _inference,
         rounds,
         5,
@@ -243,15 +233,11 @@ def batch_last(rounds):
 def halves(rounds):
     _both_ways(
         {"halves": {"tuning": Tuning(halves_min_batch=2)}, "without": {"tuning": Tuning(halves_min_batch=1 << 30)}},
-        [
-            ("LSTM", 28, 64, 28, 128),
-            ("LSTM", 100, 32, 64, 128),
-            ("LSTM", 200, 16, 32, 64),
-            ("LSTM", 100, 32, 128, 256),
-            ("LSTM", 100, 16, 64, 128),
-            ("LSTM", 100, 8, 64, 128),
-            ("LSTM", 200, 4, 32, 64),
-        ],
+        _configs(
+            "LSTM 28x64x28x128  LSTM 100x32x64x128  LSTM 200x16x32x64  "
+            "LSTM 100x32x128x256  LSTM 100x16x64x128  LSTM 100x8x64x128  "
+            "LSTM 200x4x32x64"
+        ),
         _inference,
         rounds,
         5,
@@ -264,15 +250,11 @@ def halves_training(rounds):
             "halves": {"tuning": Tuning(halves_in_training=True)},
             "without": {"tuning": Tuning(halves_in_training=False)},
         },
-        [
-            ("LSTM", 28, 64, 28, 128),
-            ("LSTM", 100, 32, 64, 128),
-            ("LSTM", 200, 16, 32, 64),
-            ("LSTM", 100, 8, 64, 128),
-            ("LSTM", 100, 16, 64, 64),
-            ("LSTM", 100, 32, 32, 32),
-            ("LSTM", 100, 64, 64, 64),
-        ],
+        _configs(
+            "LSTM 28x64x28x128  LSTM 100x32x64x128  LSTM 200x16x32x64  "
+            "LSTM 100x8x64x128  LSTM 100x16x64x64  LSTM 100x32x32x32  "
+            "LSTM 100x64x64x64"
+        ),
         _training,
         rounds,
         9,

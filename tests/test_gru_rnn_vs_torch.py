@@ -40,15 +40,8 @@ def test_layer_matches_torch(option, dtype):
     rng = np.random.default_rng(index)
     seq_len, batch = [1, 30, 2, 17, 9, 5][index % 6], 1 + index % 5
     layer_class, extra = KINDS[kind]
-    config = dict(
-        input_size=4,
-        hidden_size=5,
-        num_layers=layers,
-        bias=bias,
-        batch_first=batch_first,
-        bidirectional=bidirectional,
-        **extra,
-    )
+    config = dict(input_size=4, hidden_size=5, num_layers=layers, bias=bias, **extra)
+    config.update(batch_first=batch_first, bidirectional=bidirectional)
     ours, reference = make_layer(layer_class, config, dtype, seed=index)
     x_shape = (seq_len, 4) if not batched else (batch, seq_len, 4) if batch_first else (seq_len, batch, 4)
     x = rng.standard_normal(x_shape).astype(dtype)

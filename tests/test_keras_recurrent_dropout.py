@@ -38,13 +38,8 @@ def _as_keras_masks(masks, keras_format, dtype):
 def test_training_call_equals_keras_with_the_same_masks(kind, rates, mask_name, go_backwards):
     dropout, recurrent_dropout = rates
     rng = np.random.default_rng(11)
-    options = dict(
-        return_sequences=True,
-        return_state=True,
-        go_backwards=go_backwards,
-        dropout=dropout,
-        recurrent_dropout=recurrent_dropout,
-    )
+    options = dict(return_sequences=True, return_state=True, go_backwards=go_backwards)
+    options.update(dropout=dropout, recurrent_dropout=recurrent_dropout)
     ours, reference = make_pair(kind, 3, 4, rng, **options)
     x = rng.standard_normal((3, 5, 3)).astype(np.float32)
     actual = ours(x, mask=MASKS[mask_name], training=True)

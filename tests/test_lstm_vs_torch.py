@@ -36,15 +36,8 @@ def compare_with_torch(option, dtype, seq_len, seed, sizes=(4, 5, 3)):
     layers, bias, batch_first, bidirectional, proj_size, batched, with_hx = option
     rng = np.random.default_rng(seed)
     input_size, hidden_size, batch = sizes
-    config = dict(
-        input_size=input_size,
-        hidden_size=hidden_size,
-        num_layers=layers,
-        bias=bias,
-        batch_first=batch_first,
-        bidirectional=bidirectional,
-        proj_size=proj_size,
-    )
+    config = dict(input_size=input_size, hidden_size=hidden_size, num_layers=layers, bias=bias)
+    config.update(batch_first=batch_first, bidirectional=bidirectional, proj_size=proj_size)
     ours = lstmkit.LSTM(**config, dtype=dtype, seed=seed)
     reference = to_torch_module(ours, torch.nn.LSTM, dtype, **config)
     assert [n for n, _ in ours.named_parameters()] == [n for n, _ in reference.named_parameters()]

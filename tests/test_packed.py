@@ -109,15 +109,8 @@ def test_layers_on_packed_input_match_torch(case, dtype):
     rng = np.random.default_rng(100 + index)
     layer_class, extra = KINDS[kind]
     num_layers, bias, with_hx, batch = 1 + index % 3, index % 4 != 1, index % 2 == 0, 1 + index % 5
-    config = dict(
-        input_size=4,
-        hidden_size=5,
-        num_layers=num_layers,
-        bias=bias,
-        batch_first=batch_first,
-        bidirectional=bidirectional,
-        **extra,
-    )
+    config = dict(input_size=4, hidden_size=5, num_layers=num_layers, bias=bias, **extra)
+    config.update(batch_first=batch_first, bidirectional=bidirectional)
     ours, reference = make_layer(layer_class, config, dtype, seed=index)
     lengths = random_lengths(rng, batch, sort=enforce_sorted)
     steps = max(lengths) + index % 3  # padding beyond the longest sequence too

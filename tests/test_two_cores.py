@@ -64,17 +64,8 @@ def _states(kind, x, h0, c0, weights, keep):
 def _two_core_call(kind, x, weights, states, chunk, helper=helpers.PROCESS_HELPER):
     prefix = kind.lower()
     lead, second = getattr(kernels, f"{prefix}_loop_forward_lead"), getattr(kernels, f"{prefix}_loop_forward_second")
-    return helpers.loop_on_two_cores(
-        lead,
-        second,
-        x,
-        weights.weight_ih,
-        _projection_bias(kind, weights),
-        weights.weight_hh,
-        *states,
-        chunk=chunk,
-        helper=helpers.resolve_helper(helper),
-    )
+    projection = (weights.weight_ih, _projection_bias(kind, weights), weights.weight_hh)
+    return helpers.loop_on_two_cores((lead, second), x, projection, states, chunk, helpers.resolve_helper(helper))
 
 
 def _on_two_cores(kind, x, h0, c0, weights, keep, chunk):

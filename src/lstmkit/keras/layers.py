@@ -42,43 +42,20 @@ class LSTM(KerasRNN):
     ``activation`` must be 'tanh' and ``recurrent_activation`` 'sigmoid' (others are refused).
     """
 
-    def __init__(
-        self,
-        units: int,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
-        unit_forget_bias=True,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        seed=None,
-        *,
-        dtype=np.float32,
-        backend: str = "auto",
-    ):
+    # The constructor as PyTorch and Keras write theirs, a few arguments a line (not formatted).
+    # fmt: off
+    def __init__(self, units: int, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 unit_forget_bias=True, dropout=0.0, recurrent_dropout=0.0, return_sequences=False,
+                 return_state=False, go_backwards=False, stateful=False, seed=None, *, dtype=np.float32,
+                 backend: str = "auto"):
         _check_choice("LSTM", "activation", activation, ("tanh",))
         _check_choice("LSTM", "recurrent_activation", recurrent_activation, ("sigmoid",))
         self.unit_forget_bias = bool(unit_forget_bias)
-        super().__init__(
-            LSTM_FORMAT,
-            LSTM_KIND,
-            units,
-            use_bias=use_bias,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            seed=seed,
-            dtype=dtype,
-            forget_bias_block=1 if unit_forget_bias else None,
-            backend=backend,
-        )
+        super().__init__(LSTM_FORMAT, LSTM_KIND, units, use_bias=use_bias, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
+                         return_state=return_state, go_backwards=go_backwards, stateful=stateful, seed=seed,
+                         dtype=dtype, forget_bias_block=1 if unit_forget_bias else None, backend=backend)
+    # fmt: on
 
 
 class GRU(KerasRNN):
@@ -99,43 +76,20 @@ class GRU(KerasRNN):
     ``reset_after=False`` (reset before the recurrent product) is another equation: refused.
     """
 
-    def __init__(
-        self,
-        units: int,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        seed=None,
-        reset_after=True,
-        *,
-        dtype=np.float32,
-        backend: str = "auto",
-    ):
+    # The constructor as PyTorch and Keras write theirs, a few arguments a line (not formatted).
+    # fmt: off
+    def __init__(self, units: int, activation="tanh", recurrent_activation="sigmoid", use_bias=True, dropout=0.0,
+                 recurrent_dropout=0.0, return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, seed=None, reset_after=True, *, dtype=np.float32, backend: str = "auto"):
         _check_choice("GRU", "activation", activation, ("tanh",))
         _check_choice("GRU", "recurrent_activation", recurrent_activation, ("sigmoid",))
         _check_choice("GRU", "reset_after", reset_after, (True,))
         self.reset_after = True
-        super().__init__(
-            GRU_FORMAT,
-            GRU_KIND,
-            units,
-            use_bias=use_bias,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            seed=seed,
-            dtype=dtype,
-            backend=backend,
-        )
+        super().__init__(GRU_FORMAT, GRU_KIND, units, use_bias=use_bias, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
+                         return_state=return_state, go_backwards=go_backwards, stateful=stateful, seed=seed,
+                         dtype=dtype, backend=backend)
+    # fmt: on
 
 
 class SimpleRNN(KerasRNN):
@@ -154,39 +108,18 @@ class SimpleRNN(KerasRNN):
 
     drops_all_at_rate_one = True
 
-    def __init__(
-        self,
-        units: int,
-        activation="tanh",
-        use_bias=True,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        seed=None,
-        *,
-        dtype=np.float32,
-        backend: str = "auto",
-    ):
+    # The constructor as PyTorch and Keras write theirs, a few arguments a line (not formatted).
+    # fmt: off
+    def __init__(self, units: int, activation="tanh", use_bias=True, dropout=0.0, recurrent_dropout=0.0,
+                 return_sequences=False, return_state=False, go_backwards=False, stateful=False, seed=None,
+                 *, dtype=np.float32, backend: str = "auto"):
         _check_choice("SimpleRNN", "activation", activation, tuple(RNN_KINDS))
         self.activation = activation
-        super().__init__(
-            SIMPLE_RNN_FORMAT,
-            RNN_KINDS[activation],
-            units,
-            use_bias=use_bias,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            seed=seed,
-            dtype=dtype,
-            backend=backend,
-        )
+        super().__init__(SIMPLE_RNN_FORMAT, RNN_KINDS[activation], units, use_bias=use_bias, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
+                         return_state=return_state, go_backwards=go_backwards, stateful=stateful, seed=seed,
+                         dtype=dtype, backend=backend)
+    # fmt: on
 
 
 for _layer in (LSTM, GRU, SimpleRNN):

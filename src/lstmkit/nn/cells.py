@@ -138,17 +138,12 @@ class LSTMCell(RNNCellBase):
     (last step first) are backpropagation through time.
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        *,
-        dtype=np.float32,
-        seed: int | None = None,
-        backend: str = "auto",
-    ):
+    # The constructor as PyTorch and Keras write theirs, a few arguments a line (not formatted).
+    # fmt: off
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype=np.float32,
+                 seed: int | None = None, backend: str = "auto"):
         super().__init__(LSTM_KIND, input_size, hidden_size, bias, dtype=dtype, seed=seed, backend=backend)
+    # fmt: on
 
 
 class GRUCell(RNNCellBase):
@@ -179,17 +174,12 @@ class GRUCell(RNNCellBase):
     ``dx, dh = cell.backward(dh')``.
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        *,
-        dtype=np.float32,
-        seed: int | None = None,
-        backend: str = "auto",
-    ):
+    # The constructor as PyTorch and Keras write theirs, a few arguments a line (not formatted).
+    # fmt: off
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype=np.float32,
+                 seed: int | None = None, backend: str = "auto"):
         super().__init__(GRU_KIND, input_size, hidden_size, bias, dtype=dtype, seed=seed, backend=backend)
+    # fmt: on
 
 
 class RNNCell(RNNCellBase):
@@ -202,27 +192,14 @@ class RNNCell(RNNCellBase):
     bias_ih and bias_hh (H,). ``dx, dh = cell.backward(dh')``.
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        nonlinearity: str = "tanh",
-        *,
-        dtype=np.float32,
-        seed: int | None = None,
-        backend: str = "auto",
-    ):
+    # The constructor as PyTorch and Keras write theirs, a few arguments a line (not formatted).
+    # fmt: off
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
+                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto"):
         self.nonlinearity = nonlinearity
-        super().__init__(
-            rnn_kind(type(self).__name__, nonlinearity),
-            input_size,
-            hidden_size,
-            bias,
-            dtype=dtype,
-            seed=seed,
-            backend=backend,
-        )
+        super().__init__(rnn_kind(type(self).__name__, nonlinearity), input_size, hidden_size, bias,
+                         dtype=dtype, seed=seed, backend=backend)
+    # fmt: on
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity!r}")

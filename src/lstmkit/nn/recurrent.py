@@ -87,35 +87,14 @@ class LSTM(RNNBase):
 
     _defaults = dict(RNNBase._defaults, proj_size=0)
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        proj_size: int = 0,
-        *,
-        dtype=np.float32,
-        seed: int | None = None,
-        backend: str = "auto",
-    ):
-        super().__init__(
-            LSTM_KIND,
-            input_size,
-            hidden_size,
-            num_layers,
-            bias,
-            batch_first,
-            dropout,
-            bidirectional,
-            proj_size,
-            dtype=dtype,
-            seed=seed,
-            backend=backend,
-        )
+    # The constructor as PyTorch and Keras write theirs, a few arguments a line (not formatted).
+    # fmt: off
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
+                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto"):
+        super().__init__(LSTM_KIND, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         proj_size, dtype=dtype, seed=seed, backend=backend)
+    # fmt: on
 
 
 class GRU(RNNBase):
@@ -159,33 +138,14 @@ class GRU(RNNBase):
     Backward: ``dinput, dh_0 = gru.backward(doutput, dh_n)`` (``dh_n`` may be None).
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        *,
-        dtype=np.float32,
-        seed: int | None = None,
-        backend: str = "auto",
-    ):
-        super().__init__(
-            GRU_KIND,
-            input_size,
-            hidden_size,
-            num_layers,
-            bias,
-            batch_first,
-            dropout,
-            bidirectional,
-            dtype=dtype,
-            seed=seed,
-            backend=backend,
-        )
+    # The constructor as PyTorch and Keras write theirs, a few arguments a line (not formatted).
+    # fmt: off
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto"):
+        super().__init__(GRU_KIND, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dtype=dtype, seed=seed, backend=backend)
+    # fmt: on
 
 
 class RNN(RNNBase):
@@ -220,36 +180,16 @@ class RNN(RNNBase):
 
     _defaults = dict(RNNBase._defaults, nonlinearity="tanh")
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        nonlinearity: str = "tanh",
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        *,
-        dtype=np.float32,
-        seed: int | None = None,
-        backend: str = "auto",
-    ):
+    # The constructor as PyTorch and Keras write theirs, a few arguments a line (not formatted).
+    # fmt: off
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto"):
         kind = rnn_kind(type(self).__name__, nonlinearity)
         self.nonlinearity = nonlinearity
-        super().__init__(
-            kind,
-            input_size,
-            hidden_size,
-            num_layers,
-            bias,
-            batch_first,
-            dropout,
-            bidirectional,
-            dtype=dtype,
-            seed=seed,
-            backend=backend,
-        )
+        super().__init__(kind, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         dtype=dtype, seed=seed, backend=backend)
+    # fmt: on
 
 
 for _layer in (LSTM, GRU, RNN):

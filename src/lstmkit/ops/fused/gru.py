@@ -39,18 +39,11 @@ class FusedGRUCache(NamedTuple):
     RECYCLED = ("gates", "hidden_n")  # read by the backward only (see memory.recycle_cache)
 
 
-def gru_forward_fused(
-    x,
-    h0,
-    weights: GRUWeights,
-    keep_cache: bool = True,
-    batch_sizes=None,
-    dropout=None,
-    *,
-    plan: Plan | None = None,
-    tuning: Tuning = DEFAULT_TUNING,
-    helper=PROCESS_HELPER,
-):
+# The reference's signature on its first line, the fast path's own keywords on the second.
+# fmt: off
+def gru_forward_fused(x, h0, weights: GRUWeights, keep_cache: bool = True, batch_sizes=None, dropout=None, *,
+                      plan: Plan | None = None, tuning: Tuning = DEFAULT_TUNING, helper=PROCESS_HELPER):
+    # fmt: on
     """Same contract as :func:`~lstmkit.ops.gru.gru_forward`; ``plan``, ``tuning`` and ``helper``
     as in :func:`~.lstm.lstm_forward_fused` (a GRU has no ``"halves"`` or ``"batch_last"`` loop)."""
     kernels = kernels_for(x, weights) if batch_sizes is None and dropout is None else None
@@ -69,20 +62,9 @@ def gru_forward_fused(
     h[0] = h0
     if plan.forward == "two_cores":  # gates receive the activated gates only if kept for backward
         gates = cache_empty((steps if keep_cache else 1, batch, 3 * hidden), x.dtype)
-        loop_on_two_cores(
-            kernels.gru_loop_forward_lead,
-            kernels.gru_loop_forward_second,
-            x,
-            weights.weight_ih,
-            hoisted_bias(weights),
-            weights.weight_hh,
-            bias_hn,
-            h,
-            hidden_n,
-            gates,
-            chunk=plan.chunk_steps,
-            helper=helper,
-        )
+        sides = (kernels.gru_loop_forward_lead, kernels.gru_loop_forward_second)
+        projection = (weights.weight_ih, hoisted_bias(weights), weights.weight_hh)
+        loop_on_two_cores(sides, x, projection, (bias_hn, h, hidden_n, gates), plan.chunk_steps, helper)
     elif plan.forward == "compiled":  # gates (T, N, 3H), activated in place
         gates, pipeline = input_gates(x, weights.weight_ih, hoisted_bias(weights), plan, helper)
         weight_hh = compiled_loop_weight(weights.weight_hh, x.dtype, plan.transposed_weight)

@@ -239,16 +239,17 @@ def exchange_buffer(batch: int, hidden: int, dtype) -> np.ndarray:
     return aligned_copy(np.zeros((2, 2, batch, -(-(hidden + 1) // 2 // lanes) * lanes)), dtype)
 
 
-def loop_on_two_cores(lead, second, x, weight_ih, bias, weight_hh, *states, chunk: int, helper: Helper | None) -> bool:
+def loop_on_two_cores(sides: tuple, x, projection: tuple, states: tuple, chunk: int, helper: Helper | None) -> bool:
     """Runs a small layer's time loop, input projection included, on this thread and the
-    ``helper``, half of the hidden units each: ``lead`` and ``second`` are
+    ``helper``, half of the hidden units each: ``sides`` is ``(lead, second)``,
     ``kernels.lstm_loop_forward_lead`` and ``_second``, writing h, c, tanh_c and gates (``states``)
     as ``lstm_loop_forward`` does (gates only when it has T steps), or the GRU's, writing h,
-    hidden_n and gates after bias_hn as ``gru_loop_forward`` does. ``bias`` (G,) or None is added
-    to the projection, ``chunk`` steps at a time. Returns whether the helper took part: if it did
-    not join in time (busy, still starting, or None), this thread ran both halves, the numbers bit
-    for bit the same."""
+    hidden_n and gates after bias_hn as ``gru_loop_forward`` does. ``projection`` is
+    ``(weight_ih, bias, weight_hh)``, ``bias`` (G,) or None added to the input projection, ``chunk``
+    steps at a time. Returns whether the helper took part: if it did not join in time (busy, still
+    starting, or None), this thread ran both halves, the numbers bit for bit the same."""
     kernels = compiled_kernels()
+    (lead, second), (weight_ih, bias, weight_hh) = sides, projection
     width = weight_ih.shape[0]
     bias = np.zeros(width, dtype=x.dtype) if bias is None else bias
     arguments = (

@@ -79,19 +79,11 @@ class HalvesLSTMCache(NamedTuple):
         return np.concatenate([part.h for part in self.parts], axis=1)
 
 
-def lstm_forward_fused(
-    x,
-    h0,
-    c0,
-    weights: LSTMWeights,
-    keep_cache: bool = True,
-    batch_sizes=None,
-    dropout=None,
-    *,
-    plan: Plan | None = None,
-    tuning: Tuning = DEFAULT_TUNING,
-    helper=PROCESS_HELPER,
-):
+# The reference's signature on its first line, the fast path's own keywords on the second.
+# fmt: off
+def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True, batch_sizes=None, dropout=None, *,
+                       plan: Plan | None = None, tuning: Tuning = DEFAULT_TUNING, helper=PROCESS_HELPER):
+    # fmt: on
     """Same contract as :func:`~lstmkit.ops.lstm.lstm_forward`, plus keywords that tests and
     benchmarks use to reach each loop: ``plan`` (default: :func:`~.plan.choose_plan` with
     ``tuning``) and ``helper`` (default: this process's helper thread, if enabled; None: the
@@ -126,20 +118,9 @@ def lstm_forward_fused(
     h[0], c[0] = h0, c0
     if plan.forward == "two_cores":  # gates receive the activated gates only if kept for backward
         gates = cache_empty((steps if keep_cache else 1, batch, 4 * hidden), x.dtype)
-        loop_on_two_cores(
-            kernels.lstm_loop_forward_lead,
-            kernels.lstm_loop_forward_second,
-            x,
-            weights.weight_ih,
-            bias,
-            weights.weight_hh,
-            h,
-            c,
-            tanh_c,
-            gates,
-            chunk=plan.chunk_steps,
-            helper=helper,
-        )
+        sides = (kernels.lstm_loop_forward_lead, kernels.lstm_loop_forward_second)
+        projection = (weights.weight_ih, bias, weights.weight_hh)
+        loop_on_two_cores(sides, x, projection, (h, c, tanh_c, gates), plan.chunk_steps, helper)
     elif plan.forward == "compiled":
         gates, pipeline = input_gates(x, weights.weight_ih, bias, plan, helper)  # (T, N, 4H), activated in place
         weight_hh = compiled_loop_weight(weights.weight_hh, x.dtype, plan.transposed_weight)
