@@ -86,50 +86,17 @@ def lstm_part_backward(
     column_sums(dz_rows, dbias)
 
 
+# The two parts' arguments as the caller passes them, a few a line (not formatted).
+# fmt: off
 @jit
-def lstm_second_half_backward(
-    claim,
-    done,
-    doutput,
-    dh,
-    dc,
-    gates,
-    c,
-    tanh_c,
-    weight_hh,
-    dz,
-    x,
-    h,
-    weight_ih,
-    h_t,
-    x_t,
-    dx,
-    dweight_ih_t,
-    dweight_hh_t,
-    dbias,
-):
+def lstm_second_half_backward(claim, done, doutput, dh, dc, gates, c, tanh_c, weight_hh, dz, x, h, weight_ih,
+                              h_t, x_t, dx, dweight_ih_t, dweight_hh_t, dbias):
     """The helper's job in a backward: as :func:`lstm_second_half`, with :func:`lstm_part_backward`."""
     if atomic_add(claim, 0, 1) == 0:
-        lstm_part_backward(
-            doutput,
-            dh,
-            dc,
-            gates,
-            c,
-            tanh_c,
-            weight_hh,
-            dz,
-            x,
-            h,
-            weight_ih,
-            h_t,
-            x_t,
-            dx,
-            dweight_ih_t,
-            dweight_hh_t,
-            dbias,
-        )
+        lstm_part_backward(doutput, dh, dc, gates, c, tanh_c, weight_hh, dz, x, h, weight_ih, h_t, x_t, dx,
+                           dweight_ih_t, dweight_hh_t, dbias)
         atomic_store(done, 0, 1)
+# fmt: on
 
 
 @jit
