@@ -16,10 +16,10 @@ import argparse
 import json
 import time
 
-import lstmkit  # noqa: F401  before NumPy loads OpenBLAS (lstmkit._openblas)
 import numpy as np
 import torch
 
+import lstmkit  # noqa: F401  before NumPy loads OpenBLAS (lstmkit._openblas)
 from lstmkit.data.text import lm_batches, load_ptb
 from lstmkit.io import atomic_write
 from lstmkit.nn.language_model import LanguageModel
@@ -64,7 +64,9 @@ def torch_trainer(model):
         model.zero_grad()
         logits, new_state = model(torch.from_numpy(inputs), state[0])
         state[0] = tuple(part.detach() for part in new_state)  # truncated BPTT
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), torch.from_numpy(targets).reshape(-1))
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), torch.from_numpy(targets).reshape(-1)
+        )
         (loss * targets.shape[0]).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
         optimizer.step()
@@ -93,8 +95,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     corpus = load_ptb()
     vocab_size = len(corpus.vocabulary)
-    epoch = [(inputs.astype(np.int64), targets.astype(np.int64))
-             for inputs, targets in lm_batches(corpus.parts["train"], BATCH, BPTT)]
+    epoch = [
+        (inputs.astype(np.int64), targets.astype(np.int64))
+        for inputs, targets in lm_batches(corpus.parts["train"], BATCH, BPTT)
+    ]
     batches = epoch[: args.batches] if args.batches else epoch
     ours = LanguageModel(vocab_size, EMBEDDING, HIDDEN, LAYERS, 0.0, 0.1, seed=0)
     theirs = TorchLanguageModel(vocab_size)
@@ -105,14 +109,23 @@ def main(argv=None):
         raise AssertionError(f"first-batch losses differ: lstmkit {first[0]}, torch {first[1]}")
     seconds = timed_alternating({"lstmkit": train_ours, "torch": train_theirs}, batches[1:])
     per_epoch = {name: value / (len(batches) - 1) * len(epoch) for name, value in seconds.items()}
-    print(f"PTB small, {len(batches) - 1} batches of {BATCH}x{BPTT} timed; first-batch loss lstmkit {first[0]:.5f}, "
-          f"torch {first[1]:.5f}")
+    print(
+        f"PTB small, {len(batches) - 1} batches of {BATCH}x{BPTT} timed; first-batch loss lstmkit {first[0]:.5f}, "
+        f"torch {first[1]:.5f}"
+    )
     for name, value in per_epoch.items():
-        print(f"{name:>8}: {value:7.1f} s per epoch of {len(epoch)} batches ({1e3 * seconds[name] / (len(batches) - 1):.1f} ms a batch)")
+        print(
+            f"{name:>8}: {value:7.1f} s per epoch of {len(epoch)} batches "
+            f"({1e3 * seconds[name] / (len(batches) - 1):.1f} ms a batch)"
+        )
     print(f"ratio lstmkit/torch: {per_epoch['lstmkit'] / per_epoch['torch']:.2f}")
     if args.json:
-        result = {"batches_timed": len(batches) - 1, "batches_per_epoch": len(epoch), "seconds_per_epoch": per_epoch,
-                  "first_batch_loss": first}
+        result = {
+            "batches_timed": len(batches) - 1,
+            "batches_per_epoch": len(epoch),
+            "seconds_per_epoch": per_epoch,
+            "first_batch_loss": first,
+        }
         atomic_write(args.json, lambda handle: handle.write(json.dumps(result, indent=2)), mode="w")
 
 

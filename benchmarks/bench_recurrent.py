@@ -35,14 +35,21 @@ import sys
 import time
 from pathlib import Path
 
-import lstmkit  # before NumPy loads OpenBLAS (lstmkit._openblas)
 import numpy as np
 import torch
 
+import lstmkit  # before NumPy loads OpenBLAS (lstmkit._openblas)
 from lstmkit.io import atomic_write
 
-GRID = [(28, 64, 28, 128), (100, 32, 64, 128), (100, 64, 256, 256), (50, 128, 512, 512), (200, 16, 32, 64),
-        (100, 1, 64, 128), (1000, 1, 32, 32)]
+GRID = [
+    (28, 64, 28, 128),
+    (100, 32, 64, 128),
+    (100, 64, 256, 256),
+    (50, 128, 512, 512),
+    (200, 16, 32, 64),
+    (100, 1, 64, 128),
+    (1000, 1, 32, 32),
+]
 BIDIRECTIONAL = (100, 32, 128, 256, 2, True)
 GATES = {"LSTM": 4, "GRU": 3}
 HERE = Path(__file__).resolve().parent
@@ -68,8 +75,10 @@ def cpu_description() -> str:
     fields = {key.strip(): value.strip() for key, value in fields.items()}
     flags = set(fields.get("flags", "").split())
     vectors = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return (f"{fields.get('model name', platform.machine())} (family {fields.get('cpu family', '?')}, "
-            f"model {fields.get('model', '?')}, {vectors})")
+    return (
+        f"{fields.get('model name', platform.machine())} (family {fields.get('cpu family', '?')}, "
+        f"model {fields.get('model', '?')}, {vectors})"
+    )
 
 
 def forward_flops(kind, steps, batch, features, hidden, layers=1, directions=1) -> float:
@@ -129,12 +138,22 @@ def timed_functions(kind, ours, theirs, x, onnx):
     torch_training()
     errors["torch_gradients"] = max(
         _check_equal(f"{kind} torch dx", dx, x_grad.grad.numpy(), 1e-4 * float(np.abs(dx).max())),
-        *(_check_equal(f"{kind} torch {name}", parameter.grad, dict(theirs.named_parameters())[name].grad.numpy(),
-                       1e-4 * float(np.abs(parameter.grad).max()))
-          for name, parameter in ours.named_parameters()),
+        *(
+            _check_equal(
+                f"{kind} torch {name}",
+                parameter.grad,
+                dict(theirs.named_parameters())[name].grad.numpy(),
+                1e-4 * float(np.abs(parameter.grad).max()),
+            )
+            for name, parameter in ours.named_parameters()
+        ),
     )
-    functions = {"ours_inference": ours_inference, "torch_inference": torch_inference,
-                 "ours_training": ours_training, "torch_training": torch_training}
+    functions = {
+        "ours_inference": ours_inference,
+        "torch_inference": torch_inference,
+        "ours_training": ours_training,
+        "torch_training": torch_training,
+    }
     if onnx:
         from onnx_peer import onnx_session
 
@@ -148,10 +167,18 @@ def timed_functions(kind, ours, theirs, x, onnx):
 def peak_memory(framework, kind, config) -> tuple[float, float]:
     """MiB of a training step's peak above what it starts with, in a fresh process (memory_probe.py):
     resident memory, and bytes live in the framework's own allocations."""
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="4096", MALLOC_TRIM_THRESHOLD_="0", MALLOC_TOP_PAD_="0",
-               NUMPY_MADVISE_HUGEPAGE="0", PYTHONPATH=os.pathsep.join(sys.path))
+    env = dict(
+        os.environ,
+        MALLOC_MMAP_THRESHOLD_="4096",
+        MALLOC_TRIM_THRESHOLD_="0",
+        MALLOC_TOP_PAD_="0",
+        NUMPY_MADVISE_HUGEPAGE="0",
+        PYTHONPATH=os.pathsep.join(sys.path),
+    )
     command = [sys.executable, str(HERE / "memory_probe.py"), framework, kind, *map(str, config)]
-    resident, allocated = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout.split()[-2:]
+    resident, allocated = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout.split()[
+        -2:
+    ]
     return float(resident), float(allocated)
 
 
@@ -182,8 +209,18 @@ def measure(kind, config, repeats, prime, onnx, memory, window=0.05):
                 function()
             times[name].append(_window_seconds(function, window))
     gflop = forward_flops(kind, steps, batch, features, hidden, layers, 2 if bidirectional else 1) / 1e9
-    row = {"kind": kind, "T": steps, "N": batch, "I": features, "H": hidden, "layers": layers,
-           "bidirectional": bidirectional, "max_abs_difference": errors, "forward_gflop": gflop, "rounds": times}
+    row = {
+        "kind": kind,
+        "T": steps,
+        "N": batch,
+        "I": features,
+        "H": hidden,
+        "layers": layers,
+        "bidirectional": bidirectional,
+        "max_abs_difference": errors,
+        "forward_gflop": gflop,
+        "rounds": times,
+    }
     row.update({name: statistics.median(values) for name, values in times.items()})
     row["matmul_peak_gflops"] = 2 * PEAK_SIZE**3 / row.pop("matmul_peak") / 1e9
     row["inference_gflops"] = gflop / row["ours_inference"]
@@ -202,7 +239,8 @@ def measure(kind, config, repeats, prime, onnx, memory, window=0.05):
     if memory:
         for framework, prefix in (("lstmkit", "ours"), ("torch", "torch")):
             row[f"{prefix}_training_peak_mib"], row[f"{prefix}_training_allocated_mib"] = peak_memory(
-                framework, kind, config)
+                framework, kind, config
+            )
     return row
 
 
@@ -212,23 +250,31 @@ def _summary(rows):
         for name in ("inference_ratio", "training_ratio", "onnx_ratio"):
             ratios = [row[name] for row in rows if name in row and kind in (row["kind"], "all")]
             if ratios:
-                summary[f"{kind} {name}"] = {"geometric_mean": float(np.exp(np.mean(np.log(ratios)))),
-                                             "worst": max(ratios)}
+                summary[f"{kind} {name}"] = {
+                    "geometric_mean": float(np.exp(np.mean(np.log(ratios)))),
+                    "worst": max(ratios),
+                }
     return summary
 
 
 def _print_row(row):
     tag = "2L-bi" if row["bidirectional"] else ""
-    cells = [f"{row['kind']:<5}{row['T']:>5}{row['N']:>4}{row['I']:>4}{row['H']:>4}{tag:>6}",
-             f"{row['ours_inference'] * 1e3:>8.2f}{row['torch_inference'] * 1e3:>8.2f}{row['inference_ratio']:>6.2f}"]
+    cells = [
+        f"{row['kind']:<5}{row['T']:>5}{row['N']:>4}{row['I']:>4}{row['H']:>4}{tag:>6}",
+        f"{row['ours_inference'] * 1e3:>8.2f}{row['torch_inference'] * 1e3:>8.2f}{row['inference_ratio']:>6.2f}",
+    ]
     if "onnx_inference" in row:
         cells[-1] += f"{row['onnx_inference'] * 1e3:>8.2f}{row['onnx_ratio']:>6.2f}"
     cells[-1] += f"{100 * row['inference_peak_share']:>5.0f}%{row['matmul_peak_gflops']:>5.0f}"
-    cells.append(f"{row['ours_training'] * 1e3:>8.2f}{row['torch_training'] * 1e3:>8.2f}{row['training_ratio']:>6.2f}"
-                 f"{100 * row['training_peak_share']:>5.0f}%")
+    cells.append(
+        f"{row['ours_training'] * 1e3:>8.2f}{row['torch_training'] * 1e3:>8.2f}{row['training_ratio']:>6.2f}"
+        f"{100 * row['training_peak_share']:>5.0f}%"
+    )
     if "ours_training_peak_mib" in row:
-        cells.append(f"{row['ours_training_peak_mib']:>7.1f}{row['torch_training_peak_mib']:>7.1f}"
-                     f"{row['ours_training_allocated_mib']:>7.1f}{row['torch_training_allocated_mib']:>7.1f}")
+        cells.append(
+            f"{row['ours_training_peak_mib']:>7.1f}{row['torch_training_peak_mib']:>7.1f}"
+            f"{row['ours_training_allocated_mib']:>7.1f}{row['torch_training_allocated_mib']:>7.1f}"
+        )
     print(" | ".join(cells), flush=True)
 
 
@@ -238,19 +284,33 @@ def main(argv=None):
     parser.add_argument("--kinds", nargs="+", default=["LSTM", "GRU"], choices=list(GATES))
     parser.add_argument("--prime", type=float, default=0.15, help="seconds of untimed runs before each timed one")
     parser.add_argument("--no-onnx", action="store_true", help="leave onnxruntime out")
-    parser.add_argument("--window", type=float, default=0.05,
-                        help="seconds of calls in one timed run (3 calls at least); the run's time is their median")
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=0.05,
+        help="seconds of calls in one timed run (3 calls at least); the run's time is their median",
+    )
     parser.add_argument("--memory", action="store_true", help="also measure each training step's peak memory")
-    parser.add_argument("--rows", nargs="+", type=int, default=None,
-                        help="only these rows of the grid (0-7, 7 being the bidirectional one)")
+    parser.add_argument(
+        "--rows",
+        nargs="+",
+        type=int,
+        default=None,
+        help="only these rows of the grid (0-7, 7 being the bidirectional one)",
+    )
     parser.add_argument("--json", default=None, help="write the results here")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
-    print(f"machine: {cpu_description()}, {os.cpu_count()} cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), numpy {np.__version__}")
+    print(
+        f"machine: {cpu_description()}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), numpy {np.__version__}"
+    )
     print("times in ms; ratio = lstmkit/peer; %pk = lstmkit's GFLOP/s over the row's matmul peak; memory in MiB")
-    print(f"{'layer  T    N   I   H':<26} | {'ours   torch  ratio    onnx  ratio  %pk peak':>49} | "
-          f"{'train ours  torch  ratio  %pk':>35}" + (f" | {'resident ours torch  allocated ours torch':>28}" if args.memory else ""))
+    print(
+        f"{'layer  T    N   I   H':<26} | {'ours   torch  ratio    onnx  ratio  %pk peak':>49} | "
+        f"{'train ours  torch  ratio  %pk':>35}"
+        + (f" | {'resident ours torch  allocated ours torch':>28}" if args.memory else "")
+    )
     rows = []
     for kind in args.kinds:
         configs = [(*config, 1, False) for config in GRID] + [BIDIRECTIONAL]
@@ -264,12 +324,22 @@ def main(argv=None):
         print(f"{name}: geometric mean {values['geometric_mean']:.2f}, worst {values['worst']:.2f}")
     for row in rows:
         if row["N"] == 1 and "onnx_inference" in row:
-            print(f"batch-1 {row['kind']} T={row['T']} H={row['H']}: per-step inference latency lstmkit "
-                  f"{row['ours_inference'] / row['T'] * 1e6:.1f} µs, onnxruntime {row['onnx_inference'] / row['T'] * 1e6:.1f} µs, "
-                  f"torch {row['torch_inference'] / row['T'] * 1e6:.1f} µs")
+            print(
+                f"batch-1 {row['kind']} T={row['T']} H={row['H']}: per-step inference latency lstmkit "
+                f"{row['ours_inference'] / row['T'] * 1e6:.1f} µs, "
+                f"onnxruntime {row['onnx_inference'] / row['T'] * 1e6:.1f} µs, "
+                f"torch {row['torch_inference'] / row['T'] * 1e6:.1f} µs"
+            )
     if args.json:
-        result = {"machine": platform.machine(), "cpu": cpu_description(), "cores": os.cpu_count(),
-                  "torch": torch.__version__, "numpy": np.__version__, "summary": summary, "rows": rows}
+        result = {
+            "machine": platform.machine(),
+            "cpu": cpu_description(),
+            "cores": os.cpu_count(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "summary": summary,
+            "rows": rows,
+        }
         atomic_write(args.json, lambda handle: handle.write(json.dumps(result, indent=2)), mode="w")
 
 

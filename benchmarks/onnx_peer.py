@@ -26,8 +26,12 @@ def _layer_node(kind, state, layer, directions, hidden, source, nodes, initializ
     suffixes = [f"l{layer}"] + ([f"l{layer}_reverse"] if directions == 2 else [])
     w = np.stack([_reorder(state[f"weight_ih_{s}"], kind) for s in suffixes])
     r = np.stack([_reorder(state[f"weight_hh_{s}"], kind) for s in suffixes])
-    b = np.stack([np.concatenate([_reorder(state[f"bias_ih_{s}"], kind), _reorder(state[f"bias_hh_{s}"], kind)])
-                  for s in suffixes])
+    b = np.stack(
+        [
+            np.concatenate([_reorder(state[f"bias_ih_{s}"], kind), _reorder(state[f"bias_hh_{s}"], kind)])
+            for s in suffixes
+        ]
+    )
     names = [f"W{layer}", f"R{layer}", f"B{layer}"]
     initializers += [numpy_helper.from_array(array.astype(np.float32), name) for array, name in zip((w, r, b), names)]
     attributes = {"hidden_size": hidden, "direction": "bidirectional" if directions == 2 else "forward"}
@@ -52,7 +56,8 @@ def onnx_session(kind: str, layer, threads: int) -> onnxruntime.InferenceSession
     for index in range(layer.num_layers):
         source = _layer_node(kind, state, index, directions, hidden, source, nodes, initializers)
     graph = helper.make_graph(
-        nodes, "recurrent",
+        nodes,
+        "recurrent",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "N", layer.input_size])],
         [helper.make_tensor_value_info(source, TensorProto.FLOAT, ["T", "N", directions * hidden])],
         initializers,

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from conftest import assert_close, to_torch_module
 from torch.nn.utils.rnn import pack_padded_sequence as torch_pack
 from torch.nn.utils.rnn import pad_packed_sequence as torch_pad
 
 import lstmkit
-from conftest import assert_close, to_torch_module
 
 TORCH_LAYERS = {lstmkit.LSTM: torch.nn.LSTM, lstmkit.GRU: torch.nn.GRU, lstmkit.RNN: torch.nn.RNN}
 
@@ -78,7 +78,9 @@ def compare_layer(ours, reference, x, hx, dtype, rng, lengths=None, enforce_sort
     doutput = output._replace(data=g_output) if isinstance(output, lstmkit.PackedSequence) else g_output
     dinput, dhx = ours.backward(doutput, like_state(g_state, state))
     if isinstance(dinput, lstmkit.PackedSequence):
-        dinput, _ = lstmkit.pad_packed_sequence(dinput, batch_first=batch_first, total_length=x.shape[1 if batch_first else 0])
+        dinput, _ = lstmkit.pad_packed_sequence(
+            dinput, batch_first=batch_first, total_length=x.shape[1 if batch_first else 0]
+        )
     loss = (output_array_t * torch.from_numpy(g_output)).sum()
     loss = loss + sum((part * torch.from_numpy(g)).sum() for part, g in zip(as_tuple(state_t), g_state))
     loss.backward()

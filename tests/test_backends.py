@@ -70,7 +70,9 @@ def run_layer(layer, x, hx, lengths, upstream_seed):
     dx, dhx = layer.backward(doutput, dstates if isinstance(state, tuple) else dstates[0])
     arrays = {"output": output, "dinput": dx}
     arrays.update({f"final state {k}": part for k, part in enumerate(states)})
-    arrays.update({f"initial state gradient {k}": part for k, part in enumerate(dhx if isinstance(dhx, tuple) else (dhx,))})
+    arrays.update(
+        {f"initial state gradient {k}": part for k, part in enumerate(dhx if isinstance(dhx, tuple) else (dhx,))}
+    )
     arrays.update({f"grad of {name}": parameter.grad for name, parameter in layer.named_parameters()})
     layer.eval()
     with lstmkit.no_grad():
@@ -118,8 +120,10 @@ def test_cells_stepped_by_hand_give_the_same_numbers_on_both_backends(mode, dtyp
         grads = np.random.default_rng(8)
         dxs = []
         for step_state in reversed(outputs):
-            upstream = tuple(grads.standard_normal(part.shape).astype(dtype) for part in
-                             (step_state if isinstance(step_state, tuple) else (step_state,)))
+            upstream = tuple(
+                grads.standard_normal(part.shape).astype(dtype)
+                for part in (step_state if isinstance(step_state, tuple) else (step_state,))
+            )
             dx, _ = cell.backward(upstream if mode == "LSTM" else upstream[0])
             dxs.append(dx)
         parts = [np.stack([s[0] if isinstance(s, tuple) else s for s in outputs]), np.stack(dxs)]

@@ -13,6 +13,7 @@ from lstmkit import io
 from lstmkit.cli import build_parser, main
 from lstmkit.cli_options import HelpFormatter
 from lstmkit.nn.language_model import LanguageModel
+from lstmkit.tasks import get_task
 
 BAD_VALUES = [
     (["train", "digits", "--batch-size", "0"], "argument --batch-size: must be an integer >= 1, got 0"),
@@ -24,10 +25,11 @@ BAD_VALUES = [
     (["train", "digits", "--lr", "nan"], "argument --lr: must be a finite number > 0, got nan"),
     (["train", "digits", "--dropout", "1"], "argument --dropout: must be a number in [0, 1), got 1"),
     (["train", "digits", "--dropout", "-0.1"], "argument --dropout: must be a number in [0, 1), got -0.1"),
-    (["train", "digits", "--clip", "0"], "argument --clip: must be a number > 0, got 0"),
-    (["train", "digits", "--patience", "0"], "argument --patience: must be an integer >= 1, got 0"),
+    (["train", "digits", "--clip", "-1"], "argument --clip: must be a number >= 0, got -1"),
+    (["train", "digits", "--clip", "inf"], "argument --clip: must be a finite number >= 0, got inf"),
+    (["train", "digits", "--patience", "-1"], "argument --patience: must be an integer >= 0, got -1"),
     (["train", "digits", "--repeats", "0"], "argument --repeats: must be an integer >= 1, got 0"),
-    (["train", "digits", "--max-batches", "0"], "argument --max-batches: must be an integer >= 1, got 0"),
+    (["train", "digits", "--max-batches", "-2"], "argument --max-batches: must be an integer >= 0, got -2"),
     (["train", "digits", "--seed", "-1"], "argument --seed: must be an integer >= 0, got -1"),
     (["train", "digits", "--schedule", "linear"], "argument --schedule: invalid choice: 'linear'"),
     (["generate", "x.npz", "--length", "0"], "argument --length: must be an integer >= 1, got 0"),
@@ -195,3 +197,22 @@ def test_generate_is_reproducible_with_its_seed(ptb_like_checkpoint, capsys):
         runs.append(capsys.readouterr().out)
     assert runs[0] == runs[1] and runs[0] != runs[2]
     assert np.all([len(run.split()) == 30 for run in runs])
+
+
+def test_zero_switches_clipping_early_stopping_and_the_batch_cap_off(tmp_path, capsys):
+    """``--clip 0``, ``--patience 0`` and ``--max-batches 0`` mean off, as the recipes' 0 does."""
+    out = tmp_path / "run"
+    argv = ["train", "digits", "--hidden-size", "4", "--epochs", "1", "--no-progress", "--out", str(out)]
+    assert main([*argv, "--clip", "0", "--patience", "0", "--max-batches", "0"]) == 0
+    meta = io.load_checkpoint(out / "checkpoint.npz")[1]
+    assert {k: meta["config"][k] for k in ("clip", "patience", "max_batches")} == {
+        "clip": 0.0,
+        "patience": 0,
+        "max_batches": 0,
+    }
+    batches = meta["config"]["batch_size"]  # digits' training split: every batch of the epoch ran
+    steps = meta["optimizer"]["step_count"]
+    assert steps == -(-len(get_task("digits")(meta["config"]).parts["train"].y) // batches)
+    capped = tmp_path / "capped"
+    assert main([*argv[:-1], str(capped), "--max-batches", "2"]) == 0
+    assert io.load_checkpoint(capped / "checkpoint.npz")[1]["optimizer"]["step_count"] == 2

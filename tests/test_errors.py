@@ -13,11 +13,19 @@ import lstmkit
         (dict(input_size=3, hidden_size=-2), ValueError, "hidden_size must be >= 1, got -2"),
         (dict(input_size=3, hidden_size=4, num_layers=0), ValueError, "num_layers must be >= 1, got 0"),
         (dict(input_size=3.5, hidden_size=4), TypeError, "input_size must be an integer, got 3.5"),
-        (dict(input_size=3, hidden_size=4, proj_size=4), ValueError, "proj_size must be smaller than hidden_size=4, got 4"),
+        (
+            dict(input_size=3, hidden_size=4, proj_size=4),
+            ValueError,
+            "proj_size must be smaller than hidden_size=4, got 4",
+        ),
         (dict(input_size=3, hidden_size=4, proj_size=-1), ValueError, "proj_size must be >= 0, got -1"),
         (dict(input_size=3, hidden_size=4, dropout=1.5), ValueError, r"dropout must be in \[0, 1\], got 1.5"),
         (dict(input_size=3, hidden_size=4, dropout=-0.1), ValueError, r"dropout must be in \[0, 1\], got -0.1"),
-        (dict(input_size=3, hidden_size=4, dtype=np.int32), TypeError, "dtype must be numpy.float32 or numpy.float64, got int32"),
+        (
+            dict(input_size=3, hidden_size=4, dtype=np.int32),
+            TypeError,
+            "dtype must be numpy.float32 or numpy.float64, got int32",
+        ),
         (dict(input_size=3, hidden_size=4, bidirectional="yes"), TypeError, "bidirectional must be True or False"),
     ],
 )
@@ -39,7 +47,11 @@ def lstm():
 
 
 def test_wrong_rank(lstm):
-    with pytest.raises(ValueError, match=r"expected input of rank 2 \(L, H_in\) unbatched or 3 \(L, N, H_in\), got rank 4 with shape \(1, 2, 3, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"expected input of rank 2 \(L, H_in\) unbatched or 3 \(L, N, H_in\), "
+        r"got rank 4 with shape \(1, 2, 3, 3\)",
+    ):
         lstm(np.zeros((1, 2, 3, 3)))
     with pytest.raises(ValueError, match="got rank 1"):
         lstm(np.zeros(3))

@@ -14,7 +14,10 @@ def x():
 @pytest.mark.parametrize("layer", [lstmkit.GRU(2, 4), lstmkit.RNN(2, 4, nonlinearity="relu")], ids=["GRU", "RNN"])
 def test_single_state_layers_refuse_a_pair(layer, x):
     name = type(layer).__name__
-    with pytest.raises(TypeError, match=rf"{name}: hx must be one array \(h_0\), got tuple of length 2 \(only an LSTM's state is a pair\)"):
+    with pytest.raises(
+        TypeError,
+        match=rf"{name}: hx must be one array \(h_0\), got tuple of length 2 \(only an LSTM's state is a pair\)",
+    ):
         layer(x, (np.zeros((1, 3, 4)), np.zeros((1, 3, 4))))
     with pytest.raises(ValueError, match=rf"{name}: h_0 must have shape \(1, 3, 4\), got \(2, 3, 4\)"):
         layer(x, np.zeros((2, 3, 4)))
@@ -45,7 +48,9 @@ def test_cells_check_the_state_of_their_kind():
 def test_cells_refuse_a_packed_sequence(cell, x):
     packed = lstmkit.pack_padded_sequence(x, [7, 5, 1])
     name = type(cell).__name__
-    with pytest.raises(TypeError, match=rf"{name}: input must be one step, an array \(N, H_in\) or \(H_in,\), got a PackedSequence"):
+    with pytest.raises(
+        TypeError, match=rf"{name}: input must be one step, an array \(N, H_in\) or \(H_in,\), got a PackedSequence"
+    ):
         cell(packed)
 
 
@@ -84,8 +89,11 @@ def test_bad_lengths(call, lengths, error, message, x):
 
 
 def test_unsorted_lengths_need_enforce_sorted_false(x):
-    with pytest.raises(ValueError, match=r"pack_padded_sequence: with enforce_sorted=True, lengths must be sorted in "
-                                         r"decreasing order, got \[5, 7, 1\] \(pass enforce_sorted=False"):
+    with pytest.raises(
+        ValueError,
+        match=r"pack_padded_sequence: with enforce_sorted=True, lengths must be sorted in "
+        r"decreasing order, got \[5, 7, 1\] \(pass enforce_sorted=False",
+    ):
         lstmkit.pack_padded_sequence(x, [5, 7, 1])
     with pytest.raises(ValueError, match="pack_sequence: with enforce_sorted=True"):
         lstmkit.pack_sequence([np.zeros((2, 1)), np.zeros((3, 1))])
@@ -95,9 +103,13 @@ def test_unsorted_lengths_need_enforce_sorted_false(x):
 def test_layer_input_errors_with_lengths_and_packed(x):
     rnn = lstmkit.RNN(2, 4)
     packed = lstmkit.pack_padded_sequence(x, [7, 5, 1])
-    with pytest.raises(TypeError, match="RNN: lengths= goes with a padded array; a PackedSequence carries its own lengths"):
+    with pytest.raises(
+        TypeError, match="RNN: lengths= goes with a padded array; a PackedSequence carries its own lengths"
+    ):
         rnn(packed, lengths=[7, 5, 1])
-    with pytest.raises(ValueError, match=r"RNN: lengths= needs a batched input, got an unbatched input of shape \(7, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"RNN: lengths= needs a batched input, got an unbatched input of shape \(7, 2\)"
+    ):
         rnn(x[:, 0], lengths=[7])
     with pytest.raises(ValueError, match=r"RNN: input.data must have shape \(13, 2\), got \(13, 5\)"):
         rnn(packed._replace(data=np.zeros((13, 5))))
@@ -105,7 +117,9 @@ def test_layer_input_errors_with_lengths_and_packed(x):
         rnn(packed, np.zeros((1, 2, 4)))
     with pytest.raises(ValueError, match=r"RNN: input.batch_sizes must be positive and non-increasing, got \[1, 3\]"):
         rnn(lstmkit.PackedSequence(np.zeros((4, 2)), np.array([1, 3])))
-    with pytest.raises(ValueError, match=r"RNN: input.data must have sum\(batch_sizes\) = 13 rows, got shape \(12, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"RNN: input.data must have sum\(batch_sizes\) = 13 rows, got shape \(12, 2\)"
+    ):
         rnn(packed._replace(data=np.zeros((12, 2))))
     with pytest.raises(ValueError, match="RNN: input.sorted_indices must be a permutation of range"):
         rnn(packed._replace(sorted_indices=np.array([0, 0, 1]), unsorted_indices=np.array([0, 1, 2])))
@@ -118,7 +132,9 @@ def test_packed_backward_wants_the_gradient_packed_like_the_output(x):
     with pytest.raises(TypeError, match="LSTM: doutput must be a PackedSequence packed like the output .* got ndarray"):
         lstm.backward(np.zeros((7, 3, 8)))
     other = lstmkit.pack_padded_sequence(np.zeros((7, 3, 8)), [7, 5, 1])
-    with pytest.raises(ValueError, match=r"LSTM: doutput must be packed like the output, with sorted_indices \[0, 2, 1\], got None"):
+    with pytest.raises(
+        ValueError, match=r"LSTM: doutput must be packed like the output, with sorted_indices \[0, 2, 1\], got None"
+    ):
         lstm.backward(other)
     with pytest.raises(ValueError, match=r"LSTM: doutput.data must have shape \(13, 8\), got \(13, 4\)"):
         lstm.backward(output._replace(data=np.zeros((13, 4))))
@@ -134,12 +150,18 @@ def test_lengths_backward_checks_the_padded_shape(x):
 
 
 def test_packing_function_errors():
-    with pytest.raises(ValueError, match=r"pad_packed_sequence: total_length must be an integer at least the length of the "
-                                         r"longest sequence, 3, got 2"):
+    with pytest.raises(
+        ValueError,
+        match=r"pad_packed_sequence: total_length must be an integer at least the length of the "
+        r"longest sequence, 3, got 2",
+    ):
         lstmkit.pad_packed_sequence(lstmkit.pack_sequence([np.zeros(3), np.zeros(1)]), total_length=2)
     with pytest.raises(TypeError, match="pad_packed_sequence: sequence must be a PackedSequence, got ndarray"):
         lstmkit.pad_packed_sequence(np.zeros((3, 2)))
-    with pytest.raises(ValueError, match=r"pad_sequence: every sequence must have shape \(L_i, 2\) like the first, got shape \(3, 4\) at index 1"):
+    with pytest.raises(
+        ValueError,
+        match=r"pad_sequence: every sequence must have shape \(L_i, 2\) like the first, got shape \(3, 4\) at index 1",
+    ):
         lstmkit.pad_sequence([np.zeros((1, 2)), np.zeros((3, 4))])
     with pytest.raises(ValueError, match=r"pack_padded_sequence: expected input of rank >= 2 \(L, N, \*\), got rank 1"):
         lstmkit.pack_padded_sequence(np.zeros(3), [3])

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from conftest import assert_close, to_torch_module, torch_grads
 
 import lstmkit
 from lstmkit.nn.layers import Dropout, Embedding, LastStep, Linear, Sequential
 from lstmkit.nn.losses import CrossEntropyLoss, MSELoss
-from conftest import assert_close, to_torch_module, torch_grads
 
 F64 = np.float64
 
@@ -33,7 +33,9 @@ def test_linear(shape, bias):
 def test_embedding(padding_idx):
     rng = np.random.default_rng(0)
     ours = Embedding(7, 3, padding_idx=padding_idx, dtype=F64, seed=0)
-    reference = to_torch_module(ours, torch.nn.Embedding, F64, num_embeddings=7, embedding_dim=3, padding_idx=padding_idx)
+    reference = to_torch_module(
+        ours, torch.nn.Embedding, F64, num_embeddings=7, embedding_dim=3, padding_idx=padding_idx
+    )
     indices = rng.integers(0, 7, size=(5, 4))
     indices[0, 0] = 6
     upstream = rng.standard_normal((5, 4, 3))
@@ -111,7 +113,9 @@ def test_mse(reduction):
 def test_sequential_classifier_equals_torch(batch_first):
     """Sequential(LSTM, LastStep(), Linear) == torch's LSTM -> output[:, -1] -> Linear, values and gradients."""
     rng = np.random.default_rng(0)
-    model = Sequential(lstmkit.LSTM(6, 8, batch_first=batch_first, dtype=F64, seed=0), LastStep(), Linear(8, 3, dtype=F64, seed=1))
+    model = Sequential(
+        lstmkit.LSTM(6, 8, batch_first=batch_first, dtype=F64, seed=0), LastStep(), Linear(8, 3, dtype=F64, seed=1)
+    )
     assert model[1].batch_first == batch_first
     lstm_t = to_torch_module(model[0], torch.nn.LSTM, F64, input_size=6, hidden_size=8, batch_first=batch_first)
     linear_t = to_torch_module(model[2], torch.nn.Linear, F64, in_features=8, out_features=3)

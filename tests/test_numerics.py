@@ -4,9 +4,9 @@ import warnings
 
 import numpy as np
 import torch
+from conftest import to_torch_module
 
 import lstmkit
-from conftest import to_torch_module
 
 
 def test_huge_inputs_give_no_warning_and_no_nan():
@@ -17,8 +17,9 @@ def test_huge_inputs_give_no_warning_and_no_nan():
         output, (h_n, c_n) = lstm(x)
         dx, _ = lstm.backward(np.ones_like(output))
     assert np.all(np.isfinite(output)) and np.all(np.isfinite(dx)) and np.all(np.isfinite(c_n))
-    reference = to_torch_module(lstm, torch.nn.LSTM, np.float32, input_size=3, hidden_size=4, num_layers=2,
-                                bidirectional=True, proj_size=2)
+    reference = to_torch_module(
+        lstm, torch.nn.LSTM, np.float32, input_size=3, hidden_size=4, num_layers=2, bidirectional=True, proj_size=2
+    )
     np.testing.assert_allclose(output, reference(torch.tensor(x))[0].detach().numpy(), atol=2e-5)
 
 

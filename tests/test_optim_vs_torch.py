@@ -32,16 +32,22 @@ def run_both(ours_class, torch_class, steps=6, **kwargs):
             np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(lr=0.1), dict(lr=0.1, momentum=0.9), dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
-    dict(lr=0.1, momentum=0.5, dampening=0.3, weight_decay=0.1),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(lr=0.1),
+        dict(lr=0.1, momentum=0.9),
+        dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
+        dict(lr=0.1, momentum=0.5, dampening=0.3, weight_decay=0.1),
+    ],
+)
 def test_sgd(kwargs):
     run_both(SGD, torch.optim.SGD, **kwargs)
 
 
-@pytest.mark.parametrize("kwargs", [dict(lr=1e-2), dict(lr=3e-3, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
-                                    dict(lr=1e-2, amsgrad=True)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(lr=1e-2), dict(lr=3e-3, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1), dict(lr=1e-2, amsgrad=True)]
+)
 def test_adam(kwargs):
     run_both(Adam, torch.optim.Adam, **kwargs)
 
@@ -86,7 +92,11 @@ def test_step_lr():
 
 
 def test_cosine():
-    schedule_pair(lambda o: CosineAnnealingLR(o, 10, 0.01), lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 10, 0.01), epochs=10)
+    schedule_pair(
+        lambda o: CosineAnnealingLR(o, 10, 0.01),
+        lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 10, 0.01),
+        epochs=10,
+    )
 
 
 def test_lambda():
@@ -97,8 +107,11 @@ def test_lambda():
 @pytest.mark.parametrize("mode", ["min", "max"])
 def test_reduce_on_plateau(mode):
     metrics = [1.0, 0.9, 0.95, 0.93, 0.92, 0.91, 0.8, 0.85, 0.86, 0.87, 0.88, 0.9]
-    schedule_pair(lambda o: ReduceLROnPlateau(o, mode=mode, factor=0.5, patience=2),
-                  lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o, mode=mode, factor=0.5, patience=2), metrics)
+    schedule_pair(
+        lambda o: ReduceLROnPlateau(o, mode=mode, factor=0.5, patience=2),
+        lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o, mode=mode, factor=0.5, patience=2),
+        metrics,
+    )
 
 
 def test_optimizer_state_round_trip():

@@ -7,12 +7,27 @@
 ((3, 1, 100), (2, 1, 100), (2, 1, 100))
 """
 
-from . import _openblas  # noqa: F401  first: before anything loads NumPy (and OpenBLAS)
-from . import io  # noqa: F401  lstmkit.io.torch_state_dict(...) after a plain `import lstmkit`
+from . import (
+    _openblas,  # noqa: F401  first: before anything loads NumPy (and OpenBLAS)
+    io,  # noqa: F401  lstmkit.io.torch_state_dict(...) after a plain `import lstmkit`
+)
 from .explain import count_parameters
 from .grad_mode import is_grad_enabled, no_grad
-from .nn import GRU, RNN, LSTM, GRUCell, LSTMCell, Module, Parameter, RNNCell
-from .nn import PackedSequence, pack_padded_sequence, pack_sequence, pad_packed_sequence, pad_sequence
+from .nn import (
+    GRU,
+    LSTM,
+    RNN,
+    GRUCell,
+    LSTMCell,
+    Module,
+    PackedSequence,
+    Parameter,
+    RNNCell,
+    pack_padded_sequence,
+    pack_sequence,
+    pad_packed_sequence,
+    pad_sequence,
+)
 from .nn.language_model import LanguageModel
 from .nn.layers import Dropout, Embedding, LastStep, Linear, Sequential
 from .nn.losses import CrossEntropyLoss, MSELoss
@@ -22,9 +37,38 @@ from .optim import SGD, Adam, AdamW, CosineAnnealingLR, LambdaLR, ReduceLROnPlat
 __version__ = "0.1.0"
 
 __all__ = [
-    "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "Module", "Parameter",
-    "PackedSequence", "pack_padded_sequence", "pack_sequence", "pad_packed_sequence", "pad_sequence",
-    "Dropout", "Embedding", "LastStep", "Linear", "Sequential", "LanguageModel", "CrossEntropyLoss", "MSELoss",
-    "SGD", "Adam", "AdamW", "CosineAnnealingLR", "LambdaLR", "ReduceLROnPlateau", "StepLR", "clip_grad_norm_",
-    "count_parameters", "is_grad_enabled", "no_grad", "set_helper_thread", "__version__",
+    "GRU",
+    "LSTM",
+    "RNN",
+    "GRUCell",
+    "LSTMCell",
+    "RNNCell",
+    "Module",
+    "Parameter",
+    "PackedSequence",
+    "pack_padded_sequence",
+    "pack_sequence",
+    "pad_packed_sequence",
+    "pad_sequence",
+    "Dropout",
+    "Embedding",
+    "LastStep",
+    "Linear",
+    "Sequential",
+    "LanguageModel",
+    "CrossEntropyLoss",
+    "MSELoss",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "CosineAnnealingLR",
+    "LambdaLR",
+    "ReduceLROnPlateau",
+    "StepLR",
+    "clip_grad_norm_",
+    "count_parameters",
+    "is_grad_enabled",
+    "no_grad",
+    "set_helper_thread",
+    "__version__",
 ]

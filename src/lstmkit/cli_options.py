@@ -45,6 +45,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """An argparse ``type=``: a finite number >= 0 (0 switches the option off)."""
+    value = _finite_float(text, ">= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
 def probability_below_one(text: str) -> float:
     """An argparse ``type=``: a number in [0, 1) (a dropout probability)."""
     value = _finite_float(text, "in [0, 1)")

@@ -20,7 +20,14 @@ import numpy as np
 
 from . import io
 from .cli_guard import RESULT, RunFolderError, exit_code, interrupted_message, prepare_run_folder, stop_signals_raise
-from .cli_options import NON_NEGATIVE_INT, POSITIVE_INT, HelpFormatter, positive_float, probability_below_one
+from .cli_options import (
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    HelpFormatter,
+    non_negative_float,
+    positive_float,
+    probability_below_one,
+)
 from .data import MissingDatasetPackage
 from .grad_mode import no_grad
 from .tasks import TASKS, Task, get_task
@@ -42,11 +49,11 @@ TRAIN_OPTIONS: dict[str, tuple[Callable | tuple[str, ...], str]] = {
     "batch_size": (POSITIVE_INT, "sequences per batch"),
     "lr": (positive_float, "learning rate"),
     "optimizer": (OPTIMIZERS, "the optimizer"),
-    "clip": (positive_float, "clip the gradient norm to this value"),
+    "clip": (non_negative_float, "clip the gradient norm to this value; 0: no clipping"),
     "schedule": (SCHEDULES, "learning-rate schedule"),
-    "patience": (POSITIVE_INT, "stop after this many epochs without a better validation metric"),
+    "patience": (NON_NEGATIVE_INT, "stop after this many epochs without a better validation metric; 0: never"),
     "seed": (NON_NEGATIVE_INT, "seed of the weights, the shuffling and the dropout masks"),
-    "max_batches": (POSITIVE_INT, "train on at most this many batches per epoch (for quick trials)"),
+    "max_batches": (NON_NEGATIVE_INT, "train on at most this many batches per epoch (for quick trials); 0: all"),
 }
 # How a recipe value reads in the help where a number would mislead.
 _SHOWN = {("patience", 0): "never", ("max_batches", 0): "all", ("clip", 0.0): "no clipping"}
