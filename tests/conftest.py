@@ -6,11 +6,10 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
+import lstmkit  # noqa: F401, I001  before NumPy, as a user's script would (lstmkit._openblas)
 import numpy as np
 import pytest
 import torch
-
-import lstmkit  # noqa: F401  before NumPy, as a user's script would (lstmkit._openblas)
 
 torch.set_num_threads(1)
 
