@@ -15,6 +15,13 @@ rows, the same rules row by row. Every row is then computed at every step and th
 a row that does not run is carried (``h_t = h_{t-1}``), its output is zero and its step gets
 no gradient; ``padding_mask(batch_sizes)`` as such an array gives what ``batch_sizes`` gives.
 
+Zoneout (Krueger et al. 2017) is the loop's too: with a :class:`Zoneout`, each state part
+keeps a fraction of its previous value, ``state_t = keep_t ⊙ state_{t-1} + (1 - keep_t) ⊙
+new_t``, where ``new_t`` is what the step computed from ``state_{t-1}``. Training passes 0/1
+masks (Bernoulli with the zoneout rate), evaluation the rate itself (the masks' expectation).
+The zoned state is what the history, the output and the next step see. Rows that do not run
+are carried as above, whatever their mask says.
+
 Shapes (T steps, N batch, G = gates x hidden units):
 
     ==============  ===========  ==============================================
@@ -22,7 +29,12 @@ Shapes (T steps, N batch, G = gates x hidden units):
     state parts     (N, ·)       h (and c for an LSTM) before the first step
     history         (T+1, N, ·)  every state part at every step, [0] = initial
     saved           (T, N, ·)    what each step keeps for its backward (zeros
-                                 in rows that were not active)
+                                 in rows that were not active; a field the step
+                                 leaves None stays None)
+    zoneout parts   (T, N, ·)    or anything that broadcasts to it, or None:
+                                 the fraction of the previous state kept
+    dstate_steps    (T, N, ·)    or None: gradients of each step's state, as
+                                 ``doutput`` is h's (scan_backward)
     ==============  ===========  ==============================================
 """
 
@@ -67,6 +79,51 @@ def check_gate_dropout(owner: str, dropout, gate_count: int, batch: int, feature
                 f"(one mask, or one per gate), got shape {shape}"
             )
     return dropout
+
+
+class Zoneout(NamedTuple):
+    """Zoneout's keep fractions (Krueger et al. 2017), one per state part: each None (no zoneout
+    on that part) or an array that broadcasts to (T, N, size) holding the fraction of the
+    previous state kept at each step: 0/1 masks in training, the zoneout rate in evaluation.
+
+        ====  ===========  =============================================
+        h     (T, N, R)    on the hidden state (the output); or None
+        c     (T, N, H)    on an LSTM's cell state; None for a GRU or RNN
+        ====  ===========  =============================================
+    """
+
+    h: np.ndarray | None = None
+    c: np.ndarray | None = None
+
+
+def check_zoneout(owner: str, zoneout, steps: int, batch: int, sizes: tuple[int, ...], dtype) -> Zoneout | None:
+    """``zoneout`` with each part an array of ``dtype`` broadcast (a view) to (T, N, size), one
+    size per state part; None when there is none. A TypeError or ValueError names what is wrong."""
+    if zoneout is None:
+        return None
+    if not isinstance(zoneout, Zoneout):
+        raise TypeError(f"{owner}: zoneout must be a Zoneout or None, got {type(zoneout).__name__}")
+    parts = {}
+    for index, (name, keep) in enumerate(zip(Zoneout._fields, zoneout)):
+        if keep is None:
+            continue
+        if index >= len(sizes):
+            raise ValueError(f"{owner}: zoneout.{name} must be None (the state has no {name}), got an array")
+        shape = (steps, batch, sizes[index])
+        try:
+            parts[name] = np.broadcast_to(np.asarray(keep, dtype=dtype), shape)
+        except ValueError:
+            raise ValueError(
+                f"{owner}: zoneout.{name} must broadcast to (T, N, size) = {shape}, got shape {np.shape(keep)}"
+            ) from None
+        if not np.all((parts[name] >= 0) & (parts[name] <= 1)):
+            raise ValueError(f"{owner}: zoneout.{name} must hold fractions in [0, 1], got values outside")
+    return Zoneout(**parts) if parts else None
+
+
+def _keep_at(zoneout: Zoneout, t: int, active: int) -> list:
+    """Each state part's keep fractions at step t, its active rows (None where it has none)."""
+    return [None if keep is None else keep[t, :active] for keep in zoneout]
 
 
 def _flat(array):
@@ -159,11 +216,13 @@ def reverse_in_time(array, batch_sizes=None):
     return np.take_along_axis(array, source[:, :, None], axis=0)
 
 
-def scan(step, pre_input, state0, batch_sizes=None, keep_cache=True):
+def scan(step, pre_input, state0, batch_sizes=None, keep_cache=True, zoneout=None):
     """Run ``step`` over the T steps of ``pre_input`` (T, N, G).
 
     ``step(z_t, *state_prev)`` returns ``(*state_t, saved_t)`` for the active rows: the new
-    state parts and a NamedTuple of arrays its backward needs (one without fields for nothing).
+    state parts and a NamedTuple of arrays its backward needs (one without fields for nothing;
+    a field may be None). ``zoneout``, optional: the keep fractions of each state part, aligned
+    with ``state0`` (a :class:`Zoneout` from :func:`check_zoneout`).
     Returns ``(output, final_state, history, saved)``: output (T, N, ·) is h at every step
     (zero past each sequence's end), final_state a tuple of (N, ·) arrays, and history and
     saved (see the module docstring) are None unless ``keep_cache``. Without ``keep_cache``
@@ -178,7 +237,11 @@ def scan(step, pre_input, state0, batch_sizes=None, keep_cache=True):
     counts, running = _schedule(batch_sizes, steps, batch)
     for t, active in enumerate(counts):
         previous = [buffer[t % depth] for buffer, depth in zip(history, depths)]
-        *state, step_saved = step(pre_input[t, :active], *_rows(previous, active, batch))
+        state_prev = _rows(previous, active, batch)
+        *state, step_saved = step(pre_input[t, :active], *state_prev)
+        if zoneout is not None:  # state_t = keep ⊙ state_prev + (1 - keep) ⊙ new_t
+            keep = _keep_at(zoneout, t, active)
+            state = [n if k is None else k * p + (1 - k) * n for k, p, n in zip(keep, state_prev, state)]
         if running is not None:
             state = _carry(running[t], state, previous)
         for buffer, depth, before, after in zip(history, depths, previous, state):
@@ -188,9 +251,12 @@ def scan(step, pre_input, state0, batch_sizes=None, keep_cache=True):
                 row[active:] = before[active:]
         if keep_cache:
             if saved is None:
-                saved = type(step_saved)._make(np.zeros((steps, batch, a.shape[-1]), dtype=a.dtype) for a in step_saved)
+                saved = type(step_saved)._make(
+                    None if a is None else np.zeros((steps, batch, a.shape[-1]), dtype=a.dtype) for a in step_saved
+                )
             for buffer, value in zip(saved, step_saved):
-                buffer[t, :active] = value
+                if value is not None:
+                    buffer[t, :active] = value
     final_state = tuple(buffer[steps % depth].copy() for buffer, depth in zip(history, depths))
     output = history[0][1:]
     if batch_sizes is not None:
@@ -200,26 +266,39 @@ def scan(step, pre_input, state0, batch_sizes=None, keep_cache=True):
     return output, final_state, tuple(history), saved
 
 
-def scan_backward(step_backward, doutput, dstate_last, batch_sizes=None):
+def scan_backward(step_backward, doutput, dstate_last, batch_sizes=None, zoneout=None, dstate_steps=None):
     """Backpropagation through time for :func:`scan`: its steps walked last to first.
 
-    ``step_backward(t, active, *dstate)`` gets the gradients reaching step t's state (its
-    active rows, output gradient included) and returns ``(grads_t, dstate_prev)``: a tuple
-    of per-step gradients to collect and the gradients of the previous state, as new arrays
-    (the loop adds into them in place). Returns ``(collected, dstate0)``: each collected
-    gradient as a (T, N, ·) array (zero where a sequence had ended) and the initial state's
-    gradients. Only the active rows of ``doutput`` count: the output past a sequence's end is
-    a constant zero.
+    ``step_backward(t, active, *dstate)`` gets the gradients reaching step t's new state (its
+    active rows, output gradient included, past zoneout's share) and returns ``(grads_t,
+    dstate_prev)``: a tuple of per-step gradients to collect and the gradients of the previous
+    state, as new arrays (the loop adds into them in place). ``zoneout``: the forward's.
+    ``dstate_steps``, optional: a tuple aligned with the state parts, each None or a (T, N, ·)
+    array added to the gradient reaching step t's state, as ``doutput`` is to h's.
+    Returns ``(collected, dstate0)``: each collected gradient as a (T, N, ·) array (zero where
+    a sequence had ended) and the initial state's gradients. Only the active rows of
+    ``doutput`` and ``dstate_steps`` count: past a sequence's end, the output (and any state
+    returned at every step) is a constant zero.
     """
     steps, batch = doutput.shape[:2]
     dstate = [np.array(d, dtype=doutput.dtype, copy=True) for d in dstate_last]
+    incoming = _step_gradients(doutput, dstate_steps, len(dstate))
     collected = None
     allocate = np.empty if batch_sizes is None else np.zeros  # rows never active stay zero
     counts, running = _schedule(batch_sizes, steps, batch)
     for t in reversed(range(steps)):
         active = counts[t]
-        dstate[0][:active] += doutput[t, :active] if running is None else doutput[t] * running[t, :, None]
-        grads, dprevious = step_backward(t, active, *_rows(dstate, active, batch))
+        for d, gradient in zip(dstate, incoming):
+            if gradient is not None:
+                d[:active] += gradient[t, :active] if running is None else gradient[t] * running[t, :, None]
+        reaching = _rows(dstate, active, batch)  # the gradient of step t's (zoned) state
+        if zoneout is None:
+            grads, dprevious = step_backward(t, active, *reaching)
+        else:  # state_t = keep ⊙ state_prev + (1 - keep) ⊙ new_t
+            keep = _keep_at(zoneout, t, active)
+            dnew = [d if k is None else (1 - k) * d for d, k in zip(reaching, keep)]
+            grads, dprevious = step_backward(t, active, *dnew)
+            dprevious = [dp if k is None else dp + k * d for dp, d, k in zip(dprevious, reaching, keep)]
         if running is not None:  # rows that did not run: no step gradient, the state's passes through
             grads = tuple(gradient * running[t, :, None] for gradient in grads)
             dprevious = _carry(running[t], dprevious, dstate)
@@ -233,6 +312,19 @@ def scan_backward(step_backward, doutput, dstate_last, batch_sizes=None):
             for d, gradient in zip(dstate, dprevious):
                 d[:active] = gradient
     return collected, tuple(dstate)
+
+
+def _step_gradients(doutput, dstate_steps, parts: int) -> list:
+    """The gradient reaching each state part at every step from outside the loop: ``doutput``
+    for h, plus ``dstate_steps``' parts; None where a part gets none."""
+    incoming = [doutput] + [None] * (parts - 1)
+    if dstate_steps is None:
+        return incoming
+    if len(dstate_steps) != parts:
+        raise ValueError(
+            f"scan_backward: dstate_steps must have {parts} parts (one per state part), got {len(dstate_steps)}"
+        )
+    return [a if b is None else b if a is None else a + b for a, b in zip(incoming, dstate_steps)]
 
 
 def projection_backward(x, h_previous, dpre_input, dpre_hidden, weights, dropout: GateDropout | None = None):

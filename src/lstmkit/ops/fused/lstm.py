@@ -88,7 +88,7 @@ def lstm_forward_fused(x, h0, c0, weights: LSTMWeights, keep_cache: bool = True,
     benchmarks use to reach each loop: ``plan`` (default: :func:`~.plan.choose_plan` with
     ``tuning``) and ``helper`` (default: this process's helper thread, if enabled; None: the
     caller's thread alone; or an object with :class:`~.helper.Helper`'s interface)."""
-    plain = batch_sizes is None and weights.weight_hr is None and dropout is None
+    plain = batch_sizes is None and dropout is None and all(w is None for w in weights[4:])  # weight_hr, variants
     kernels = kernels_for(x, weights) if plain else None
     if kernels is None:
         return lstm_forward(x, h0, c0, weights, keep_cache, batch_sizes, dropout)
