@@ -25,9 +25,11 @@ import sys
 import time
 from pathlib import Path
 
+import lstmkit  # noqa: F401  before NumPy loads OpenBLAS (lstmkit._openblas)
+
+# isort: split
 import numpy as np
 
-import lstmkit  # before NumPy loads OpenBLAS (lstmkit._openblas)
 from lstmkit.ops.fused import (
     Plan,
     Tuning,

@@ -16,10 +16,12 @@ import argparse
 import json
 import time
 
+import lstmkit  # noqa: F401  before NumPy loads OpenBLAS (lstmkit._openblas)
+
+# isort: split
 import numpy as np
 import torch
 
-import lstmkit  # noqa: F401  before NumPy loads OpenBLAS (lstmkit._openblas)
 from lstmkit.data.text import lm_batches, load_ptb
 from lstmkit.io import atomic_write
 from lstmkit.nn.language_model import LanguageModel

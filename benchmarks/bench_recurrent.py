@@ -35,10 +35,12 @@ import sys
 import time
 from pathlib import Path
 
+import lstmkit  # noqa: F401  before NumPy loads OpenBLAS (lstmkit._openblas)
+
+# isort: split
 import numpy as np
 import torch
 
-import lstmkit  # before NumPy loads OpenBLAS (lstmkit._openblas)
 from lstmkit.io import atomic_write
 
 GRID = [

@@ -6,7 +6,9 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-import lstmkit  # noqa: F401, I001  before NumPy, as a user's script would (lstmkit._openblas)
+import lstmkit  # noqa: F401  before NumPy, as a user's script would (lstmkit._openblas)
+
+# isort: split
 import numpy as np
 import pytest
 import torch

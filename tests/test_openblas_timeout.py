@@ -77,3 +77,23 @@ def test_the_worker_sleeps_soon_after_a_product_when_lstmkit_came_first():
     lstmkit_first = _run(WORKER_TICKS.format(imports="import lstmkit"))
     numpy_first = _run(WORKER_TICKS.format(imports="import numpy"))
     assert lstmkit_first <= 2 and numpy_first >= 4, (lstmkit_first, numpy_first)
+
+
+@pytest.mark.parametrize(
+    "script", ["tests/conftest.py", "benchmarks/bench_recurrent.py", "benchmarks/bench_ptb.py", "benchmarks/ab.py"]
+)
+def test_the_benchmarks_and_the_tests_import_lstmkit_before_numpy(script):
+    """Else OpenBLAS keeps its 0.1 s spin and training on batch halves is off: a benchmark would time
+    another plan than a user's script gets (an import sorter once moved these lines)."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(__file__).resolve().parents[1] / script).read_text())
+    order = [
+        alias.name.split(".")[0]
+        for node in tree.body
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
+    ]
+    assert "lstmkit" in order and "numpy" in order
+    assert order.index("lstmkit") < order.index("numpy"), order
