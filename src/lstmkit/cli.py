@@ -21,6 +21,12 @@ def package_version() -> str:
         return __version__
 
 
+def hidden_sizes(text: str) -> int | list[int]:
+    """An argparse ``type=``: one hidden size (``100``) or one per layer (``256,128,64``)."""
+    sizes = [POSITIVE_INT(part) for part in text.split(",")]
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
 def add_explain_parser(commands) -> None:
     """The ``explain`` subcommand."""
     explain = commands.add_parser(
@@ -31,7 +37,12 @@ def add_explain_parser(commands) -> None:
     )
     explain.add_argument("--mode", choices=MODES, default="LSTM", help="the layer, by PyTorch's mode name")
     explain.add_argument("--input-size", type=POSITIVE_INT, required=True, help="H_in: features per step (required)")
-    explain.add_argument("--hidden-size", type=POSITIVE_INT, required=True, help="H: units of h and c (required)")
+    explain.add_argument(
+        "--hidden-size",
+        type=hidden_sizes,
+        required=True,
+        help="H: units of h and c (required); one per layer as 256,128,64",
+    )
     explain.add_argument("--num-layers", type=POSITIVE_INT, default=1, help="stacked layers")
     explain.add_argument("--seq-len", type=POSITIVE_INT, default=1, help="L: time steps")
     explain.add_argument("--batch", type=POSITIVE_INT, default=None, help="N: sequences per batch (default: 1)")
@@ -39,6 +50,12 @@ def add_explain_parser(commands) -> None:
     explain.add_argument("--bidirectional", action="store_true", help="two directions, outputs concatenated (D=2)")
     explain.add_argument(
         "--proj-size", type=NON_NEGATIVE_INT, default=0, help="P: LSTM only, project h to P units (0: no projection)"
+    )
+    explain.add_argument(
+        "--merge-mode",
+        choices=("concat", "sum", "mul", "ave"),
+        default="concat",
+        help="with --bidirectional: how the two directions' outputs merge at every layer (Keras' names)",
     )
     explain.add_argument("--batch-first", action="store_true", help="input and output as (N, L, features)")
     explain.add_argument("--no-bias", action="store_true", help="no bias_ih and bias_hh")
@@ -80,6 +97,12 @@ def explain_text(args: argparse.Namespace) -> str:
                 f"--style keras: Keras layers are always batch-major with a batch axis; "
                 f"leave out {' and '.join(ignored)}"
             )
+        if isinstance(args.hidden_size, list) or args.merge_mode != "concat":
+            raise ValueError(
+                "--style keras explains one --hidden-size for every layer, concatenated directions; "
+                f"got --hidden-size {args.hidden_size} --merge-mode {args.merge_mode} (use --style torch, "
+                "which shows the Keras layers too)"
+            )
         from .keras.explain import explain_keras
 
         return explain_keras(
@@ -104,6 +127,7 @@ def explain_text(args: argparse.Namespace) -> str:
         batch_first=args.batch_first,
         bidirectional=args.bidirectional,
         proj_size=args.proj_size,
+        merge_mode=args.merge_mode,
     )
 
 

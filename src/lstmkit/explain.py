@@ -12,9 +12,11 @@ from typing import NamedTuple
 import numpy as np
 
 from .grad_mode import no_grad
+from .nn.checks import check_hidden_sizes, check_merge_mode, check_proj_size
 from .nn.kinds import KINDS
 from .nn.module import Module
 from .nn.recurrent import GRU, LSTM, RNN
+from .nn.rnn_base import layer_weight_shapes, named_weight_shapes
 
 MODES = tuple(KINDS)  # PyTorch's mode names: LSTM, GRU, RNN_TANH, RNN_RELU
 
@@ -51,65 +53,63 @@ def check_mode(mode: str) -> str:
 def parameter_shapes(
     mode: str,
     input_size: int,
-    hidden_size: int,
+    hidden_size: int | list[int],
     num_layers: int = 1,
     bias: bool = True,
     bidirectional: bool = False,
     proj_size: int = 0,
+    *,
+    merge_mode: str = "concat",
 ) -> dict[str, tuple[int, ...]]:
     """Names and shapes of a configuration's parameters, in PyTorch's names and order.
 
     ==================================  ====================  ==============================
     name                                shape                 when
     ==================================  ====================  ==============================
-    ``weight_ih_l{k}{suffix}``          (G*H, H_in of k)      always
-    ``weight_hh_l{k}{suffix}``          (G*H, H_out)          always
-    ``bias_ih_l{k}{suffix}``            (G*H,)                ``bias``
-    ``bias_hh_l{k}{suffix}``            (G*H,)                ``bias``
-    ``weight_hr_l{k}{suffix}``          (P, H)                ``proj_size`` P > 0 (LSTM only)
+    ``weight_ih_l{k}{suffix}``          (G*H_k, H_in of k)    always
+    ``weight_hh_l{k}{suffix}``          (G*H_k, H_out_k)      always
+    ``bias_ih_l{k}{suffix}``            (G*H_k,)              ``bias``
+    ``bias_hh_l{k}{suffix}``            (G*H_k,)              ``bias``
+    ``weight_hr_l{k}{suffix}``          (P, H_k)              ``proj_size`` P > 0 (LSTM only)
     ==================================  ====================  ==============================
 
-    G = 4 (LSTM), 3 (GRU) or 1 (RNN) gate blocks; H_out = P or H; ``suffix`` is ``""`` or
-    ``"_reverse"``; layer k > 0 reads D*H_out features (D = 2 if ``bidirectional``).
+    G = 4 (LSTM), 3 (GRU) or 1 (RNN) gate blocks; H_k = ``hidden_size`` (an int, or a list of
+    one per layer); H_out_k = P or H_k; ``suffix`` is ``""`` or ``"_reverse"``; layer k > 0
+    reads D*H_out_{k-1} features (D = 2 if ``bidirectional``), H_out_{k-1} with a
+    ``merge_mode`` other than "concat". The shapes are :func:`lstmkit.nn.rnn_base.layer_weight_shapes`,
+    the ones the layers register.
     """
-    rows = KINDS[check_mode(mode)].gate_count * hidden_size
+    kind = KINDS[check_mode(mode)]
     if proj_size and mode != "LSTM":
         raise ValueError(f"{mode}: proj_size is an LSTM option ({mode} has no projection), got proj_size={proj_size}")
+    hidden_sizes = check_hidden_sizes(mode, hidden_size, num_layers)
+    proj_size = check_proj_size(mode, proj_size, hidden_size, hidden_sizes)
+    check_merge_mode(mode, merge_mode, bidirectional)
     directions = 2 if bidirectional else 1
-    output_size = proj_size or hidden_size
-    shapes: dict[str, tuple[int, ...]] = {}
-    for layer in range(num_layers):
-        layer_input = input_size if layer == 0 else directions * output_size
-        for suffix in ("", "_reverse")[:directions]:
-            names = f"_l{layer}{suffix}"
-            shapes[f"weight_ih{names}"] = (rows, layer_input)
-            shapes[f"weight_hh{names}"] = (rows, output_size)
-            if bias:
-                shapes[f"bias_ih{names}"] = (rows,)
-                shapes[f"bias_hh{names}"] = (rows,)
-            if proj_size:
-                shapes[f"weight_hr{names}"] = (proj_size, hidden_size)
-    return shapes
+    shapes = layer_weight_shapes(kind.gate_count, input_size, hidden_sizes, bias, proj_size, directions, merge_mode)
+    return named_weight_shapes(shapes, directions)
 
 
 def parameter_count(mode: str, input_size: int, hidden_size: int, *layout: int | bool, **options: int | bool) -> int:
     """PyTorch's count: per layer and direction G·H(in + H_out) + 2G·H (biases) + P·H, with G = 4 (LSTM),
     3 (GRU) or 1 (RNN) gate blocks: the sum over :func:`parameter_shapes`, which takes the same arguments
-    (``num_layers``, ``bias``, ``bidirectional``, ``proj_size``)."""
+    (``num_layers``, ``bias``, ``bidirectional``, ``proj_size``, ``merge_mode``)."""
     shapes = parameter_shapes(mode, input_size, hidden_size, *layout, **options)
     return sum(math.prod(shape) for shape in shapes.values())
 
 
 def keras_parameter_count(
-    mode: str, input_size: int, units: int, num_layers: int = 1, use_bias: bool = True, bidirectional: bool = False
-) -> int:
-    """Keras' ``count_params()`` of stacked layers of this mode (LSTM, GRU with reset_after, SimpleRNN)."""
+    mode: str, input_size: int, units: int | list[int], num_layers: int = 1, use_bias: bool = True,
+    bidirectional: bool = False, merge_mode: str = "concat",
+) -> int:  # fmt: skip
+    """Keras' ``count_params()`` of stacked layers of this mode (LSTM, GRU with reset_after, SimpleRNN);
+    ``units`` an int or one per layer, ``merge_mode`` that of every Bidirectional."""
     gates, bias_rows = KINDS[check_mode(mode)].gate_count, _KERAS[mode].bias_rows
     directions = 2 if bidirectional else 1
-    total = 0
-    for layer in range(num_layers):
-        layer_input = input_size if layer == 0 else directions * units
-        total += directions * (gates * units * (layer_input + units) + (bias_rows * gates * units if use_bias else 0))
+    total, layer_input = 0, input_size
+    for size in check_hidden_sizes(mode, units, num_layers):
+        total += directions * (gates * size * (layer_input + size) + (bias_rows * gates * size if use_bias else 0))
+        layer_input = size * (directions if merge_mode == "concat" else 1)
     return total
 
 
@@ -141,8 +141,11 @@ def _blocks(gates: int, size) -> str:
     return f"{gates}*{size}" if gates > 1 else f"{size}"
 
 
-def _build(mode, input_size, hidden_size, num_layers, bias, batch_first, bidirectional, proj_size):
-    common = dict(num_layers=num_layers, bias=bias, batch_first=batch_first, bidirectional=bidirectional, seed=0)
+def _build(mode, input_size, hidden_size, num_layers, bias, batch_first, bidirectional, proj_size, merge_mode):
+    common = dict(
+        num_layers=num_layers, bias=bias, batch_first=batch_first, bidirectional=bidirectional, seed=0,
+        merge_mode=merge_mode,
+    )  # fmt: skip
     if mode == "LSTM":
         return LSTM(input_size, hidden_size, proj_size=proj_size, **common)
     if proj_size:
@@ -154,7 +157,7 @@ def _build(mode, input_size, hidden_size, num_layers, bias, batch_first, bidirec
 
 def explain_layer(
     input_size: int,
-    hidden_size: int,
+    hidden_size: int | list[int],
     num_layers: int = 1,
     seq_len: int = 1,
     batch: int | None = 1,
@@ -164,13 +167,19 @@ def explain_layer(
     batch_first: bool = False,
     bidirectional: bool = False,
     proj_size: int = 0,
+    merge_mode: str = "concat",
 ) -> str:
     """The text of ``lstmkit explain``; ``mode`` is LSTM, GRU, RNN_TANH or RNN_RELU and
-    ``batch=None`` explains an unbatched input."""
-    layer = _build(check_mode(mode), input_size, hidden_size, num_layers, bias, batch_first, bidirectional, proj_size)
+    ``batch=None`` explains an unbatched input. ``hidden_size`` may list one size per layer
+    (the states are then printed layer by layer); ``merge_mode`` is the layers' (bidirectional)."""
+    layer = _build(
+        check_mode(mode), input_size, hidden_size, num_layers, bias, batch_first, bidirectional, proj_size, merge_mode
+    )
     is_lstm = mode == "LSTM"
-    D, H, P, L, N = layer.num_directions, hidden_size, proj_size, seq_len, batch
+    per_layer = isinstance(layer.hidden_size, list)
+    D, H, P, L, N = layer.num_directions, layer.hidden_size, proj_size, seq_len, batch
     H_out, G = layer.output_size, KINDS[mode].gate_count
+    merged = merge_mode != "concat"
     batched = N is not None
     if not batched:
         input_shape = (L, input_size)
@@ -182,42 +191,63 @@ def explain_layer(
         output, state = layer(np.zeros(input_shape, np.float32))
     h_n = state[0] if is_lstm else state
     out_name = "H_out" if is_lstm else "H"
+    width = out_name if merged else f"D*{out_name}"
     layout = "(L, H_in)" if not batched else ("(N, L, H_in)" if batch_first else "(L, N, H_in)")
-    out_layout = (
-        f"(L, D*{out_name})" if not batched else (f"(N, L, D*{out_name})" if batch_first else f"(L, N, D*{out_name})")
-    )
-    state_layout = f"(D*num_layers, {out_name})" if not batched else f"(D*num_layers, N, {out_name})"
-    cell_layout = state_layout.replace("H_out", "H")
+    out_layout = f"(L, {width})" if not batched else (f"(N, L, {width})" if batch_first else f"(L, N, {width})")
+    state_rows_axis = "D" if per_layer else "D*num_layers"
 
-    lines = [f"lstmkit.{layer!r}  ==  torch.nn.{layer!r}", ""]
+    def state_rows(name, arrays, size, note):
+        """One row (an array), or one row a layer (a list: name[k], sizes with _k)."""
+        if not per_layer:
+            return [(name, format_shape(arrays.shape), _state_layout(state_rows_axis, size, batched) + note)]
+        return [
+            (f"{name}[{k}]", format_shape(array.shape), _state_layout("D", f"{size}_{k}", batched) + note * (k == 0))
+            for k, array in enumerate(arrays)
+        ]
+
+    lines = [f"lstmkit.{layer!r}  ==  torch.nn.{layer!r}" if not per_layer and not merged else f"lstmkit.{layer!r}"]
+    if per_layer or merged:
+        lines.append(
+            "  (torch.nn has no "
+            + " and no ".join(["per-layer hidden sizes"] * per_layer + ["merge_mode"] * merged)
+            + ": the same network as torch.nn layers stacked by hand)"
+        )
+    lines.append("")
+    output_sizes = list(layer.output_sizes) if per_layer else H_out
     lines.append(
         f"sizes: L={L} steps, N={N if batched else '(unbatched)'}, H_in={input_size}, H={H}, "
-        + (f"H_out={H_out}{' (proj_size)' if P else ''}, " if is_lstm else "")
+        + (f"H_out={output_sizes}{' (proj_size)' if P else ''}, " if is_lstm else "")
         + f"D={D}, num_layers={num_layers}"
+        + (f", merge_mode={merge_mode!r}" if merged else "")
     )
     lines += ["", "PyTorch: tensors in and out"]
-    rows = [
-        ("input", format_shape(input_shape), layout),
-        ("h_0", format_shape(h_n.shape), state_layout + ", zeros if omitted; never batch-first"),
-    ]
+    list_note = "; a list, one array per layer" if per_layer else ""
+    rows = [("input", format_shape(input_shape), layout)]
+    rows += state_rows("h_0", h_n, out_name, ", zeros if omitted; never batch-first" + list_note)
     if is_lstm:
-        rows.append(("c_0", format_shape(state[1].shape), cell_layout + ", zeros if omitted"))
-    rows += [
+        rows += state_rows("c_0", state[1], "H", ", zeros if omitted" + list_note)
+    merge_text = f", directions merged by {merge_mode!r}" if merged else ", directions concatenated"
+    rows.append(
         (
             "output",
             format_shape(output.shape),
-            out_layout + ": the last layer's h_t at every step" + (", directions concatenated" if D == 2 else ""),
-        ),
-        ("h_n", format_shape(h_n.shape), state_layout + ": every layer's and direction's final h"),
-    ]
+            out_layout + ": the last layer's h_t at every step" + (merge_text if D == 2 else ""),
+        )
+    )
+    rows += state_rows("h_n", h_n, out_name, ": every layer's and direction's final h")
     if is_lstm:
-        rows.append(("c_n", format_shape(state[1].shape), cell_layout + ": every layer's and direction's final c"))
+        rows += state_rows("c_n", state[1], "H", ": every layer's and direction's final c")
     lines += _rows(rows)
     if not is_lstm:
         lines.append(
             f"  the state is one array h ({type(layer).__name__} has no cell state c): hx is h_0 alone, not a pair"
+            if not per_layer
+            else f"  the state is h alone ({type(layer).__name__} has no cell state c): hx is the list h_0, not a pair"
         )
-    lines.append("  note: " + final_state_note(num_layers, H_out, L, bidirectional, batch_first, batched))
+    note = final_state_note(
+        num_layers, H_out, L, bidirectional, batch_first, batched, per_layer=per_layer, merge_mode=merge_mode
+    )
+    lines.append("  note: " + note)
 
     kind = KINDS[mode]
     block = f"every {G}H block in gate order {kind.gate_names}" if G > 1 else f"H each; act = {mode[4:].lower()}"
@@ -226,14 +256,17 @@ def explain_layer(
     for index in range(num_layers):
         names = [name for name in parameters if name.endswith((f"_l{index}", f"_l{index}_reverse"))]
         layer_input = parameters[f"weight_ih_l{index}"][1]
+        hidden, hidden_out = layer.hidden_sizes[index], layer.output_sizes[index]
         per_direction = sum(math.prod(parameters[name]) for name in names if not name.endswith("_reverse"))
         formula = (
-            f"{_blocks(G, H)}*({layer_input} + {H_out})"
-            + (f" + {2 * G}*{H}" if bias else "")
-            + (f" + {P}*{H}" if P else "")
+            f"{_blocks(G, hidden)}*({layer_input} + {hidden_out})"
+            + (f" + {2 * G}*{hidden}" if bias else "")
+            + (f" + {P}*{hidden}" if P else "")
         )
         lines.append(
-            f"  layer {index} (input {layer_input}): {formula} = {per_direction:,} per direction"
+            f"  layer {index} (input {layer_input}"
+            + (f", H={hidden}" if per_layer else "")
+            + f"): {formula} = {per_direction:,} per direction"
             + (f", {D * per_direction:,} for both" if D == 2 else "")
         )
         lines += _rows([(name, format_shape(parameters[name]), "") for name in names], indent="    ")
@@ -251,8 +284,15 @@ def explain_layer(
     if P:
         lines.append("  Keras has no projection (proj_size): no Keras layer computes this network.")
         return "\n".join(lines)
-    lines += keras_weight_lines(mode, input_size, hidden_size, num_layers, L, N, bias, bidirectional)
+    lines += keras_weight_lines(
+        mode, input_size, hidden_size, num_layers, L, N, bias, bidirectional, merge_mode=merge_mode
+    )
     return "\n".join(lines)
+
+
+def _state_layout(rows_axis: str, size: str, batched: bool) -> str:
+    """``(D*num_layers, N, H_out)``: the axes of a state array, without N when unbatched."""
+    return f"({rows_axis}, N, {size})" if batched else f"({rows_axis}, {size})"
 
 
 def output_at(step: int, features: str, batched: bool, batch_first: bool) -> str:
@@ -271,31 +311,50 @@ def output_at(step: int, features: str, batched: bool, batch_first: bool) -> str
 
 
 def final_state_note(
-    num_layers: int, output_size: int, seq_len: int, bidirectional: bool, batch_first: bool, batched: bool
+    num_layers: int,
+    output_size: int,
+    seq_len: int,
+    bidirectional: bool,
+    batch_first: bool,
+    batched: bool,
+    *,
+    per_layer: bool = False,
+    merge_mode: str = "concat",
 ) -> str:
     """Which slices of ``output`` the last layer's rows of ``h_n`` equal, indexing ``output``'s time axis.
 
     Each claim reads ``h_n[i] equals output[...]`` (and ``not output[...]``), Python expressions on
-    the arrays of a forward pass: the tests evaluate them on a real one.
+    the arrays of a forward pass: the tests evaluate them on a real one. ``per_layer``: h_n is a
+    list of per-layer arrays (``h_n[-1][i]``); a ``merge_mode`` other than "concat" leaves no
+    direction's h in ``output``, and the note says so instead.
     """
     top_rows = 2 if bidirectional else 1  # the last layer's rows of h_n
+
+    def top(row: int) -> str:
+        return f"h_n[-1][{row}]" if per_layer else f"h_n[{row}]"
+
+    lower_rows = "h_n[:-1]" if per_layer else f"h_n[:-{top_rows}]"
     lower = (
-        f"; h_n[:-{top_rows}] are the lower layers' final states, which output does not contain"
-        if num_layers > 1
-        else ""
+        f"; {lower_rows} are the lower layers' final states, which output does not contain" if num_layers > 1 else ""
     )
     if not bidirectional:
         return (
-            f"h_n[-1] equals {output_at(-1, '', batched, batch_first)}, the last layer's h at the last step"
+            f"{top(-1)} equals {output_at(-1, '', batched, batch_first)}, the last layer's h at the last step"
             + lower
             + "."
+        )
+    if merge_mode != "concat":
+        return (
+            f"output holds the two directions merged ({merge_mode!r}), so no row of h_n is a slice of it: "
+            f"{top(-2)} is layer {num_layers - 1}'s forward direction at the last step, {top(-1)} its reverse "
+            "direction at t = 0" + lower + "."
         )
     forward = output_at(-1, f":{output_size}", batched, batch_first)
     reverse = output_at(0, f"{output_size}:", batched, batch_first)
     not_reverse = output_at(-1, f"{output_size}:", batched, batch_first)
     return (
-        f"h_n[-2] equals {forward} (layer {num_layers - 1}'s forward direction ends at the last step); "
-        f"h_n[-1] equals {reverse} (its reverse direction ends at t = 0)"
+        f"{top(-2)} equals {forward} (layer {num_layers - 1}'s forward direction ends at the last step); "
+        f"{top(-1)} equals {reverse} (its reverse direction ends at t = 0)"
         + (f", not {not_reverse}" if seq_len > 1 else "")
         + lower
         + "."
@@ -310,23 +369,34 @@ def explain_lstm(
 
 
 def keras_weight_lines(
-    mode: str, input_size: int, units: int, num_layers: int, L: int, N: int | None, use_bias: bool, bidirectional: bool
+    mode: str,
+    input_size: int,
+    units: int | list[int],
+    num_layers: int,
+    L: int,
+    N: int | None,
+    use_bias: bool,
+    bidirectional: bool,
+    merge_mode: str = "concat",
 ) -> list[str]:
-    """The lines on the Keras layers of a configuration: each layer's weights beside PyTorch's, and the returns."""
+    """The lines on the Keras layers of a configuration: each layer's weights beside PyTorch's, and the returns.
+    ``units``: an int, or one per layer; ``merge_mode``: every Bidirectional's."""
     keras_layer, G = _KERAS[mode], KINDS[mode].gate_count
     D = 2 if bidirectional else 1
+    merged_width = D if merge_mode == "concat" else 1  # outputs of a layer, in units
+    sizes = check_hidden_sizes(mode, units, num_layers)
     batch = N if N is not None else 1
     reordered = " (blocks reordered r, z, n -> z, r, h)" if mode == "GRU" else ""
     lines = [f"  keras.Input(shape=({L}, {input_size}))  -> batches of shape ({batch}, {L}, {input_size})"]
-    for layer in range(num_layers):
-        layer_input = input_size if layer == 0 else D * units
+    layer_input = input_size
+    for layer, units in enumerate(sizes):
         last = layer == num_layers - 1
         call = (
             f"{keras_layer.name}({units}{keras_layer.options}{'' if use_bias else ', use_bias=False'}"
             f"{'' if last else ', return_sequences=True'})"
         )
         if bidirectional:
-            call = f"Bidirectional({call})"
+            call = f"Bidirectional({call}{'' if merge_mode == 'concat' else f', merge_mode={merge_mode!r}'})"
         bias_size = keras_layer.bias_rows * G * units
         params = G * units * (layer_input + units) + (bias_size if use_bias else 0)
         lines.append(
@@ -350,9 +420,10 @@ def keras_weight_lines(
                 ("bias", format_shape((G * units,)), f"= bias_ih{suffix} + bias_hh{suffix} (one bias, {fewer})")
             )
         lines += _rows(rows, indent="    ")
-    total = keras_parameter_count(mode, input_size, units, num_layers, use_bias, bidirectional)
+        layer_input = merged_width * units
+    total = keras_parameter_count(mode, input_size, list(sizes), num_layers, use_bias, bidirectional, merge_mode)
     lines.append(f"  total: {total:,} parameters (keras: model.count_params())")
-    width = D * units
+    width = merged_width * units
     states = ["h", "c"] if mode == "LSTM" else ["h"]
     if D == 2:
         states = [f"{s}_{direction}" for direction in ("fwd", "bwd") for s in states]

@@ -3,7 +3,8 @@
 The layers run on (T, N, ·) arrays; when the sequences have different lengths they are sorted
 longest first and ``batch_sizes[t]`` of them run at step t (see :mod:`lstmkit.ops.recurrence`).
 The caller gives (L, N, ·), (N, L, ·) with batch_first, unbatched (L, ·), a
-:class:`~lstmkit.nn.packing.PackedSequence`, or a padded batch with ``lengths=``. A layout,
+:class:`~lstmkit.nn.packing.PackedSequence`, or a padded batch with ``lengths=`` (padded on
+the right, or on the left: each sequence then fills the last steps of the array). A layout,
 made from the forward's input, converts the input and output, the states (in the caller's
 batch order, as torch), and in backward their gradients, the same way.
 """
@@ -14,7 +15,7 @@ import numpy as np
 
 from ..ops.recurrence import padding_mask
 from . import checks
-from .packing import PackedSequence, batch_sizes_of, check_packed, sorting_permutation
+from .packing import PackedSequence, batch_sizes_of, check_packed, roll_in_time, sorting_permutation
 
 
 class PaddedLayout:
@@ -111,21 +112,32 @@ class PackedLayout(_SortedLayout):
 
 
 class LengthsLayout(_SortedLayout):
-    """A padded batch with ``lengths=``: sorted and trimmed to the longest inside, padded outside."""
+    """A padded batch with ``lengths=``: sorted and trimmed to the longest inside, padded outside.
 
-    def __init__(self, padded: PaddedLayout, lengths: np.ndarray):
+    With ``padding_side='left'`` sequence n fills the caller's steps T - L_n to T - 1: inside,
+    each sequence is moved to start at step 0 (:func:`~.packing.roll_in_time`), and the
+    output (zero in the padding) is moved back, so the layers never see the difference.
+    """
+
+    def __init__(self, padded: PaddedLayout, lengths: np.ndarray, padding_side: str = "right"):
         self.padded = padded
+        self.front_padding = padded.steps - lengths if padding_side == "left" else None  # (N,) or None
         sorted_indices, unsorted_indices = sorting_permutation(lengths)
         super().__init__(batch_sizes_of(lengths[sorted_indices]), sorted_indices, unsorted_indices)
 
     def to_time_major(self, array: np.ndarray) -> np.ndarray:
         """Sorted, trimmed to the longest sequence, and zero past each end (padding is never read)."""
-        sorted_array = self.padded.to_time_major(array)[: len(self.mask), self.sorted_indices]
+        time_major = self.padded.to_time_major(array)
+        if self.front_padding is not None:
+            time_major = roll_in_time(time_major, -self.front_padding)
+        sorted_array = time_major[: len(self.mask), self.sorted_indices]
         return np.where(self.mask[:, :, None], sorted_array, 0).astype(array.dtype, copy=False)
 
     def from_time_major(self, array: np.ndarray) -> np.ndarray:
         full = np.zeros((self.padded.steps, self.batch, array.shape[-1]), dtype=array.dtype)
         full[: len(array)] = array[:, self.unsorted_indices]
+        if self.front_padding is not None:
+            full = roll_in_time(full, self.front_padding)
         return self.padded.from_time_major(full)
 
     def gradient_to_time_major(self, owner: str, doutput, width: int, dtype) -> np.ndarray:

@@ -24,11 +24,14 @@ def check_flag(owner: str, name: str, value) -> bool:
     return bool(value)
 
 
-def check_probability(owner: str, name: str, value) -> float:
+def check_probability(owner: str, name: str, value, below_one: str = "") -> float:
+    """A number in [0, 1]; in [0, 1) when ``below_one`` says why 1 is refused."""
+    interval = "[0, 1)" if below_one else "[0, 1]"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: {name} must be a number in [0, 1], got {value!r}")
-    if not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"{owner}: {name} must be in [0, 1], got {value}")
+        raise TypeError(f"{owner}: {name} must be a number in {interval}, got {value!r}")
+    if not 0.0 <= float(value) <= 1.0 or below_one and float(value) == 1.0:
+        why = f" ({below_one})" if below_one else ""
+        raise ValueError(f"{owner}: {name} must be in {interval}, got {value}{why}")
     return float(value)
 
 
@@ -50,6 +53,50 @@ def check_recurrent_options(owner: str, input_size, hidden_size, bias, dtype) ->
         check_flag(owner, "bias", bias),
         check_dtype(owner, dtype),
     )
+
+
+def check_hidden_sizes(owner: str, hidden_size, num_layers: int) -> tuple[int, ...]:
+    """Every layer's hidden size: an int (the same for all) or a list or tuple of one int per layer."""
+    if not isinstance(hidden_size, (list, tuple)):
+        return (check_size(owner, "hidden_size", hidden_size),) * num_layers
+    if len(hidden_size) != num_layers:
+        raise ValueError(
+            f"{owner}: hidden_size as a list must give one size per layer, num_layers={num_layers}, "
+            f"got {len(hidden_size)} sizes {list(hidden_size)}"
+        )
+    return tuple(check_size(owner, f"hidden_size[{layer}]", size) for layer, size in enumerate(hidden_size))
+
+
+def check_proj_size(owner: str, proj_size, hidden_size, hidden_sizes: tuple[int, ...]) -> int:
+    """0 (no projection) or a size smaller than every layer's hidden size."""
+    proj_size = check_size(owner, "proj_size", proj_size, minimum=0)
+    if proj_size >= min(hidden_sizes):
+        least = min(hidden_sizes)
+        every = "" if isinstance(hidden_size, numbers.Integral) else f" (every layer's; the least is {least})"
+        raise ValueError(f"{owner}: proj_size must be smaller than hidden_size={hidden_size!r}{every}, got {proj_size}")
+    return proj_size
+
+
+MERGE_MODES = ("concat", "sum", "mul", "ave")  # Keras Bidirectional's vocabulary
+PADDING_SIDES = ("right", "left")
+
+
+def check_merge_mode(owner: str, merge_mode, bidirectional: bool) -> str:
+    """One of :data:`MERGE_MODES`; anything but "concat" needs two directions to merge."""
+    if not isinstance(merge_mode, str) or merge_mode not in MERGE_MODES:
+        raise ValueError(f"{owner}: merge_mode must be one of {', '.join(map(repr, MERGE_MODES))}, got {merge_mode!r}")
+    if merge_mode != "concat" and not bidirectional:
+        raise ValueError(
+            f"{owner}: merge_mode={merge_mode!r} merges the two directions and needs bidirectional=True, "
+            "got bidirectional=False"
+        )
+    return merge_mode
+
+
+def check_padding_side(owner: str, padding_side) -> str:
+    if not isinstance(padding_side, str) or padding_side not in PADDING_SIDES:
+        raise ValueError(f"{owner}: padding_side must be 'right' or 'left', got {padding_side!r}")
+    return padding_side
 
 
 def as_float_array(owner: str, name: str, value, dtype: np.dtype) -> np.ndarray:
@@ -98,3 +145,38 @@ def state_arrays(owner: str, name: str, value, part_names, batched_shapes, batch
         check_shape(owner, part_name, array, shape if batched else shape[:-2] + shape[-1:])
         parts.append(array if batched else np.expand_dims(array, -2))
     return tuple(parts)
+
+
+def layer_state_arrays(owner: str, name: str, value, part_names, layer_shapes, batched: bool, dtype) -> tuple:
+    """A state of a layer with per-layer sizes: each part a list of one array per layer, checked.
+
+    ``value`` is None, a list of arrays (one part), or a tuple of such lists (h and c); a
+    missing list or array is zeros. ``layer_shapes[k]`` are layer k's batched shapes, one a
+    part. Returns a tuple of lists (one a part) of batched arrays, as :func:`state_arrays`.
+    """
+    layers = len(layer_shapes)
+    if value is None:
+        value = (None,) * len(part_names)
+    elif len(part_names) == 1:
+        value = (value,)
+    elif not isinstance(value, (tuple, list)) or len(value) != len(part_names):
+        given = f"{type(value).__name__} of length {len(value)}" if isinstance(value, (tuple, list)) else "one array"
+        raise TypeError(f"{owner}: {name} must be a pair ({', '.join(part_names)}) of lists, got {given}")
+    per_part = []
+    for part_name, part in zip(part_names, value):
+        if part is None:
+            part = (None,) * layers
+        elif not isinstance(part, (tuple, list)) or len(part) != layers:
+            given = f"{type(part).__name__} of length {len(part)}" if isinstance(part, (tuple, list)) else "one array"
+            raise ValueError(
+                f"{owner}: {part_name} must be a list of num_layers={layers} arrays, one per layer "
+                f"(hidden_size is a list), got {given}"
+            )
+        per_part.append(part)
+    arrays = [[] for _ in part_names]
+    for layer, shapes in enumerate(layer_shapes):
+        names = tuple(f"{part_name}[{layer}]" for part_name in part_names)
+        given = tuple(part[layer] for part in per_part) if len(per_part) > 1 else per_part[0][layer]
+        for slot, array in zip(arrays, state_arrays(owner, name, given, names, shapes, batched, dtype)):
+            slot.append(array)
+    return tuple(arrays)

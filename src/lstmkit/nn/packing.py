@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..ops.recurrence import padding_mask
-from .checks import check_flag
+from .checks import check_flag, check_padding_side
 
 
 class PackedSequence(NamedTuple):
@@ -102,6 +102,18 @@ def sorting_permutation(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sorted_indices, np.argsort(sorted_indices).astype(np.int64)
 
 
+def roll_in_time(padded: np.ndarray, shifts) -> np.ndarray:
+    """(T, N, *) with sequence n rolled ``shifts[n]`` steps later in time (``np.roll`` per column).
+
+    How left padding maps to right padding and back: a sequence of length L in T steps moves
+    from the end to the front with ``shifts = L - T`` and back with ``T - L``. A permutation of
+    the steps, so the gradient takes the opposite shifts.
+    """
+    steps = padded.shape[0]
+    source = (np.arange(steps)[:, None] - np.asarray(shifts)[None, :]) % steps  # (T, N)
+    return np.take_along_axis(padded, source.reshape(source.shape + (1,) * (padded.ndim - 2)), axis=0)
+
+
 def _pack_time_major(owner: str, padded, lengths, enforce_sorted: bool) -> PackedSequence:
     steps, batch = padded.shape[:2]
     lengths = check_lengths(owner, lengths, batch, steps)
@@ -120,11 +132,16 @@ def _pack_time_major(owner: str, padded, lengths, enforce_sorted: bool) -> Packe
     return PackedSequence(data, batch_sizes, sorted_indices, unsorted_indices)
 
 
-def pack_padded_sequence(input, lengths, batch_first: bool = False, enforce_sorted: bool = True) -> PackedSequence:
+def pack_padded_sequence(
+    input, lengths, batch_first: bool = False, enforce_sorted: bool = True, padding_side: str = "right"
+) -> PackedSequence:
     """Pack a padded batch: ``input`` (L, N, *) or (N, L, *) if batch_first, ``lengths`` (N,).
 
     With ``enforce_sorted=True`` the lengths must already be in decreasing order; with False
     the sequences are sorted here and ``sorted_indices`` / ``unsorted_indices`` remember how.
+    ``padding_side='left'``: each sequence fills the last ``lengths[n]`` steps of ``input``
+    (as :func:`pad_sequence` with ``padding_side='left'`` makes them); the packed result is
+    the same as for the right-padded batch.
     """
     owner = "pack_padded_sequence"
     padded = np.asarray(input)
@@ -135,18 +152,28 @@ def pack_padded_sequence(input, lengths, batch_first: bool = False, enforce_sort
         )
     if check_flag(owner, "batch_first", batch_first):
         padded = np.swapaxes(padded, 0, 1)
+    if check_padding_side(owner, padding_side) == "left":
+        steps = padded.shape[0]
+        padded = roll_in_time(padded, check_lengths(owner, lengths, padded.shape[1], steps) - steps)
     return _pack_time_major(owner, padded, lengths, enforce_sorted)
 
 
 def pad_packed_sequence(
-    sequence: PackedSequence, batch_first: bool = False, padding_value: float = 0.0, total_length: int | None = None
+    sequence: PackedSequence,
+    batch_first: bool = False,
+    padding_value: float = 0.0,
+    total_length: int | None = None,
+    padding_side: str = "right",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of :func:`pack_padded_sequence`: returns ``(padded, lengths)`` in the caller's order.
 
     ``padded`` is (T, N, *) (or (N, T, *) if batch_first) with T = ``total_length`` or the
-    longest length, ``padding_value`` past each sequence's end; ``lengths`` (N,) is int64.
+    longest length, ``padding_value`` past each sequence's end (before its start with
+    ``padding_side='left'``: sequence n then fills steps T - lengths[n] to T - 1);
+    ``lengths`` (N,) is int64.
     """
     owner = "pad_packed_sequence"
+    check_padding_side(owner, padding_side)
     data, batch_sizes, _, unsorted_indices = check_packed(owner, "sequence", sequence)
     steps, batch = len(batch_sizes), int(batch_sizes[0])
     if total_length is None:
@@ -162,6 +189,8 @@ def pad_packed_sequence(
     lengths = mask.sum(axis=0).astype(np.int64)
     if unsorted_indices is not None:
         padded, lengths = padded[:, unsorted_indices], lengths[unsorted_indices]
+    if padding_side == "left":
+        padded = roll_in_time(padded, total_length - lengths)
     if check_flag(owner, "batch_first", batch_first):
         padded = padded.swapaxes(0, 1)
     return np.ascontiguousarray(padded), lengths
@@ -174,8 +203,7 @@ def pad_sequence(sequences, batch_first: bool = False, padding_value=0.0, paddin
     arrays = [np.asarray(sequence) for sequence in sequences]
     if not arrays:
         raise ValueError(f"{owner}: expected at least one sequence, got none")
-    if padding_side not in ("right", "left"):
-        raise ValueError(f"{owner}: padding_side must be 'right' or 'left', got {padding_side!r}")
+    check_padding_side(owner, padding_side)
     trailing = arrays[0].shape[1:]
     for index, array in enumerate(arrays):
         if array.ndim < 1 or array.shape[1:] != trailing:

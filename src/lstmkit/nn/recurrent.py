@@ -7,10 +7,13 @@ written once, and the equations themselves live in :mod:`lstmkit.ops`.
 Variable lengths, for all three: ``layer(pack_padded_sequence(x, lengths, ...))`` returns a
 PackedSequence output and final states taken at each sequence's own last step (caller's batch
 order), and ``layer.backward(packed doutput, dhx)`` returns the input gradient packed the same
-way; ``layer(x, lengths=lengths)`` does the same on padded arrays (output zero past each end).
+way; ``layer(x, lengths=lengths)`` does the same on padded arrays (output zero past each end),
+and ``layer(x, lengths=lengths, padding_side="left")`` on arrays padded at the front.
 """
 
 from __future__ import annotations
+
+import numbers
 
 import numpy as np
 
@@ -26,7 +29,29 @@ _SHARED_ARGS = """
         dtype: numpy.float32 (default) or numpy.float64.
         seed: seed of the ``numpy.random.Generator`` that draws the initial weights and dropout masks.
         backend: "auto" (default), "reference" or "fast": which implementation runs the equations
-            (:mod:`lstmkit.ops.backends`; an RNN has no fast one); the same numbers either way."""
+            (:mod:`lstmkit.ops.backends`; an RNN has no fast one); the same numbers either way.
+        recurrent_dropout: variational dropout on the state (Gal & Ghahramani 2016), in [0, 1),
+            default 0: in training, every layer and direction draws ONE mask per sequence of
+            shape (N, H_out_k), entries 0 or 1/(1 - p), and multiplies h_{t-1} by it wherever
+            W_hh meets it, the same mask at every step (drawn from ``seed``'s generator at each
+            forward; none in eval mode). 1 is refused: it would cut every recurrence.
+        merge_mode: how the two directions' h_t become one output when bidirectional, at every
+            layer (Keras Bidirectional's vocabulary): "concat" (default, PyTorch's: D*H_out
+            features), "sum", "mul" or "ave" (H_out features; layer k > 0 then reads H_out
+            features). h_n and c_n keep both directions either way."""
+
+_SIZES_NOTE = """Per-layer sizes: ``hidden_size=[256, 128, 64]`` (one int per layer, as many as num_layers)
+    gives layer k the hidden size H_k and input D*H_out_{k-1} (H_out_{k-1} when a merge_mode
+    merges). Each state (h_0, c_0, h_n, c_n, and their gradients) is then a *list* of
+    num_layers arrays, layer k's (D, N, H_out_k) for h and (D, N, H_k) for c (unbatched:
+    (D, H_out_k)): one array cannot hold different sizes without padding, and a list keeps
+    every number exact and indexes naturally by layer. ``proj_size`` applies to every layer
+    and must be smaller than every H_k. An int ``hidden_size`` keeps the stacked arrays.
+
+    Left padding: ``layer(x, lengths=lengths, padding_side="left")`` takes a padded batch whose
+    sequence n fills the last lengths[n] steps (steps T - lengths[n] ... T - 1). Output, h_n
+    and gradients equal the right-padded run's, moved the same way: the output is zero in the
+    padding at the front and h_n is each sequence's state at step T - 1."""
 
 
 class LSTM(RNNBase):
@@ -41,13 +66,17 @@ class LSTM(RNNBase):
         c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t
         h_t = o_t ⊙ tanh(c_t)              (then h_t = W_hr h_t when proj_size > 0)
 
-    Layer k > 0 takes the previous layer's h_t (both directions concatenated), multiplied by a
-    dropout mask in training mode when ``dropout > 0``.
+    Layer k > 0 takes the previous layer's h_t (both directions concatenated, or merged by
+    ``merge_mode``), multiplied by a dropout mask in training mode when ``dropout > 0``.
 
     Args:
         input_size: features of x_t (H_in).
-        hidden_size: units of h_t and c_t (H).{shared}
+        hidden_size: units of h_t and c_t (H), or a list of one per layer (see below).{shared}
         proj_size: if > 0, h_t is projected to this size by ``weight_hr`` (H_out = proj_size).
+        forget_bias: None (default: PyTorch's initialisation), or a number b (Jozefowicz et al.
+            2015): after the uniform initialisation, the f block (rows H:2H) of every
+            ``bias_ih`` is set to b and that of every ``bias_hh`` to 0, so the forget gate's
+            bias, their sum, starts at b (1.0 is the usual choice). Needs ``bias=True``.
 
     Inputs: ``input, (h_0, c_0)`` with D = 2 if bidirectional else 1, H_out = proj_size or hidden_size:
 
@@ -61,19 +90,25 @@ class LSTM(RNNBase):
     Outputs: ``output, (h_n, c_n)``:
 
         =========  =================================================================
-        output     (L, N, D * H_out) (batch-first if batch_first): the last layer's h_t, every t
+        output     (L, N, D * H_out) (batch-first if batch_first): the last layer's h_t, every t;
+                   (L, N, H_out) with merge_mode "sum", "mul" or "ave"
         h_n        (D * num_layers, N, H_out): every layer's and direction's final h
         c_n        (D * num_layers, N, H): every layer's and direction's final c
         =========  =================================================================
 
+    With ``hidden_size`` a list: h_0, c_0, h_n and c_n are lists, layer k's h (D, N, H_out_k)
+    and c (D, N, H_k); H_out in output is the last layer's.
+
     ``h_n[-1]`` is the last layer's *reverse* direction, whose final step is t = 0, so for a
     bidirectional LSTM ``h_n[-1]`` equals ``output[0, :, H_out:]``, not ``output[-1]``.
+    {sizes}
 
-    Parameters (k = layer, suffix ``_reverse`` for the second direction), all initialised
-    uniform in (-1/sqrt(H), 1/sqrt(H)):
+    Parameters (k = layer, suffix ``_reverse`` for the second direction; H = H_k, H_out =
+    H_out_k of layer k), all initialised uniform in (-1/sqrt(H_k), 1/sqrt(H_k)):
 
         ================  ==============================================================
-        weight_ih_l{k}    (4H, H_in) for k = 0, else (4H, D * H_out); rows i, f, g, o
+        weight_ih_l{k}    (4H, H_in) for k = 0, else (4H, D * H_out_{k-1}) (H_out_{k-1}
+                          with merge_mode "sum", "mul" or "ave"); rows i, f, g, o
         weight_hh_l{k}    (4H, H_out)
         bias_ih_l{k}      (4H,)
         bias_hh_l{k}      (4H,)
@@ -85,16 +120,37 @@ class LSTM(RNNBase):
     Parameter gradients are added to each ``Parameter.grad``.
     """
 
-    _defaults = dict(RNNBase._defaults, proj_size=0)
+    _defaults = dict(RNNBase._defaults, proj_size=0, forget_bias=None)
 
     # The constructor as PyTorch and Keras write theirs, a few arguments a line (not formatted).
     # fmt: off
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+    def __init__(self, input_size: int, hidden_size: int | list[int], num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
-                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto"):
+                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto", recurrent_dropout: float = 0.0,
+                 merge_mode: str = "concat", forget_bias: float | None = None):
         super().__init__(LSTM_KIND, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         proj_size, dtype=dtype, seed=seed, backend=backend)
+                         proj_size, dtype=dtype, seed=seed, backend=backend, recurrent_dropout=recurrent_dropout,
+                         merge_mode=merge_mode)
+        self.forget_bias = self._initial_forget_bias(forget_bias)
     # fmt: on
+
+    def _initial_forget_bias(self, forget_bias):
+        """Set the forget gate's bias of every layer and direction to ``forget_bias`` (see Args)."""
+        if forget_bias is None:
+            return None
+        owner = type(self).__name__
+        if isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real):
+            raise TypeError(f"{owner}: forget_bias must be a number or None, got {forget_bias!r}")
+        if not self.bias:
+            raise ValueError(
+                f"{owner}: forget_bias={forget_bias!r} sets bias_ih's forget block and needs bias=True, got bias=False"
+            )
+        for layer, hidden in enumerate(self.hidden_sizes):
+            for direction in range(self.num_directions):
+                suffix = self._suffix(layer, direction)
+                self._parameters["bias_ih" + suffix].data[hidden : 2 * hidden] = forget_bias
+                self._parameters["bias_hh" + suffix].data[hidden : 2 * hidden] = 0.0
+        return float(forget_bias)
 
 
 class GRU(RNNBase):
@@ -107,12 +163,14 @@ class GRU(RNNBase):
         n_t = tanh(W_in x_t + b_in + r_t ⊙ (W_hn h_{t-1} + b_hn))
         h_t = (1 - z_t) ⊙ n_t + z_t ⊙ h_{t-1}
 
-    Layer k > 0 takes the previous layer's h_t (both directions concatenated), multiplied by a
-    dropout mask in training mode when ``dropout > 0``.
+    Layer k > 0 takes the previous layer's h_t (both directions concatenated, or merged by
+    ``merge_mode``), multiplied by a dropout mask in training mode when ``dropout > 0``. With
+    ``recurrent_dropout``, the mask on h_{t-1} reaches W_hh h_{t-1} only (z_t ⊙ h_{t-1} uses
+    the state as it is, as Keras does).
 
     Args:
         input_size: features of x_t (H_in).
-        hidden_size: units of h_t (H).{shared}
+        hidden_size: units of h_t (H), or a list of one per layer (see below).{shared}
 
     Inputs ``input, h_0`` and outputs ``output, h_n`` (D = 2 if bidirectional else 1); the
     state is one array, not a pair:
@@ -121,15 +179,20 @@ class GRU(RNNBase):
         input      (L, N, H_in), (N, L, H_in) if batch_first, unbatched (L, H_in), or a
                    PackedSequence (or give ``lengths=`` (N,) with a padded batch)
         h_0        (D * num_layers, N, H) or unbatched (D * num_layers, H); zeros if omitted
-        output     (L, N, D * H) (batch-first if batch_first): the last layer's h_t, every t
+        output     (L, N, D * H) (batch-first if batch_first): the last layer's h_t, every t;
+                   (L, N, H) with merge_mode "sum", "mul" or "ave"
         h_n        (D * num_layers, N, H): every layer's and direction's final h
         =========  =================================================================
 
-    Parameters (k = layer, suffix ``_reverse`` for the second direction), all initialised
-    uniform in (-1/sqrt(H), 1/sqrt(H)):
+    With ``hidden_size`` a list: h_0 and h_n are lists, layer k's (D, N, H_k).
+    {sizes}
+
+    Parameters (k = layer, suffix ``_reverse`` for the second direction; H = H_k of layer k),
+    all initialised uniform in (-1/sqrt(H_k), 1/sqrt(H_k)):
 
         ================  ==============================================================
-        weight_ih_l{k}    (3H, H_in) for k = 0, else (3H, D * H); rows r, z, n
+        weight_ih_l{k}    (3H, H_in) for k = 0, else (3H, D * H_{k-1}) (H_{k-1} with
+                          merge_mode "sum", "mul" or "ave"); rows r, z, n
         weight_hh_l{k}    (3H, H)
         bias_ih_l{k}      (3H,)
         bias_hh_l{k}      (3H,)
@@ -140,11 +203,13 @@ class GRU(RNNBase):
 
     # The constructor as PyTorch and Keras write theirs, a few arguments a line (not formatted).
     # fmt: off
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+    def __init__(self, input_size: int, hidden_size: int | list[int], num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto"):
+                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto", recurrent_dropout: float = 0.0,
+                 merge_mode: str = "concat"):
         super().__init__(GRU_KIND, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype=dtype, seed=seed, backend=backend)
+                         dtype=dtype, seed=seed, backend=backend, recurrent_dropout=recurrent_dropout,
+                         merge_mode=merge_mode)
     # fmt: on
 
 
@@ -155,21 +220,23 @@ class RNN(RNNBase):
 
         h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)      act = tanh or relu
 
-    Layer k > 0 takes the previous layer's h_t (both directions concatenated), multiplied by a
-    dropout mask in training mode when ``dropout > 0``.
+    Layer k > 0 takes the previous layer's h_t (both directions concatenated, or merged by
+    ``merge_mode``), multiplied by a dropout mask in training mode when ``dropout > 0``.
 
     Args:
         input_size: features of x_t (H_in).
-        hidden_size: units of h_t (H).
+        hidden_size: units of h_t (H), or a list of one per layer (see :class:`GRU`).
         nonlinearity: ``'tanh'`` (default) or ``'relu'``; fourth positionally, as in PyTorch.{shared}
 
-    Inputs ``input, h_0`` and outputs ``output, h_n`` exactly as :class:`GRU`'s.
+    Inputs ``input, h_0`` and outputs ``output, h_n`` exactly as :class:`GRU`'s (per-layer
+    sizes and left padding too).
 
-    Parameters (k = layer, suffix ``_reverse`` for the second direction), all initialised
-    uniform in (-1/sqrt(H), 1/sqrt(H)):
+    Parameters (k = layer, suffix ``_reverse`` for the second direction; H = H_k of layer k),
+    all initialised uniform in (-1/sqrt(H_k), 1/sqrt(H_k)):
 
         ================  ==============================================================
-        weight_ih_l{k}    (H, H_in) for k = 0, else (H, D * H)
+        weight_ih_l{k}    (H, H_in) for k = 0, else (H, D * H_{k-1}) (H_{k-1} with
+                          merge_mode "sum", "mul" or "ave")
         weight_hh_l{k}    (H, H)
         bias_ih_l{k}      (H,)
         bias_hh_l{k}      (H,)
@@ -182,15 +249,17 @@ class RNN(RNNBase):
 
     # The constructor as PyTorch and Keras write theirs, a few arguments a line (not formatted).
     # fmt: off
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+    def __init__(self, input_size: int, hidden_size: int | list[int], num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto"):
+                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto", recurrent_dropout: float = 0.0,
+                 merge_mode: str = "concat"):
         kind = rnn_kind(type(self).__name__, nonlinearity)
         self.nonlinearity = nonlinearity
         super().__init__(kind, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         dtype=dtype, seed=seed, backend=backend)
+                         dtype=dtype, seed=seed, backend=backend, recurrent_dropout=recurrent_dropout,
+                         merge_mode=merge_mode)
     # fmt: on
 
 
 for _layer in (LSTM, GRU, RNN):
-    _layer.__doc__ = _layer.__doc__.replace("{shared}", _SHARED_ARGS)
+    _layer.__doc__ = _layer.__doc__.replace("{shared}", _SHARED_ARGS).replace("{sizes}", _SIZES_NOTE)
