@@ -59,6 +59,8 @@ def add_explain_parser(commands) -> None:
     )
     explain.add_argument("--batch-first", action="store_true", help="input and output as (N, L, features)")
     explain.add_argument("--no-bias", action="store_true", help="no bias_ih and bias_hh")
+    explain.add_argument("--layer-norm", action="store_true", help="LSTM only: layer-normalised LSTM (layer_norm=True)")
+    explain.add_argument("--peepholes", action="store_true", help="LSTM only: peephole connections (peepholes=True)")
     explain.add_argument(
         "--style",
         choices=("torch", "keras"),
@@ -89,6 +91,14 @@ def explain_text(args: argparse.Namespace) -> str:
     if args.unbatched and args.batch is not None:
         raise ValueError(f"--unbatched explains an input without a batch axis; leave out --batch {args.batch}")
     if args.style == "keras":
+        variants = [
+            flag for flag, given in (("--layer-norm", args.layer_norm), ("--peepholes", args.peepholes)) if given
+        ]
+        if variants:
+            raise ValueError(
+                f"--style keras: Keras' layers have no layer norm and no peepholes; leave out {' and '.join(variants)} "
+                "(or use --style torch)"
+            )
         ignored = [
             flag for flag, given in (("--batch-first", args.batch_first), ("--unbatched", args.unbatched)) if given
         ]
@@ -128,6 +138,8 @@ def explain_text(args: argparse.Namespace) -> str:
         bidirectional=args.bidirectional,
         proj_size=args.proj_size,
         merge_mode=args.merge_mode,
+        layer_norm=args.layer_norm,
+        peepholes=args.peepholes,
     )
 
 

@@ -60,18 +60,25 @@ def parameter_shapes(
     proj_size: int = 0,
     *,
     merge_mode: str = "concat",
+    layer_norm: bool = False,
+    peepholes: bool = False,
 ) -> dict[str, tuple[int, ...]]:
     """Names and shapes of a configuration's parameters, in PyTorch's names and order.
 
-    ==================================  ====================  ==============================
-    name                                shape                 when
-    ==================================  ====================  ==============================
-    ``weight_ih_l{k}{suffix}``          (G*H_k, H_in of k)    always
-    ``weight_hh_l{k}{suffix}``          (G*H_k, H_out_k)      always
-    ``bias_ih_l{k}{suffix}``            (G*H_k,)              ``bias``
-    ``bias_hh_l{k}{suffix}``            (G*H_k,)              ``bias``
-    ``weight_hr_l{k}{suffix}``          (P, H_k)              ``proj_size`` P > 0 (LSTM only)
-    ==================================  ====================  ==============================
+    =====================================  ====================  =============================
+    name                                   shape                 when
+    =====================================  ====================  =============================
+    ``weight_ih_l{k}{suffix}``             (G*H_k, H_in of k)    always
+    ``weight_hh_l{k}{suffix}``             (G*H_k, H_out_k)      always
+    ``bias_ih_l{k}{suffix}``               (G*H_k,)              ``bias``
+    ``bias_hh_l{k}{suffix}``               (G*H_k,)              ``bias``
+    ``weight_hr_l{k}{suffix}``             (P, H_k)              ``proj_size`` P > 0 (LSTM only)
+    ``weight_peephole_l{k}{suffix}``       (3*H_k,)              ``peepholes`` (LSTM only)
+    ``layer_norm_weight_ih_l{k}{suffix}``  (G*H_k,)              ``layer_norm`` (LSTM only)
+    ``layer_norm_weight_hh_l{k}{suffix}``  (G*H_k,)              ``layer_norm``
+    ``layer_norm_weight_c_l{k}{suffix}``   (H_k,)                ``layer_norm``
+    ``layer_norm_bias_c_l{k}{suffix}``     (H_k,)                ``layer_norm`` and ``bias``
+    =====================================  ====================  =============================
 
     G = 4 (LSTM), 3 (GRU) or 1 (RNN) gate blocks; H_k = ``hidden_size`` (an int, or a list of
     one per layer); H_out_k = P or H_k; ``suffix`` is ``""`` or ``"_reverse"``; layer k > 0
@@ -80,20 +87,34 @@ def parameter_shapes(
     the ones the layers register.
     """
     kind = KINDS[check_mode(mode)]
-    if proj_size and mode != "LSTM":
-        raise ValueError(f"{mode}: proj_size is an LSTM option ({mode} has no projection), got proj_size={proj_size}")
+    _check_lstm_options(mode, proj_size=proj_size, layer_norm=layer_norm, peepholes=peepholes)
     hidden_sizes = check_hidden_sizes(mode, hidden_size, num_layers)
     proj_size = check_proj_size(mode, proj_size, hidden_size, hidden_sizes)
     check_merge_mode(mode, merge_mode, bidirectional)
     directions = 2 if bidirectional else 1
-    shapes = layer_weight_shapes(kind.gate_count, input_size, hidden_sizes, bias, proj_size, directions, merge_mode)
+    shapes = layer_weight_shapes(
+        kind.gate_count, input_size, hidden_sizes, bias, proj_size, directions, merge_mode,
+        layer_norm=layer_norm, peepholes=peepholes,
+    )  # fmt: skip
     return named_weight_shapes(shapes, directions)
+
+
+_LSTM_ONLY = {"proj_size": "projection", "layer_norm": "cell state to normalise", "peepholes": "cell state to peep at"}
+
+
+def _check_lstm_options(mode: str, **options) -> None:
+    """A ValueError naming the first LSTM-only option (proj_size, layer_norm, peepholes) given to another mode."""
+    for name, value in options.items():
+        if value and mode != "LSTM":
+            raise ValueError(f"{mode}: {name} is an LSTM option ({mode} has no {_LSTM_ONLY[name]}), got {name}={value}")
 
 
 def parameter_count(mode: str, input_size: int, hidden_size: int, *layout: int | bool, **options: int | bool) -> int:
     """PyTorch's count: per layer and direction G·H(in + H_out) + 2G·H (biases) + P·H, with G = 4 (LSTM),
-    3 (GRU) or 1 (RNN) gate blocks: the sum over :func:`parameter_shapes`, which takes the same arguments
-    (``num_layers``, ``bias``, ``bidirectional``, ``proj_size``, ``merge_mode``)."""
+    3 (GRU) or 1 (RNN) gate blocks, + 3H with ``peepholes`` and + (2G + 1)·H (+ H with biases) with
+    ``layer_norm``: the sum over :func:`parameter_shapes`, which takes the same arguments
+    (``num_layers``, ``bias``, ``bidirectional``, ``proj_size``, ``merge_mode``, ``layer_norm``,
+    ``peepholes``)."""
     shapes = parameter_shapes(mode, input_size, hidden_size, *layout, **options)
     return sum(math.prod(shape) for shape in shapes.values())
 
@@ -141,15 +162,15 @@ def _blocks(gates: int, size) -> str:
     return f"{gates}*{size}" if gates > 1 else f"{size}"
 
 
-def _build(mode, input_size, hidden_size, num_layers, bias, batch_first, bidirectional, proj_size, merge_mode):
+def _build(mode, input_size, hidden_size, num_layers, bias, batch_first, bidirectional, proj_size, merge_mode,
+           **variants):  # fmt: skip
     common = dict(
         num_layers=num_layers, bias=bias, batch_first=batch_first, bidirectional=bidirectional, seed=0,
         merge_mode=merge_mode,
     )  # fmt: skip
     if mode == "LSTM":
-        return LSTM(input_size, hidden_size, proj_size=proj_size, **common)
-    if proj_size:
-        raise ValueError(f"{mode}: proj_size is an LSTM option ({mode} has no projection), got proj_size={proj_size}")
+        return LSTM(input_size, hidden_size, proj_size=proj_size, **common, **variants)
+    _check_lstm_options(mode, proj_size=proj_size, **variants)
     if mode == "GRU":
         return GRU(input_size, hidden_size, **common)
     return RNN(input_size, hidden_size, nonlinearity=mode[4:].lower(), **common)
@@ -168,13 +189,18 @@ def explain_layer(
     bidirectional: bool = False,
     proj_size: int = 0,
     merge_mode: str = "concat",
+    layer_norm: bool = False,
+    peepholes: bool = False,
 ) -> str:
     """The text of ``lstmkit explain``; ``mode`` is LSTM, GRU, RNN_TANH or RNN_RELU and
     ``batch=None`` explains an unbatched input. ``hidden_size`` may list one size per layer
-    (the states are then printed layer by layer); ``merge_mode`` is the layers' (bidirectional)."""
+    (the states are then printed layer by layer); ``merge_mode`` is the layers' (bidirectional);
+    ``layer_norm`` and ``peepholes`` the LSTM variants (their parameters are printed too)."""
+    variants = {name: True for name, on in (("layer_norm", layer_norm), ("peepholes", peepholes)) if on}
     layer = _build(
-        check_mode(mode), input_size, hidden_size, num_layers, bias, batch_first, bidirectional, proj_size, merge_mode
-    )
+        check_mode(mode), input_size, hidden_size, num_layers, bias, batch_first, bidirectional, proj_size, merge_mode,
+        **variants,
+    )  # fmt: skip
     is_lstm = mode == "LSTM"
     per_layer = isinstance(layer.hidden_size, list)
     D, H, P, L, N = layer.num_directions, layer.hidden_size, proj_size, seq_len, batch
@@ -205,8 +231,14 @@ def explain_layer(
             for k, array in enumerate(arrays)
         ]
 
-    lines = [f"lstmkit.{layer!r}  ==  torch.nn.{layer!r}" if not per_layer and not merged else f"lstmkit.{layer!r}"]
-    if per_layer or merged:
+    lines = [
+        f"lstmkit.{layer!r}  ==  torch.nn.{layer!r}" if not (per_layer or merged or variants) else f"lstmkit.{layer!r}"
+    ]
+    if variants:
+        lines.append(
+            f"  (torch.nn has no {' and no '.join(variants)}; the names of their parameters follow PyTorch's pattern)"
+        )
+    elif per_layer or merged:
         lines.append(
             "  (torch.nn has no "
             + " and no ".join(["per-layer hidden sizes"] * per_layer + ["merge_mode"] * merged)
@@ -262,6 +294,8 @@ def explain_layer(
             f"{_blocks(G, hidden)}*({layer_input} + {hidden_out})"
             + (f" + {2 * G}*{hidden}" if bias else "")
             + (f" + {P}*{hidden}" if P else "")
+            + (f" + 3*{hidden}" if peepholes else "")
+            + (f" + {2 * G + 1 + bias}*{hidden}" if layer_norm else "")
         )
         lines.append(
             f"  layer {index} (input {layer_input}"
@@ -281,8 +315,11 @@ def explain_layer(
         f"Keras: the same network as keras.layers.{keras_layer.name} layers ({keras_layer.gate_order}; "
         "input batch-major)",
     ]
-    if P:
-        lines.append("  Keras has no projection (proj_size): no Keras layer computes this network.")
+    lacking = [
+        name for name, on in (("projection (proj_size)", P), ("layer_norm", layer_norm), ("peepholes", peepholes)) if on
+    ]
+    if lacking:
+        lines.append(f"  Keras has no {' and no '.join(lacking)}: no Keras layer computes this network.")
         return "\n".join(lines)
     lines += keras_weight_lines(
         mode, input_size, hidden_size, num_layers, L, N, bias, bidirectional, merge_mode=merge_mode

@@ -2,7 +2,7 @@
 
     ==========================================  =============================================
     lstmkit.LSTM / GRU / RNN (one layer)        lstmkit.keras.LSTM / GRU / SimpleRNN
-    ... with bidirectional=True                 Bidirectional(..., merge_mode='concat')
+    ... with bidirectional=True                 Bidirectional(..., merge_mode=layer.merge_mode)
     weight_ih_l0 (G·H, I), rows torch's order   kernel (I, G·U) = weight_ihᵀ, Keras' order
     weight_hh_l0 (G·H, H)                       recurrent_kernel (U, G·U) = weight_hhᵀ
     bias_ih_l0, bias_hh_l0 (G·H,)               bias: LSTM, SimpleRNN: bias_ih + bias_hh;
@@ -13,7 +13,9 @@ The twins compute the same function: ``to_keras(layer)`` returns sequences and s
 ``keras_twin(x)`` gives ``[output, *states]`` equal to ``layer(x)`` with ``batch_first=True``;
 ``to_torch(keras_layer)`` is batch-first. A summed LSTM bias comes back as ``bias_ih`` with a
 zero ``bias_hh``. Multi-layer, projected (``proj_size``) and ``go_backwards`` layers have no
-twin and are refused.
+twin and are refused, and so are the variants Keras lacks (``layer_norm``, ``peepholes``,
+``zoneout``, ``runtime_forget_bias``). ``return_states="all"`` is not carried over: the twin
+returns what a Keras layer returns.
 """
 
 from __future__ import annotations
@@ -43,14 +45,19 @@ def to_keras(layer: RNNBase, **options) -> KerasRNN | Bidirectional:
             f"{owner}: expected num_layers=1 and proj_size=0 (one Keras layer), "
             f"got num_layers={layer.num_layers}, proj_size={layer.proj_size}"
         )
+    variants = {"layer_norm": False, "peepholes": False, "zoneout": 0.0, "runtime_forget_bias": 0.0}
+    lacking = [f"{name}={getattr(layer, name)!r}" for name, off in variants.items() if getattr(layer, name) != off]
+    if lacking:
+        raise ValueError(f"{owner}: Keras' layers have no {', '.join(lacking)}; only a plain layer has a Keras twin")
     keras_format, _ = FORMATS[layer.mode]
     options = dict(return_sequences=True, return_state=True, use_bias=layer.bias, dtype=layer.dtype, **options)
+    units = layer.hidden_sizes[0]  # one layer: a list of one size is that size
     if layer.mode.startswith("RNN"):
-        twin = SimpleRNN(layer.hidden_size, activation=layer.nonlinearity, **options)
+        twin = SimpleRNN(units, activation=layer.nonlinearity, **options)
     else:
-        twin = {"LSTM": LSTM, "GRU": GRU}[layer.mode](layer.hidden_size, **options)
+        twin = {"LSTM": LSTM, "GRU": GRU}[layer.mode](units, **options)
     if layer.bidirectional:
-        twin = Bidirectional(twin, merge_mode="concat")
+        twin = Bidirectional(twin, merge_mode=layer.merge_mode)
     twin.set_weights(
         [
             array

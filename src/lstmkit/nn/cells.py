@@ -11,20 +11,27 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..grad_mode import is_grad_enabled
+from ..ops.recurrence import Zoneout
 from . import checks
-from .backend_switch import BackendSwitch
-from .kinds import GRU_KIND, LSTM_KIND, CellKind, register_uniform_weights, rnn_kind
+from .kinds import GRU_KIND, LSTM_KIND, CellKind, register_weights, rnn_kind
 from .module import Module
 from .packing import PackedSequence
+from .rnn_base import VariantBackendSwitch, layer_weight_shapes
 
 
-class RNNCellBase(BackendSwitch, Module):
+class RNNCellBase(VariantBackendSwitch, Module):
     """One step of a recurrent cell of the given kind; subclasses document the equations.
 
     Stepping a cell by hand over a sequence and then calling ``backward`` once per step, last
     step first, is backpropagation through time: each call consumes the matching forward.
     ``backend`` ("auto", "reference" or "fast") picks the implementation (see
-    :class:`~.backend_switch.BackendSwitch`).
+    :class:`~.backend_switch.BackendSwitch`); the variants run the reference ops.
+
+    ``zoneout`` (every kind; a pair (z_h, z_c) or one number for an LSTM cell, one number
+    otherwise), in [0, 1): in training each call draws 0/1 keep masks (N, size), 1 with
+    probability z, from the cell's generator (``seed``), and the new state is
+    ``keep ⊙ state + (1 - keep) ⊙ state'``; in eval mode keep = z. Stepped by hand, every
+    call draws afresh: a fresh mask every step.
     """
 
     def __init__(
@@ -37,19 +44,25 @@ class RNNCellBase(BackendSwitch, Module):
         dtype,
         seed: int | None,
         backend: str = "auto",
+        zoneout: float | tuple[float, float] = 0.0,
+        layer_norm: bool = False,
+        peepholes: bool = False,
+        runtime_forget_bias: float = 0.0,
     ):
         super().__init__()
         owner = type(self).__name__
         self._kind = kind
-        self.backend = backend
         self.input_size, self.hidden_size, self.bias, self.dtype = checks.check_recurrent_options(
             owner, input_size, hidden_size, bias, dtype
         )
-        rows = kind.gate_count * self.hidden_size
-        shapes = {"weight_ih": (rows, self.input_size), "weight_hh": (rows, self.hidden_size)}
-        if self.bias:
-            shapes.update(bias_ih=(rows,), bias_hh=(rows,))
-        register_uniform_weights(self, shapes.items(), self.hidden_size, np.random.default_rng(seed), self.dtype)
+        self._set_variants(backend, zoneout, layer_norm, peepholes, runtime_forget_bias)
+        (shapes,) = layer_weight_shapes(
+            kind.gate_count, self.input_size, [self.hidden_size], self.bias, layer_norm=self.layer_norm,
+            peepholes=self.peepholes,
+        )  # fmt: skip
+        self._rng = np.random.default_rng(seed)  # the initial weights, then zoneout's masks
+        entries = [(base, base, shape) for base, shape in shapes.items()]
+        register_weights(self, [(self.hidden_size, entries)], self._rng, self.dtype)
 
     def _weights(self):
         return self._kind.weights(**{name: parameter.data for name, parameter in self._parameters.items()})
@@ -84,10 +97,22 @@ class RNNCellBase(BackendSwitch, Module):
         x = x if batched else x[None]
         state = self._check_state(hx, "hx", x.shape[0], batched)
         ops = self._ops()
-        _, state1, cache = ops.forward(x[None], state, self._weights(), is_grad_enabled(), None)
+        options = self._op_options
+        if self._zoned:
+            options = dict(options, zoneout=self._zoneout(x.shape[0]))
+        _, state1, cache = ops.forward(x[None], state, self._weights(), is_grad_enabled(), None, **options)
         if cache is not None:
             self._save_for_backward((cache, batched, ops))
         return self._caller_state(state1, batched)
+
+    def _zoneout(self, batch: int) -> Zoneout:
+        """This step's zoneout: (1, N, H) keep masks in training, the rates in eval (see the class docstring)."""
+        if not self.training:
+            return Zoneout(*(np.asarray(rate, self.dtype) if rate else None for rate in self._zoneout_rates))
+        shape = (1, batch, self.hidden_size)
+        return Zoneout(
+            *((self._rng.random(shape) < rate).astype(self.dtype) if rate else None for rate in self._zoneout_rates)
+        )
 
     def backward(self, dhx: ArrayLike | tuple) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, ...]]:
         """``dx, dhx = cell.backward(dhx')`` for the latest unmatched forward (dhx' shaped like its output)."""
@@ -102,8 +127,15 @@ class RNNCellBase(BackendSwitch, Module):
                 self._parameters[name].accumulate(gradient)
         return (dx[0] if batched else dx[0, 0]), self._caller_state(dstate0, batched)
 
+    _defaults = dict(zoneout=0.0, layer_norm=False, peepholes=False, runtime_forget_bias=0.0)  # shown when not these
+
     def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+        options = "".join(
+            f", {key}={getattr(self, key)!r}"
+            for key, default in self._defaults.items()
+            if getattr(self, key) != default
+        )
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False") + options
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
@@ -116,23 +148,43 @@ class LSTMCell(RNNCellBase):
         g = tanh(W_ig x + b_ig + W_hg h + b_hg)   o = σ(W_io x + b_io + W_ho h + b_ho)
         c' = f ⊙ c + i ⊙ g                        h' = o ⊙ tanh(c')
 
+    The variants, each off by default, as :class:`~.recurrent.LSTM`'s (z = the 4H
+    pre-activations in blocks z_i, z_f, z_g, z_o, b = b_ih + b_hh)::
+
+        peepholes=True:         i = σ(z_i + p_i ⊙ c)   f = σ(z_f + p_f ⊙ c)   o = σ(z_o + p_o ⊙ c')
+        layer_norm=True:        z = LN(W_ih x) ⊙ g_ih + LN(W_hh h) ⊙ g_hh + b
+                                h' = o ⊙ tanh(LN(c') ⊙ g_c + b_c)
+        runtime_forget_bias=β:  f = σ(z_f + β)
+        zoneout=(z_h, z_c):     h' ← k_h ⊙ h + (1 - k_h) ⊙ h', the same for c (see RNNCellBase)
+
     Args:
         input_size, hidden_size: features of x (H_in) and units of h and c (H).
-        bias: whether ``bias_ih`` and ``bias_hh`` exist. Default True.
+        bias: whether ``bias_ih`` and ``bias_hh`` (and ``layer_norm_bias_c``) exist. Default True.
         dtype: numpy.float32 (default) or numpy.float64.
-        seed: seed of the initialisation (uniform in (-1/sqrt(H), 1/sqrt(H))).
+        seed: seed of the initialisation (uniform in (-1/sqrt(H), 1/sqrt(H))) and of zoneout's masks.
         backend: "auto" (default), "reference" or "fast": which implementation runs the equations
-            (:mod:`lstmkit.ops.backends`); the same numbers either way.
+            (:mod:`lstmkit.ops.backends`); the same numbers either way. A variant runs the
+            reference ops ("fast" with one is a ValueError).
+        layer_norm, peepholes: the variants above (False by default).
+        zoneout: one number in [0, 1) for h and c, or a pair (z_h, z_c). Default 0.
+        runtime_forget_bias: TF1's forget_bias β, added to f's pre-activation at every call; no
+            parameter (an initial forget-gate bias is ``bias_ih``'s to set). Default 0.
 
-    ==========  =============================  =====================================
-    x           (N, H_in) or (H_in,)           input of this step
-    hx          (h, c), each (N, H) or (H,)    zeros if omitted
-    returns     (h', c'), each (N, H) or (H,)
-    weight_ih   (4H, H_in)                     rows i, f, g, o
-    weight_hh   (4H, H)
-    bias_ih     (4H,)
-    bias_hh     (4H,)
-    ==========  =============================  =====================================
+    ======================  =============================  ===========================================
+    x                       (N, H_in) or (H_in,)           input of this step
+    hx                      (h, c), each (N, H) or (H,)    zeros if omitted
+    returns                 (h', c'), each (N, H) or (H,)
+    weight_ih               (4H, H_in)                     rows i, f, g, o
+    weight_hh               (4H, H)
+    bias_ih                 (4H,)                          when bias
+    bias_hh                 (4H,)                          when bias
+    weight_peephole         (3H,)                          peepholes: p_i, p_f, p_o, uniform as the
+                                                           weights, drawn after them
+    layer_norm_weight_ih    (4H,)                          layer_norm: g_ih, ones
+    layer_norm_weight_hh    (4H,)                          layer_norm: g_hh, ones
+    layer_norm_weight_c     (H,)                           layer_norm: g_c, ones
+    layer_norm_bias_c       (H,)                           layer_norm and bias: b_c, zeros
+    ======================  =============================  ===========================================
 
     ``dx, (dh, dc) = cell.backward((dh', dc'))``; stepped by hand T times, T backward calls
     (last step first) are backpropagation through time.
@@ -141,8 +193,11 @@ class LSTMCell(RNNCellBase):
     # The constructor as PyTorch and Keras write theirs, a few arguments a line (not formatted).
     # fmt: off
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype=np.float32,
-                 seed: int | None = None, backend: str = "auto"):
-        super().__init__(LSTM_KIND, input_size, hidden_size, bias, dtype=dtype, seed=seed, backend=backend)
+                 seed: int | None = None, backend: str = "auto", layer_norm: bool = False, peepholes: bool = False,
+                 zoneout: float | tuple[float, float] = 0.0, runtime_forget_bias: float = 0.0):
+        super().__init__(LSTM_KIND, input_size, hidden_size, bias, dtype=dtype, seed=seed, backend=backend,
+                         zoneout=zoneout, layer_norm=layer_norm, peepholes=peepholes,
+                         runtime_forget_bias=runtime_forget_bias)
     # fmt: on
 
 
@@ -160,6 +215,7 @@ class GRUCell(RNNCellBase):
         seed: seed of the initialisation (uniform in (-1/sqrt(H), 1/sqrt(H))).
         backend: "auto" (default), "reference" or "fast": which implementation runs the equations
             (:mod:`lstmkit.ops.backends`); the same numbers either way.
+        zoneout: one number z in [0, 1) for h (see :class:`RNNCellBase`); it runs the reference ops.
 
     ==========  =============================  =====================================
     x           (N, H_in) or (H_in,)           input of this step
@@ -177,8 +233,9 @@ class GRUCell(RNNCellBase):
     # The constructor as PyTorch and Keras write theirs, a few arguments a line (not formatted).
     # fmt: off
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype=np.float32,
-                 seed: int | None = None, backend: str = "auto"):
-        super().__init__(GRU_KIND, input_size, hidden_size, bias, dtype=dtype, seed=seed, backend=backend)
+                 seed: int | None = None, backend: str = "auto", zoneout: float = 0.0):
+        super().__init__(GRU_KIND, input_size, hidden_size, bias, dtype=dtype, seed=seed, backend=backend,
+                         zoneout=zoneout)
     # fmt: on
 
 
@@ -187,18 +244,18 @@ class RNNCell(RNNCellBase):
 
         h' = act(W_ih x + b_ih + W_hh h + b_hh)      act = tanh (default) or relu
 
-    Arguments, input, state and output as :class:`GRUCell`'s, plus ``nonlinearity`` ('tanh' or
-    'relu'); the parameters have one block of H rows: weight_ih (H, H_in), weight_hh (H, H),
+    Arguments (``zoneout`` too), input, state and output as :class:`GRUCell`'s, plus
+    ``nonlinearity`` ('tanh' or 'relu'); the parameters have one block of H rows: weight_ih (H, H_in), weight_hh (H, H),
     bias_ih and bias_hh (H,). ``dx, dh = cell.backward(dh')``.
     """
 
     # The constructor as PyTorch and Keras write theirs, a few arguments a line (not formatted).
     # fmt: off
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
-                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto"):
+                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto", zoneout: float = 0.0):
         self.nonlinearity = nonlinearity
         super().__init__(rnn_kind(type(self).__name__, nonlinearity), input_size, hidden_size, bias,
-                         dtype=dtype, seed=seed, backend=backend)
+                         dtype=dtype, seed=seed, backend=backend, zoneout=zoneout)
     # fmt: on
 
     def extra_repr(self) -> str:

@@ -93,6 +93,40 @@ def check_merge_mode(owner: str, merge_mode, bidirectional: bool) -> str:
     return merge_mode
 
 
+RETURN_STATES = ("last", "all")
+
+
+def check_return_states(owner: str, return_states) -> str:
+    """'last' (h_n and c_n only) or 'all' (also every step's states)."""
+    if not isinstance(return_states, str) or return_states not in RETURN_STATES:
+        raise ValueError(f"{owner}: return_states must be 'last' or 'all', got {return_states!r}")
+    return return_states
+
+
+def check_zoneout(owner: str, zoneout, state_parts: tuple[str, ...]) -> tuple[float, ...]:
+    """Zoneout's rate of each state part: one number in [0, 1) for all, or (for an LSTM) a pair
+    ``(z_h, z_c)``. 1 is refused: the state would never leave its initial value."""
+    why = "1 would keep the initial state forever"
+    if isinstance(zoneout, (tuple, list)):
+        if len(zoneout) != len(state_parts):
+            expected = "a pair (z_h, z_c)" if len(state_parts) == 2 else "one number (the state is h alone)"
+            raise ValueError(f"{owner}: zoneout must be a number or {expected}, got {zoneout!r}")
+        return tuple(
+            check_probability(owner, f"zoneout[{index}] (z_{part})", rate, below_one=why)
+            for index, (part, rate) in enumerate(zip(state_parts, zoneout))
+        )
+    return (check_probability(owner, "zoneout", zoneout, below_one=why),) * len(state_parts)
+
+
+def check_real(owner: str, name: str, value) -> float:
+    """A finite real number (bool refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"{owner}: {name} must be a finite number, got {value!r}")
+    return float(value)
+
+
 def check_padding_side(owner: str, padding_side) -> str:
     if not isinstance(padding_side, str) or padding_side not in PADDING_SIDES:
         raise ValueError(f"{owner}: padding_side must be 'right' or 'left', got {padding_side!r}")

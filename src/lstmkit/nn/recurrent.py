@@ -38,7 +38,18 @@ _SHARED_ARGS = """
         merge_mode: how the two directions' h_t become one output when bidirectional, at every
             layer (Keras Bidirectional's vocabulary): "concat" (default, PyTorch's: D*H_out
             features), "sum", "mul" or "ave" (H_out features; layer k > 0 then reads H_out
-            features). h_n and c_n keep both directions either way."""
+            features). h_n and c_n keep both directions either way.
+        zoneout: Krueger et al. 2017, a rate z in [0, 1), default 0 (off); an LSTM takes one
+            for h and c or a pair ``(z_h, z_c)``. Each unit of the state keeps its previous
+            value with probability z at every step, ``s_t = k_t ⊙ s_{t-1} +
+            (1 - k_t) ⊙ s̃_t`` with s̃_t the cell's new state. In training k_t is a 0/1 mask drawn
+            afresh for every step, unit, sequence, layer and direction from ``seed``'s generator
+            (after recurrent_dropout's masks, each layer's before its dropout mask); in eval mode
+            k_t = z, the expectation, and nothing is random. The zoned state is what the output,
+            the next step and h_n see. Runs the reference ops.
+        return_states: "last" (default: h_n only, as PyTorch) or "all": forward returns a third
+            value, the states of every step of every layer and direction (see Outputs), and
+            ``backward`` takes their gradient as ``dstates_all=``."""
 
 _SIZES_NOTE = """Per-layer sizes: ``hidden_size=[256, 128, 64]`` (one int per layer, as many as num_layers)
     gives layer k the hidden size H_k and input D*H_out_{k-1} (H_out_{k-1} when a merge_mode
@@ -69,6 +80,21 @@ class LSTM(RNNBase):
     Layer k > 0 takes the previous layer's h_t (both directions concatenated, or merged by
     ``merge_mode``), multiplied by a dropout mask in training mode when ``dropout > 0``.
 
+    The variants, each off by default (with W x = W_ih x_t, W h = W_hh h_{t-1}, z = the 4H
+    pre-activations in blocks z_i, z_f, z_g, z_o, b = b_ih + b_hh)::
+
+        peepholes=True:           i_t = σ(z_i + p_i ⊙ c_{t-1})   f_t = σ(z_f + p_f ⊙ c_{t-1})
+                                  o_t = σ(z_o + p_o ⊙ c_t)       (ONNX's P, TF1's use_peepholes)
+        layer_norm=True:          z = LN(W x) ⊙ g_ih + LN(W h) ⊙ g_hh + b
+                                  h_t = o_t ⊙ tanh(LN(c_t) ⊙ g_c + b_c)   (Ba et al. 2016, haste)
+        runtime_forget_bias=β:    f_t = σ(z_f + β)                (TF1's forget_bias)
+        zoneout=(z_h, z_c):       h_t ← k_h ⊙ h_{t-1} + (1 - k_h) ⊙ h_t, the same for c (see Args)
+
+    LN(a) = (a - mean(a)) / sqrt(var(a) + 1e-5) over the 4H (or H) units of one step and
+    sequence; c_t itself is carried un-normalised. Any variant (and ``return_states="all"``,
+    whose c of every step the reference op keeps) runs the reference ops: ``backend="fast"``
+    with one is a ValueError.
+
     Args:
         input_size: features of x_t (H_in).
         hidden_size: units of h_t and c_t (H), or a list of one per layer (see below).{shared}
@@ -77,6 +103,14 @@ class LSTM(RNNBase):
             2015): after the uniform initialisation, the f block (rows H:2H) of every
             ``bias_ih`` is set to b and that of every ``bias_hh`` to 0, so the forget gate's
             bias, their sum, starts at b (1.0 is the usual choice). Needs ``bias=True``.
+            An initial value: training moves it.
+        runtime_forget_bias: a number β, default 0 (TF1's ``forget_bias``): added to the forget
+            gate's pre-activation at every step of every call, a constant that is no parameter
+            and that training never moves.
+        layer_norm: normalise W x, W h and c_t before its tanh, with learned gains and shifts
+            (see above and Parameters). Default False.
+        peepholes: i and f see c_{t-1}, o sees c_t through ``weight_peephole`` (see above).
+            Default False.
 
     Inputs: ``input, (h_0, c_0)`` with D = 2 if bidirectional else 1, H_out = proj_size or hidden_size:
 
@@ -87,50 +121,76 @@ class LSTM(RNNBase):
         c_0        (D * num_layers, N, H) or unbatched (D * num_layers, H); zeros if omitted
         =========  =================================================================
 
-    Outputs: ``output, (h_n, c_n)``:
+    Outputs: ``output, (h_n, c_n)``, and ``(h_all, c_all)`` third with return_states="all":
 
         =========  =================================================================
         output     (L, N, D * H_out) (batch-first if batch_first): the last layer's h_t, every t;
                    (L, N, H_out) with merge_mode "sum", "mul" or "ave"
         h_n        (D * num_layers, N, H_out): every layer's and direction's final h
         c_n        (D * num_layers, N, H): every layer's and direction's final c
+        h_all      (D * num_layers, L, N, H_out): h_t of every layer and direction at every
+                   step t (the input's time: the reverse direction's h_t is the one it
+                   computed at input step t); (D * num_layers, N, L, H_out) if batch_first,
+                   (D * num_layers, L, H_out) unbatched
+        c_all      (D * num_layers, L, N, H): c_t likewise
         =========  =================================================================
 
-    With ``hidden_size`` a list: h_0, c_0, h_n and c_n are lists, layer k's h (D, N, H_out_k)
-    and c (D, N, H_k); H_out in output is the last layer's.
+    With ``hidden_size`` a list: h_0, c_0, h_n and c_n (and h_all, c_all) are lists, layer k's
+    h (D, N, H_out_k) and c (D, N, H_k) (h_all[k] (D, L, N, H_out_k)); H_out in output is the
+    last layer's. With ``lengths=``, h_all and c_all are zero past each sequence's end (before
+    its start with left padding), like output; with a PackedSequence input they are padded
+    arrays (D * num_layers, L_max, N, ·), time-major, in the caller's batch order, zero past
+    each end. Under ``no_grad()`` they still come back. Their gradient goes to
+    ``backward(doutput, dhx, dstates_all=(dh_all, dc_all))`` (either may be None).
 
     ``h_n[-1]`` is the last layer's *reverse* direction, whose final step is t = 0, so for a
     bidirectional LSTM ``h_n[-1]`` equals ``output[0, :, H_out:]``, not ``output[-1]``.
     {sizes}
 
     Parameters (k = layer, suffix ``_reverse`` for the second direction; H = H_k, H_out =
-    H_out_k of layer k), all initialised uniform in (-1/sqrt(H_k), 1/sqrt(H_k)):
+    H_out_k of layer k), each layer-direction's in this order:
 
-        ================  ==============================================================
-        weight_ih_l{k}    (4H, H_in) for k = 0, else (4H, D * H_out_{k-1}) (H_out_{k-1}
-                          with merge_mode "sum", "mul" or "ave"); rows i, f, g, o
-        weight_hh_l{k}    (4H, H_out)
-        bias_ih_l{k}      (4H,)
-        bias_hh_l{k}      (4H,)
-        weight_hr_l{k}    (proj_size, H), only when proj_size > 0
-        ================  ==============================================================
+        ==========================  ========  ===============================================
+        weight_ih_l{k}              (4H, H_in) for k = 0, else (4H, D * H_out_{k-1})
+                                              (H_out_{k-1} with merge_mode "sum", "mul" or
+                                              "ave"); rows i, f, g, o
+        weight_hh_l{k}              (4H, H_out)
+        bias_ih_l{k}                (4H,)     when bias
+        bias_hh_l{k}                (4H,)     when bias
+        weight_hr_l{k}              (proj_size, H), only when proj_size > 0
+        weight_peephole_l{k}        (3H,)     peepholes: p_i, p_f, p_o
+        layer_norm_weight_ih_l{k}   (4H,)     layer_norm: g_ih, initialised to ones
+        layer_norm_weight_hh_l{k}   (4H,)     layer_norm: g_hh, ones
+        layer_norm_weight_c_l{k}    (H,)      layer_norm: g_c, ones
+        layer_norm_bias_c_l{k}      (H,)      layer_norm and bias: b_c, zeros
+        ==========================  ========  ===============================================
+
+    The weights, biases and peepholes are initialised uniform in (-1/sqrt(H_k), 1/sqrt(H_k)),
+    PyTorch's weights first in PyTorch's order and the peepholes after all of them (so that the
+    plain weights are the same numbers with or without a variant). With layer_norm, b_ih and
+    b_hh are the two norms' shifts (there are none without bias).
 
     Backward: ``dinput, (dh_0, dc_0) = lstm.backward(doutput, (dh_n, dc_n))`` with gradients
     shaped like the forward's outputs and inputs; ``dhx`` or either of its parts may be None.
     Parameter gradients are added to each ``Parameter.grad``.
     """
 
-    _defaults = dict(RNNBase._defaults, proj_size=0, forget_bias=None)
+    _defaults = dict(
+        RNNBase._defaults, proj_size=0, forget_bias=None, layer_norm=False, peepholes=False, runtime_forget_bias=0.0
+    )
 
     # The constructor as PyTorch and Keras write theirs, a few arguments a line (not formatted).
     # fmt: off
     def __init__(self, input_size: int, hidden_size: int | list[int], num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
                  *, dtype=np.float32, seed: int | None = None, backend: str = "auto", recurrent_dropout: float = 0.0,
-                 merge_mode: str = "concat", forget_bias: float | None = None):
+                 merge_mode: str = "concat", forget_bias: float | None = None, layer_norm: bool = False,
+                 peepholes: bool = False, zoneout: float | tuple[float, float] = 0.0, runtime_forget_bias: float = 0.0,
+                 return_states: str = "last"):
         super().__init__(LSTM_KIND, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          proj_size, dtype=dtype, seed=seed, backend=backend, recurrent_dropout=recurrent_dropout,
-                         merge_mode=merge_mode)
+                         merge_mode=merge_mode, zoneout=zoneout, return_states=return_states, layer_norm=layer_norm,
+                         peepholes=peepholes, runtime_forget_bias=runtime_forget_bias)
         self.forget_bias = self._initial_forget_bias(forget_bias)
     # fmt: on
 
@@ -172,8 +232,8 @@ class GRU(RNNBase):
         input_size: features of x_t (H_in).
         hidden_size: units of h_t (H), or a list of one per layer (see below).{shared}
 
-    Inputs ``input, h_0`` and outputs ``output, h_n`` (D = 2 if bidirectional else 1); the
-    state is one array, not a pair:
+    Inputs ``input, h_0`` and outputs ``output, h_n`` (D = 2 if bidirectional else 1), and
+    ``h_all`` third with return_states="all"; the state is one array, not a pair:
 
         =========  =================================================================
         input      (L, N, H_in), (N, L, H_in) if batch_first, unbatched (L, H_in), or a
@@ -182,9 +242,13 @@ class GRU(RNNBase):
         output     (L, N, D * H) (batch-first if batch_first): the last layer's h_t, every t;
                    (L, N, H) with merge_mode "sum", "mul" or "ave"
         h_n        (D * num_layers, N, H): every layer's and direction's final h
+        h_all      (D * num_layers, L, N, H): h_t of every layer and direction at every step
+                   (as :class:`LSTM`'s: batch-first if batch_first, zero past each end)
         =========  =================================================================
 
-    With ``hidden_size`` a list: h_0 and h_n are lists, layer k's (D, N, H_k).
+    With ``hidden_size`` a list: h_0 and h_n (and h_all) are lists, layer k's (D, N, H_k).
+    ``zoneout=z`` (one number: the state is h alone) zones h as :class:`LSTM` does; it runs
+    the reference ops. The gradient of h_all goes to ``backward(doutput, dh_n, dstates_all=dh_all)``.
     {sizes}
 
     Parameters (k = layer, suffix ``_reverse`` for the second direction; H = H_k of layer k),
@@ -206,10 +270,10 @@ class GRU(RNNBase):
     def __init__(self, input_size: int, hidden_size: int | list[int], num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  *, dtype=np.float32, seed: int | None = None, backend: str = "auto", recurrent_dropout: float = 0.0,
-                 merge_mode: str = "concat"):
+                 merge_mode: str = "concat", zoneout: float = 0.0, return_states: str = "last"):
         super().__init__(GRU_KIND, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          dtype=dtype, seed=seed, backend=backend, recurrent_dropout=recurrent_dropout,
-                         merge_mode=merge_mode)
+                         merge_mode=merge_mode, zoneout=zoneout, return_states=return_states)
     # fmt: on
 
 
@@ -229,7 +293,7 @@ class RNN(RNNBase):
         nonlinearity: ``'tanh'`` (default) or ``'relu'``; fourth positionally, as in PyTorch.{shared}
 
     Inputs ``input, h_0`` and outputs ``output, h_n`` exactly as :class:`GRU`'s (per-layer
-    sizes and left padding too).
+    sizes, left padding, ``zoneout`` and ``return_states`` too).
 
     Parameters (k = layer, suffix ``_reverse`` for the second direction; H = H_k of layer k),
     all initialised uniform in (-1/sqrt(H_k), 1/sqrt(H_k)):
@@ -252,12 +316,12 @@ class RNN(RNNBase):
     def __init__(self, input_size: int, hidden_size: int | list[int], num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  *, dtype=np.float32, seed: int | None = None, backend: str = "auto", recurrent_dropout: float = 0.0,
-                 merge_mode: str = "concat"):
+                 merge_mode: str = "concat", zoneout: float = 0.0, return_states: str = "last"):
         kind = rnn_kind(type(self).__name__, nonlinearity)
         self.nonlinearity = nonlinearity
         super().__init__(kind, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          dtype=dtype, seed=seed, backend=backend, recurrent_dropout=recurrent_dropout,
-                         merge_mode=merge_mode)
+                         merge_mode=merge_mode, zoneout=zoneout, return_states=return_states)
     # fmt: on
 
 

@@ -1,6 +1,6 @@
 """What LSTM, GRU and RNN share, written once: parameters, stacking, directions (and how their
-outputs merge), dropout between layers and on h_{t-1}, variable lengths, per-layer sizes, shape
-checks and the cache stack.
+outputs merge), dropout between layers and on h_{t-1}, zoneout, variable lengths, per-layer sizes,
+every step's states, shape checks and the cache stack.
 
 The cell's equations come from :mod:`lstmkit.ops` through a :class:`~.kinds.CellKind`; the
 caller's array layout (batch_first, unbatched, packed, ``lengths=``, left padding) is a layout from
@@ -18,11 +18,11 @@ from numpy.typing import ArrayLike
 
 from ..grad_mode import is_grad_enabled
 from ..ops import recycle_cache
-from ..ops.recurrence import GateDropout, reverse_in_time
+from ..ops.recurrence import GateDropout, Zoneout, padding_mask, reverse_in_time
 from . import checks
 from ._layouts import LengthsLayout, PackedLayout, PaddedLayout
 from .backend_switch import BackendSwitch
-from .kinds import CellKind, CellOps, register_uniform_weights
+from .kinds import CellKind, CellOps, cell_ops, check_variant_backend, register_weights
 from .module import Module
 from .packing import PackedSequence, check_lengths, check_packed
 
@@ -39,6 +39,7 @@ class _Saved(NamedTuple):
     ops: CellOps  # the ops that made the caches, which their backward must be
     recurrent_masks: list | None = None  # [layer] (D, N, H_out_k) masks on h_{t-1}, caller's batch order
     direction_outputs: list | None = None  # [layer] (forward, reverse) outputs, kept for merge_mode="mul"
+    states_all_shapes: tuple | None = None  # return_states="all": each part's shape (a list of them per layer)
 
 
 def weight_suffix(layer: int, direction: int) -> str:
@@ -54,18 +55,28 @@ def layer_weight_shapes(
     proj_size: int = 0,
     num_directions: int = 1,
     merge_mode: str = "concat",
+    *,
+    layer_norm: bool = False,
+    peepholes: bool = False,
 ) -> list[dict[str, tuple[int, ...]]]:
-    """Per layer k, base name -> shape of each direction's parameters, in PyTorch's order.
+    """Per layer k, base name -> shape of each direction's parameters, in PyTorch's order (then
+    the LSTM variants', in :class:`~lstmkit.ops.lstm.LSTMWeights`' order).
 
-    ==============  ======================  ==================================================
-    weight_ih       (G*H_k, I_k)            I_0 = input_size; I_k = D*H_out_{k-1} ("concat"),
+    ====================  ================  ==================================================
+    weight_ih             (G*H_k, I_k)      I_0 = input_size; I_k = D*H_out_{k-1} ("concat"),
                                             else H_out_{k-1} (the merged directions)
-    weight_hh       (G*H_k, H_out_k)        H_out_k = proj_size or H_k
-    bias_ih/_hh     (G*H_k,)                when ``bias``
-    weight_hr       (proj_size, H_k)        when ``proj_size`` > 0 (LSTM)
-    ==============  ======================  ==================================================
+    weight_hh             (G*H_k, H_out_k)  H_out_k = proj_size or H_k
+    bias_ih/_hh           (G*H_k,)          when ``bias``
+    weight_hr             (proj_size, H_k)  when ``proj_size`` > 0 (LSTM)
+    weight_peephole       (3*H_k,)          when ``peepholes`` (LSTM): p_i, p_f, p_o
+    layer_norm_weight_ih  (G*H_k,)          when ``layer_norm`` (LSTM): the gains g_ih,
+    layer_norm_weight_hh  (G*H_k,)          g_hh
+    layer_norm_weight_c   (H_k,)            and g_c
+    layer_norm_bias_c     (H_k,)            when ``layer_norm`` and ``bias``: b_c
+    ====================  ================  ==================================================
 
-    The one place these shapes are computed: the layers register them, ``explain`` prints them.
+    The one place these shapes are computed: the layers and cells register them, ``explain``
+    prints them.
     """
     shapes, features = [], input_size
     for hidden in hidden_sizes:
@@ -75,6 +86,12 @@ def layer_weight_shapes(
             layer.update(bias_ih=(rows,), bias_hh=(rows,))
         if proj_size:
             layer["weight_hr"] = (proj_size, hidden)
+        if peepholes:
+            layer["weight_peephole"] = (3 * hidden,)
+        if layer_norm:
+            layer.update(layer_norm_weight_ih=(rows,), layer_norm_weight_hh=(rows,), layer_norm_weight_c=(hidden,))
+            if bias:
+                layer["layer_norm_bias_c"] = (hidden,)
         shapes.append(layer)
         features = output * (num_directions if merge_mode == "concat" else 1)
     return shapes
@@ -121,14 +138,70 @@ def _stacked(arrays) -> np.ndarray:
     return arrays[0][None].copy() if len(arrays) == 1 else np.stack(arrays)
 
 
-class RNNBase(BackendSwitch, Module):
+def steps_to_caller(layout, array: np.ndarray) -> np.ndarray:
+    """A time-major (T, N, ·) array of every step (sorted as the layers run) laid out as the
+    caller's output is, but always padded: with a PackedSequence input, (T, N, ·) time-major in
+    the caller's batch order."""
+    if isinstance(layout, PackedLayout):
+        return layout.states_out((array,))[0]
+    return layout.from_time_major(array)
+
+
+def steps_to_time_major(layout, array: np.ndarray) -> np.ndarray:
+    """:func:`steps_to_caller`'s inverse (for gradients): time-major, sorted, zero past each end."""
+    if isinstance(layout, PackedLayout):
+        return layout.states_in((array,))[0] * layout.mask[:, :, None]
+    return layout.to_time_major(array)
+
+
+class VariantBackendSwitch(BackendSwitch):
+    """The backend switch of a layer or cell that may have a variant the fused ops lack
+    (``_variant``: the first such option that is on, as ``"name=value"``, or None): it then runs
+    the reference ops whatever "auto" or ``LSTMKIT_BACKEND`` say, and ``backend="fast"`` is a
+    ValueError naming the option. A plain layer's call pays one attribute test."""
+
+    _variant: str | None = None
+
+    @BackendSwitch.backend.setter
+    def backend(self, value: str) -> None:
+        check_variant_backend(type(self).__name__, value, self._variant)
+        BackendSwitch.backend.fset(self, value)
+
+    def _set_variants(
+        self, backend: str, zoneout, layer_norm=False, peepholes=False, runtime_forget_bias=0.0, **others_on: bool
+    ) -> None:
+        """Check and keep the variant options (see the layers' and cells' docstrings), then set
+        ``backend``, checked against them; ``others_on``: more such options, name -> whether on."""
+        owner = type(self).__name__
+        self.layer_norm = checks.check_flag(owner, "layer_norm", layer_norm)
+        self.peepholes = checks.check_flag(owner, "peepholes", peepholes)
+        self.runtime_forget_bias = checks.check_real(owner, "runtime_forget_bias", runtime_forget_bias)
+        self._zoneout_rates = checks.check_zoneout(owner, zoneout, self._kind.state_parts)  # one per state part
+        self.zoneout = tuple(self._zoneout_rates) if isinstance(zoneout, (tuple, list)) else self._zoneout_rates[0]
+        self._zoned = any(self._zoneout_rates)
+        self._op_options = {"forget_bias": self.runtime_forget_bias} if self.runtime_forget_bias else {}
+        options_on = dict(
+            layer_norm=self.layer_norm, peepholes=self.peepholes, zoneout=self._zoned,
+            runtime_forget_bias=bool(self.runtime_forget_bias), **others_on,
+        )  # fmt: skip
+        on = [name for name, is_on in options_on.items() if is_on]
+        self._variant = f"{on[0]}={getattr(self, on[0])!r}" if on else None
+        self.backend = backend
+
+    def _ops(self) -> CellOps:
+        return cell_ops(self._kind, self._backend if self._variant is None else "reference")
+
+
+class RNNBase(VariantBackendSwitch, Module):
     """The machinery of a multi-layer, optionally bidirectional recurrent layer (PyTorch's RNNBase).
 
     Subclasses (:class:`~.recurrent.LSTM`, :class:`~.recurrent.GRU`, :class:`~.recurrent.RNN`)
     choose the cell kind and document their equations. ``forward(input, hx=None, *, lengths=None)``
     takes a padded array, an array with per-sequence ``lengths``, or a PackedSequence.
     ``backend`` ("auto", "reference" or "fast") picks the implementation (see
-    :class:`~.backend_switch.BackendSwitch`).
+    :class:`~.backend_switch.BackendSwitch`); the variants (``layer_norm``, ``peepholes``,
+    ``zoneout``, ``runtime_forget_bias``, an LSTM's ``return_states="all"``) run the reference
+    ops, which alone have them.
 
     ``hidden_size`` is an int, or a list of one int per layer: then every state (``hx``,
     ``h_n``, ``c_n`` and their gradients) is a list of one array per layer, layer k's
@@ -137,7 +210,7 @@ class RNNBase(BackendSwitch, Module):
 
     _defaults = dict(
         num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False, recurrent_dropout=0.0,
-        merge_mode="concat",
+        merge_mode="concat", zoneout=0.0, return_states="last",
     )  # fmt: skip
 
     def __init__(
@@ -157,11 +230,15 @@ class RNNBase(BackendSwitch, Module):
         backend: str = "auto",
         recurrent_dropout: float = 0.0,
         merge_mode: str = "concat",
+        zoneout: float | tuple[float, float] = 0.0,
+        return_states: str = "last",
+        layer_norm: bool = False,
+        peepholes: bool = False,
+        runtime_forget_bias: float = 0.0,
     ):
         super().__init__()
         owner = type(self).__name__
         self._kind = kind
-        self.backend = backend
         self.input_size = checks.check_size(owner, "input_size", input_size)
         self.num_layers = checks.check_size(owner, "num_layers", num_layers)
         self.hidden_sizes = checks.check_hidden_sizes(owner, hidden_size, self.num_layers)
@@ -177,6 +254,11 @@ class RNNBase(BackendSwitch, Module):
             owner, "recurrent_dropout", recurrent_dropout, below_one="1 would zero h_{t-1} at every step"
         )
         self.merge_mode = checks.check_merge_mode(owner, merge_mode, self.bidirectional)
+        self.return_states = checks.check_return_states(owner, return_states)
+        self._set_variants(
+            backend, zoneout, layer_norm, peepholes, runtime_forget_bias,
+            return_states=self.return_states == "all" and "c" in kind.state_parts,  # c of every step: the reference's
+        )  # fmt: skip
         self.output_sizes = tuple(self.proj_size or hidden for hidden in self.hidden_sizes)  # H_out of every layer
         sizes = {"h": self.output_sizes, "c": self.hidden_sizes}  # of each state part, per layer
         self._layer_state_sizes = [tuple(sizes[part][k] for part in kind.state_parts) for k in range(self.num_layers)]
@@ -186,7 +268,7 @@ class RNNBase(BackendSwitch, Module):
         self._weight_names: dict[tuple[int, int], dict[str, str]] = {}  # (layer, direction) -> base -> name
         self._layer_shapes = layer_weight_shapes(
             kind.gate_count, self.input_size, self.hidden_sizes, self.bias, self.proj_size, self.num_directions,
-            self.merge_mode,
+            self.merge_mode, layer_norm=self.layer_norm, peepholes=self.peepholes,
         )  # fmt: skip
         self._register_weights()
 
@@ -213,14 +295,20 @@ class RNNBase(BackendSwitch, Module):
     _suffix = staticmethod(weight_suffix)
 
     def _register_weights(self) -> None:
-        """PyTorch's initialisation, layer by layer: uniform in (-1/sqrt(H_k), 1/sqrt(H_k))."""
-        for layer, (hidden, shapes) in enumerate(zip(self.hidden_sizes, self._layer_shapes)):
-            names_and_shapes = [
-                (base + weight_suffix(layer, direction), shape)
-                for direction in range(self.num_directions)
-                for base, shape in shapes.items()
-            ]
-            register_uniform_weights(self, names_and_shapes, hidden, self._rng, self.dtype)
+        """PyTorch's initialisation, layer by layer: uniform in (-1/sqrt(H_k), 1/sqrt(H_k)); the
+        variants' after every plain weight (see :func:`~.kinds.register_weights`)."""
+        groups = [
+            (
+                hidden,
+                [
+                    (base + weight_suffix(layer, direction), base, shape)
+                    for direction in range(self.num_directions)
+                    for base, shape in shapes.items()
+                ],
+            )
+            for layer, (hidden, shapes) in enumerate(zip(self.hidden_sizes, self._layer_shapes))
+        ]
+        register_weights(self, groups, self._rng, self.dtype)
 
     def _weights(self, layer: int, direction: int):
         names = self._weight_names.get((layer, direction))
@@ -337,7 +425,7 @@ class RNNBase(BackendSwitch, Module):
         *,
         lengths: ArrayLike | None = None,
         padding_side: str = "right",
-    ) -> tuple[np.ndarray | PackedSequence, State]:
+    ) -> tuple:
         """Run the layer; see the subclass's docstring for shapes.
 
         ``input`` is an array, or a :class:`PackedSequence` (then the output is one too), and
@@ -345,22 +433,36 @@ class RNNBase(BackendSwitch, Module):
         output is zero past it and the final state is each sequence's state at its last step.
         ``padding_side='left'``: sequence n fills the last ``lengths[n]`` steps instead (its
         first step at T - lengths[n]); output and its gradient are aligned the same way.
+        Returns ``output, state``, and with ``return_states="all"`` a third value, the states
+        of every step (see the subclass's docstring).
         """
         layout, x = self._input_layout(input, lengths, padding_side)
         state0 = self._states_in(layout, self._check_state(hx, "hx", layout.batch, layout.batched))
         caller_masks = run_masks = None
         if self.recurrent_dropout and self.training:
             caller_masks, run_masks = self._recurrent_masks(layout)
-        output, states_n, saved = self._run_layers(x, state0, layout.batch_sizes, run_masks)
+        output, states_n, saved, steps = self._run_layers(x, state0, layout.batch_sizes, run_masks)
+        result = layout.from_time_major(output), self._pack_state(self._states_out(layout, states_n))
+        states_all = shapes = None
+        if steps is not None:
+            states_all = self._gather([tuple(steps_to_caller(layout, part) for part in parts) for parts in steps])
+            shapes = tuple([a.shape for a in part] if isinstance(part, list) else part.shape for part in states_all)
         if saved is not None:
-            self._save_for_backward(saved._replace(layout=layout, recurrent_masks=caller_masks))
-        return layout.from_time_major(output), self._pack_state(self._states_out(layout, states_n))
+            self._save_for_backward(
+                saved._replace(layout=layout, recurrent_masks=caller_masks, states_all_shapes=shapes)
+            )
+        return result if states_all is None else (*result, self._pack_state(states_all))
 
     def _run_layers(self, x, state0, batch_sizes, recurrent_masks=None):
-        """Every layer and direction over time-major ``x``: ``(output, final states, saved or None)``.
-        ``recurrent_masks``: None, or per layer the (D, N, H_out_k) masks on h_{t-1} in ``x``'s order."""
-        keep_cache = is_grad_enabled()
+        """Every layer and direction over time-major ``x``: ``(output, final states, saved or None,
+        steps or None)``, ``steps`` with return_states="all": per layer-direction the tuple of its
+        states at every step, (T, N, ·) in ``x``'s time and order. ``recurrent_masks``: None, or
+        per layer the (D, N, H_out_k) masks on h_{t-1} in ``x``'s order."""
+        grad = is_grad_enabled()
+        steps = [] if self.return_states == "all" else None
+        keep_cache = grad or steps is not None and len(self._kind.state_parts) > 1  # c of every step: in the cache
         ops = self._ops()
+        zoned = self._zoned
         caches, masks, final_states = [], [], []
         direction_outputs = [] if self.merge_mode == "mul" else None
         layer_input = x
@@ -371,6 +473,9 @@ class RNNBase(BackendSwitch, Module):
                 index = layer * self.num_directions + direction
                 sequence = reverse_in_time(layer_input, batch_sizes) if direction else layer_input
                 dropout = None if masks_on_h is None else GateDropout(recurrent=masks_on_h[direction, None])
+                options = self._op_options
+                if zoned:
+                    options = dict(options, zoneout=self._zoneout(layer, sequence.shape[:2]))
                 output, state_last, cache = ops.forward(
                     np.ascontiguousarray(sequence),
                     tuple(s[index] for s in state0),
@@ -378,8 +483,11 @@ class RNNBase(BackendSwitch, Module):
                     keep_cache,
                     batch_sizes,
                     dropout,
+                    **options,
                 )
                 outputs.append(reverse_in_time(output, batch_sizes) if direction else output)
+                if steps is not None:
+                    steps.append(self._direction_steps(outputs[-1], cache, batch_sizes, direction))
                 layer_caches.append(cache)
                 final_states.append(state_last)
             layer_output = merge_directions(self.merge_mode, *outputs) if len(outputs) > 1 else outputs[0]
@@ -392,8 +500,35 @@ class RNNBase(BackendSwitch, Module):
             masks.append(mask)
             layer_input = layer_output
         states_n = self._gather(final_states)
-        saved = _Saved(caches, masks, batch_sizes, None, ops, None, direction_outputs) if keep_cache else None
-        return layer_input, states_n, saved
+        saved = _Saved(caches, masks, batch_sizes, None, ops, None, direction_outputs) if grad else None
+        return layer_input, states_n, saved, steps
+
+    def _zoneout(self, layer: int, shape: tuple[int, int]) -> Zoneout:
+        """Zoneout (Krueger et al. 2017) of one layer-direction's call over ``shape`` = (T, N):
+        in training, keep masks of shape (T, N, size) for each state part, 1 (keep the previous
+        value) with probability z, drawn from the module's generator, a fresh draw at every step;
+        in evaluation the rate z itself, the masks' expectation. None for a part whose z is 0."""
+        dtype = self.dtype
+        if not self.training:
+            return Zoneout(*(np.asarray(rate, dtype) if rate else None for rate in self._zoneout_rates))
+        sizes = self._state_sizes(layer)
+        return Zoneout(
+            *(
+                (self._rng.random((*shape, size)) < rate).astype(dtype) if rate else None
+                for rate, size in zip(self._zoneout_rates, sizes)
+            )
+        )
+
+    def _direction_steps(self, output, cache, batch_sizes, direction: int) -> tuple:
+        """One layer-direction's states at every step, (T, N, ·) in the input's time and zero past
+        each sequence's end: ``(h,)``, its output, or ``(h, c)`` with c from the reference op's
+        cache (c after zoneout, as the next step saw it)."""
+        if len(self._kind.state_parts) == 1:
+            return (output,)
+        c = cache.c[1:]
+        if batch_sizes is not None:
+            c = c * padding_mask(batch_sizes, c.shape[1])[:, :, None]
+        return output, reverse_in_time(c, batch_sizes) if direction else c
 
     def _recurrent_masks(self, layout) -> tuple[list, list]:
         """Variational dropout (Gal & Ghahramani 2016): per layer, (D, N, H_out_k) masks of 0 or
@@ -415,13 +550,19 @@ class RNNBase(BackendSwitch, Module):
 
     # ---- backward --------------------------------------------------------------------
     def backward(
-        self, doutput: ArrayLike | PackedSequence, dhx: ArrayLike | tuple | None = None
+        self,
+        doutput: ArrayLike | PackedSequence,
+        dhx: ArrayLike | tuple | None = None,
+        *,
+        dstates_all: ArrayLike | tuple | list | None = None,
     ) -> tuple[np.ndarray | PackedSequence, State]:
         """Gradients of the input and initial state for the latest unmatched forward.
 
         ``doutput`` is shaped (or packed) like the forward's output, ``dhx`` like its final
-        state (None, or None parts, for zeros). Returns ``dinput, dhx_0`` shaped (or packed)
-        like the forward's input and initial state; parameter gradients are added to ``.grad``.
+        state (None, or None parts, for zeros), and ``dstates_all`` (return_states="all" only)
+        like its states of every step (None, or None parts, for zeros). Returns ``dinput,
+        dhx_0`` shaped (or packed) like the forward's input and initial state; parameter
+        gradients are added to ``.grad``.
         """
         owner = type(self).__name__
         if not self._saved:
@@ -430,12 +571,56 @@ class RNNBase(BackendSwitch, Module):
         layout = saved.layout
         dout = layout.gradient_to_time_major(owner, doutput, self.output_features, self.dtype)
         dstate_n = self._states_in(layout, self._check_state(dhx, "dhx", layout.batch, layout.batched))
+        dsteps = None
+        if dstates_all is not None:
+            dsteps = self._check_steps_gradient(dstates_all, saved.states_all_shapes, layout)
         self._pop_saved()
-        dinput, dstate0 = self._backward_layers(dout, dstate_n, saved)
+        dinput, dstate0 = self._backward_layers(dout, dstate_n, saved, dsteps)
         return layout.from_time_major(dinput), self._pack_state(self._states_out(layout, dstate0))
 
-    def _backward_layers(self, dout, dstate_n, saved: _Saved):
-        """The layers and directions of :meth:`_run_layers` walked in reverse, on (T, N, ·) arrays."""
+    def _check_steps_gradient(self, dstates_all, shapes, layout) -> tuple:
+        """``dstates_all`` shaped like the forward's states of every step, as per state part None
+        or a list over layer-directions (layer-major) of (T, N, ·) arrays in the run's time and
+        order (see :meth:`_direction_steps`), or a clear error."""
+        owner, parts = type(self).__name__, self._kind.state_parts
+        if shapes is None:
+            raise ValueError(
+                f"{owner}.backward: dstates_all is the gradient of the states of every step, which the "
+                f"forward returns with return_states='all'; got return_states={self.return_states!r}"
+            )
+        names = tuple(f"dstates_all ({'d' + part}_all)" for part in parts)
+        if len(parts) == 1:
+            dstates_all = (dstates_all,)
+        elif not isinstance(dstates_all, tuple) or len(dstates_all) != len(parts):
+            raise TypeError(
+                f"{owner}.backward: dstates_all must be a pair (dh_all, dc_all) like the forward's states_all, "
+                f"got {type(dstates_all).__name__}"
+            )
+        gradients = []
+        for name, part, shape in zip(names, dstates_all, shapes):
+            if part is None:
+                gradients.append(None)
+                continue
+            if isinstance(shape, list):  # one array per layer, (D, ...) each
+                if not isinstance(part, (list, tuple)) or len(part) != len(shape):
+                    raise ValueError(
+                        f"{owner}.backward: {name} must be a list of num_layers={len(shape)} arrays, one per layer "
+                        f"(hidden_size is a list), got {type(part).__name__}"
+                    )
+                arrays = [checks.as_float_array(owner, f"{name}[{k}]", a, self.dtype) for k, a in enumerate(part)]
+                for k, (array, expected) in enumerate(zip(arrays, shape)):
+                    checks.check_shape(owner, f"{name}[{k}]", array, expected)
+                per_direction = [row for array in arrays for row in array]
+            else:
+                array = checks.as_float_array(owner, name, part, self.dtype)
+                checks.check_shape(owner, name, array, shape)
+                per_direction = list(array)
+            gradients.append([steps_to_time_major(layout, row) for row in per_direction])
+        return tuple(gradients)
+
+    def _backward_layers(self, dout, dstate_n, saved: _Saved, dsteps=None):
+        """The layers and directions of :meth:`_run_layers` walked in reverse, on (T, N, ·) arrays.
+        ``dsteps``: None, or :meth:`_check_steps_gradient`'s gradients of every step's states."""
         batch_sizes = saved.batch_sizes
         dstate0 = [None] * self.num_directions * self.num_layers
         dlayer_output = dout
@@ -450,10 +635,18 @@ class RNNBase(BackendSwitch, Module):
             dlayer_input = None
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
-                dpart = reverse_in_time(doutputs[direction], batch_sizes) if direction else doutputs[direction]
+                dpart, options = doutputs[direction], {}
+                if dsteps is not None:  # h of every step is this direction's output; c's go to the op
+                    dh_steps, *dc_steps = dsteps
+                    if dh_steps is not None:
+                        dpart = dpart + dh_steps[index]
+                    if dc_steps and dc_steps[0] is not None:
+                        dc = reverse_in_time(dc_steps[0][index], batch_sizes) if direction else dc_steps[0][index]
+                        options["dc_steps"] = np.ascontiguousarray(dc)
+                dpart = reverse_in_time(dpart, batch_sizes) if direction else dpart
                 cache, saved.caches[layer][direction] = saved.caches[layer][direction], None  # freed once used
                 dx, dstate, dweights = saved.ops.backward(
-                    np.ascontiguousarray(dpart), tuple(d[index] for d in dstate_n), cache
+                    np.ascontiguousarray(dpart), tuple(d[index] for d in dstate_n), cache, **options
                 )
                 recycle_cache(cache)  # consumed: its backward-only arrays serve the next forward
                 del cache

@@ -38,7 +38,9 @@ import numpy as np
 from .activations import sigmoid, sigmoid_grad, tanh, tanh_grad
 from .recurrence import (
     GateDropout,
+    Zoneout,
     check_gate_dropout,
+    check_zoneout,
     gate_product,
     gate_product_input_grad,
     input_projection,
@@ -73,6 +75,7 @@ class GRUCache(NamedTuple):
     weights: GRUWeights
     batch_sizes: np.ndarray | None
     dropout: GateDropout  # masks on x and h (Keras' dropout); fields None where there are none
+    zoneout: Zoneout | None = None  # keep fractions of h, (T, N, H) (broadcast views); None without
 
 
 def gru_step(pre_input, h_prev, weight_hh, bias_hn=None, recurrent_masks=None):
@@ -125,14 +128,25 @@ def hoisted_bias(weights: GRUWeights):
 
 
 def gru_forward(
-    x, h0, weights: GRUWeights, keep_cache: bool = True, batch_sizes=None, dropout: GateDropout | None = None
+    x,
+    h0,
+    weights: GRUWeights,
+    keep_cache: bool = True,
+    batch_sizes=None,
+    dropout: GateDropout | None = None,
+    *,
+    zoneout: Zoneout | None = None,
 ):
     """Run one direction over a whole sequence (see the module docstring for shapes).
 
     ``dropout``, optional: per-gate masks on x and h (:class:`~.recurrence.GateDropout`).
+    ``zoneout``, optional: :class:`~.recurrence.Zoneout` keep fractions of h (T, N, H) (``c``
+    None), as :func:`~.lstm.lstm_forward`'s: ``h_t ← keep ⊙ h_{t-1} + (1 - keep) ⊙ h_t``.
     Returns ``(output, h_T, cache)``; ``cache`` is None when ``keep_cache`` is False.
     """
-    dropout = check_gate_dropout("gru_forward", dropout, 3, x.shape[1], x.shape[2], h0.shape[-1])
+    steps, batch, features = x.shape
+    dropout = check_gate_dropout("gru_forward", dropout, 3, batch, features, h0.shape[-1])
+    zoneout = check_zoneout("gru_forward", zoneout, steps, batch, (h0.shape[-1],), x.dtype)
     pre_input = input_projection(x, weights.weight_ih, hoisted_bias(weights), dropout.input)
     hidden = h0.shape[-1]
     bias_hn = None if weights.bias_hh is None else weights.bias_hh[2 * hidden :]
@@ -140,8 +154,8 @@ def gru_forward(
     def step(z_t, h_prev):
         return gru_step(z_t, h_prev, weights.weight_hh, bias_hn, dropout.recurrent)
 
-    output, (h_last,), history, saved = scan(step, pre_input, (h0,), batch_sizes, keep_cache)
-    cache = None if history is None else GRUCache(x, *history, saved, weights, batch_sizes, dropout)
+    output, (h_last,), history, saved = scan(step, pre_input, (h0,), batch_sizes, keep_cache, zoneout)
+    cache = None if history is None else GRUCache(x, *history, saved, weights, batch_sizes, dropout, zoneout)
     return output, h_last, cache
 
 
@@ -159,6 +173,8 @@ def gru_backward(doutput, dh_last, cache: GRUCache):
         )
         return (dpre_input, dpre_hidden), (dh_prev,)
 
-    (dpre_input, dpre_hidden), (dh0,) = scan_backward(step_backward, doutput, (dh_last,), cache.batch_sizes)
+    (dpre_input, dpre_hidden), (dh0,) = scan_backward(
+        step_backward, doutput, (dh_last,), cache.batch_sizes, cache.zoneout
+    )
     dx, *dprojections = projection_backward(cache.x, cache.h[:-1], dpre_input, dpre_hidden, weights, dropout)
     return dx, dh0, GRUWeights(*dprojections)

@@ -31,7 +31,9 @@ import numpy as np
 from .activations import relu, relu_grad, tanh, tanh_grad
 from .recurrence import (
     GateDropout,
+    Zoneout,
     check_gate_dropout,
+    check_zoneout,
     gate_product,
     gate_product_input_grad,
     input_projection,
@@ -53,7 +55,10 @@ class RNNWeights(NamedTuple):
 
 
 class RNNStep(NamedTuple):
-    """What one forward step keeps for its backward beyond h_t: nothing."""
+    """What one forward step keeps for its backward beyond the state: nothing, but with zoneout
+    the step's own h_t (the state is then a mix of it and h_{t-1})."""
+
+    h: np.ndarray | None = None  # (N, H) act(...) before zoneout; None without zoneout
 
 
 class RNNCache(NamedTuple):
@@ -65,6 +70,8 @@ class RNNCache(NamedTuple):
     weights: RNNWeights
     batch_sizes: np.ndarray | None
     dropout: GateDropout  # masks on x and h (Keras' dropout); fields None where there are none
+    zoneout: Zoneout | None = None  # keep fractions of h, (T, N, H) (broadcast views); None without
+    steps: RNNStep | None = None  # with zoneout: every step's RNNStep, (T, N, H); else None
 
 
 def rnn_step(pre_input, h_prev, weight_hh, nonlinearity="tanh", recurrent_masks=None):
@@ -90,22 +97,31 @@ def rnn_forward(
     keep_cache: bool = True,
     batch_sizes=None,
     dropout: GateDropout | None = None,
+    *,
+    zoneout: Zoneout | None = None,
 ):
     """Run one direction over a whole sequence (see the module docstring for shapes).
 
     ``dropout``, optional: masks on x and h (:class:`~.recurrence.GateDropout`, K = 1).
+    ``zoneout``, optional: :class:`~.recurrence.Zoneout` keep fractions of h (T, N, H) (``c``
+    None), as :func:`~.lstm.lstm_forward`'s: ``h_t ← keep ⊙ h_{t-1} + (1 - keep) ⊙ h_t``.
     Returns ``(output, h_T, cache)``; ``cache`` is None when ``keep_cache`` is False.
     """
-    dropout = check_gate_dropout("rnn_forward", dropout, 1, x.shape[1], x.shape[2], h0.shape[-1])
+    steps, batch, features = x.shape
+    dropout = check_gate_dropout("rnn_forward", dropout, 1, batch, features, h0.shape[-1])
+    zoneout = check_zoneout("rnn_forward", zoneout, steps, batch, (h0.shape[-1],), x.dtype)
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
     pre_input = input_projection(x, weights.weight_ih, bias, dropout.input)
 
     def step(z_t, h_prev):
-        return rnn_step(z_t, h_prev, weights.weight_hh, nonlinearity, dropout.recurrent)
+        h, saved = rnn_step(z_t, h_prev, weights.weight_hh, nonlinearity, dropout.recurrent)
+        return h, (saved if zoneout is None else RNNStep(h))  # zoned, the state is no longer act(...)
 
-    output, (h_last,), history, _ = scan(step, pre_input, (h0,), batch_sizes, keep_cache)
-    cache = None if history is None else RNNCache(x, *history, nonlinearity, weights, batch_sizes, dropout)
-    return output, h_last, cache
+    output, (h_last,), history, saved = scan(step, pre_input, (h0,), batch_sizes, keep_cache, zoneout)
+    if history is None:
+        return output, h_last, None
+    steps_kept = None if zoneout is None else saved
+    return output, h_last, RNNCache(x, *history, nonlinearity, weights, batch_sizes, dropout, zoneout, steps_kept)
 
 
 def rnn_backward(doutput, dh_last, cache: RNNCache):
@@ -115,12 +131,14 @@ def rnn_backward(doutput, dh_last, cache: RNNCache):
     """
     weights, dropout = cache.weights, cache.dropout
 
+    outputs = cache.h[1:] if cache.steps is None else cache.steps.h  # act(...) of every step
+
     def step_backward(t, active, dh):
         dz, dh_prev = rnn_step_backward(
-            dh, cache.h[t + 1, :active], weights.weight_hh, cache.nonlinearity, dropout.recurrent
+            dh, outputs[t, :active], weights.weight_hh, cache.nonlinearity, dropout.recurrent
         )
         return (dz,), (dh_prev,)
 
-    (dz,), (dh0,) = scan_backward(step_backward, doutput, (dh_last,), cache.batch_sizes)
+    (dz,), (dh0,) = scan_backward(step_backward, doutput, (dh_last,), cache.batch_sizes, cache.zoneout)
     dx, *dprojections = projection_backward(cache.x, cache.h[:-1], dz, dz, weights, dropout)
     return dx, dh0, RNNWeights(*dprojections)
