@@ -80,7 +80,14 @@ def test_the_worker_sleeps_soon_after_a_product_when_lstmkit_came_first():
 
 
 @pytest.mark.parametrize(
-    "script", ["tests/conftest.py", "benchmarks/bench_recurrent.py", "benchmarks/bench_ptb.py", "benchmarks/ab.py"]
+    "script",
+    [
+        "tests/conftest.py",
+        "benchmarks/bench_recurrent.py",
+        "benchmarks/bench_ptb.py",
+        "benchmarks/ab.py",
+        "benchmarks/bench_variants.py",
+    ],
 )
 def test_the_benchmarks_and_the_tests_import_lstmkit_before_numpy(script):
     """Else OpenBLAS keeps its 0.1 s spin and training on batch halves is off: a benchmark would time

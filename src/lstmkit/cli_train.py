@@ -45,6 +45,14 @@ TRAIN_OPTIONS: dict[str, tuple[Callable | tuple[str, ...], str]] = {
         probability_below_one,
         "dropout probability, in [0, 1): between stacked layers (and around the LSTM for ptb and text)",
     ),
+    "recurrent_dropout": (
+        probability_below_one,
+        "variational dropout on h_{t-1}, in [0, 1): one mask per sequence, reused at every step (Gal & Ghahramani)",
+    ),
+    "zoneout": (
+        probability_below_one,
+        "zoneout rate of h and c, in [0, 1): each unit keeps its previous value with this probability (Krueger et al.)",
+    ),
     "epochs": (POSITIVE_INT, "epochs to train"),
     "batch_size": (POSITIVE_INT, "sequences per batch"),
     "lr": (positive_float, "learning rate"),
@@ -99,6 +107,13 @@ def add_train_parser(commands) -> None:
         default=None,
         help="a bidirectional LSTM (mnist, digits, sunspots) (default: off)",
     )
+    for flag, text in (
+        ("layer_norm", "layer normalisation of the pre-activations and of the cell state (Ba et al.)"),
+        ("peepholes", "peephole connections from the cell state to the gates (Gers et al.; ONNX's P)"),
+    ):
+        parser.add_argument(
+            "--" + flag.replace("_", "-"), dest=flag, action="store_true", default=None, help=f"{text} (default: off)"
+        )
     parser.add_argument(
         "--out", type=Path, default=None, help="folder for checkpoints and reports (default: runs/TASK)"
     )
@@ -161,7 +176,9 @@ def refuse_options_that_do_not_apply(args: argparse.Namespace, config: dict) -> 
 
 def run_train(args: argparse.Namespace) -> dict:
     task_class = get_task(args.task)
-    overrides = {name: getattr(args, name) for name in [*TRAIN_OPTIONS, "file", "bidirectional"]}
+    overrides = {
+        name: getattr(args, name) for name in [*TRAIN_OPTIONS, "file", "bidirectional", "layer_norm", "peepholes"]
+    }
     config = task_class.make_config(**overrides)
     refuse_options_that_do_not_apply(args, config)
     out = args.out or Path("runs", args.task)

@@ -19,8 +19,10 @@ class LanguageModel(Module):
     returns     logits, state   (L, N, vocab_size) and the final (h, c)
     ==========  ==============  ============================================
 
-    ``init_range`` > 0 draws every weight uniform in (-init_range, init_range) as the paper does;
-    0 keeps each layer's PyTorch initialisation.
+    ``init_range`` > 0 draws every weight uniform in (-init_range, init_range) as the paper does
+    (but a layer norm's gains and shifts); 0 keeps each layer's PyTorch initialisation.
+    ``lstm_options``: keyword arguments of the :class:`~.recurrent.LSTM` (its variants, e.g.
+    ``{"recurrent_dropout": 0.25}``).
     """
 
     def __init__(
@@ -33,19 +35,24 @@ class LanguageModel(Module):
         init_range: float = 0.1,
         *,
         seed=None,
+        lstm_options: dict | None = None,
     ):
         super().__init__()
         seeds = np.random.SeedSequence(seed).spawn(5)
         self.vocab_size = vocab_size
         self.register_module("embedding", Embedding(vocab_size, embedding_size, seed=seeds[0]))
         self.register_module("input_dropout", Dropout(dropout, seed=seeds[1]))
-        self.register_module("lstm", LSTM(embedding_size, hidden_size, num_layers, dropout=dropout, seed=seeds[2]))
+        self.register_module(
+            "lstm",
+            LSTM(embedding_size, hidden_size, num_layers, dropout=dropout, seed=seeds[2], **(lstm_options or {})),
+        )
         self.register_module("output_dropout", Dropout(dropout, seed=seeds[3]))
         self.register_module("decoder", Linear(hidden_size, vocab_size, seed=seeds[4]))
         if init_range > 0:
             rng = np.random.default_rng(seeds[0].spawn(1)[0])
-            for parameter in self.parameters():
-                parameter.data[...] = rng.uniform(-init_range, init_range, parameter.shape)
+            for name, parameter in self.named_parameters():
+                if "layer_norm" not in name:  # the norms' gains and shifts keep their ones and zeros
+                    parameter.data[...] = rng.uniform(-init_range, init_range, parameter.shape)
 
     def forward(
         self,

@@ -17,8 +17,17 @@ COMMON_DEFAULTS = dict(
     hidden_size=128, num_layers=1, bidirectional=False, dropout=0.0, epochs=10, batch_size=64, lr=1e-3,
     optimizer="adam", weight_decay=0.0, momentum=0.0, clip=0.0, schedule="none", lr_decay=0.5, decay_start=0,
     patience=0, seed=0, max_batches=0,
+    recurrent_dropout=0.0, zoneout=0.0, layer_norm=False, peepholes=False,
 )
 # fmt: on
+# The LSTM variants a task's model takes from its config (lstmkit.LSTM's keyword arguments), off by default.
+VARIANT_DEFAULTS = dict(recurrent_dropout=0.0, zoneout=0.0, layer_norm=False, peepholes=False)
+
+
+def variant_options(config: dict) -> dict:
+    """The LSTM variants ``config`` turns on, as keyword arguments of :class:`~lstmkit.nn.recurrent.LSTM`
+    (none for a config written before they existed)."""
+    return {name: config[name] for name, off in VARIANT_DEFAULTS.items() if config.get(name, off) != off}
 
 
 class Task:
@@ -93,6 +102,7 @@ def last_step_model(config: dict, input_size: int, output_size: int) -> Sequenti
         dropout=config["dropout"],
         bidirectional=config["bidirectional"],
         seed=seeds[0],
+        **variant_options(config),
     )
     width = lstm.num_directions * config["hidden_size"]
     return Sequential(lstm, LastStep(), Linear(width, output_size, seed=seeds[1]))

@@ -8,7 +8,7 @@ from ..data.text import Corpus, lm_batches, load_ptb, load_text_file
 from ..grad_mode import no_grad
 from ..nn.language_model import LanguageModel
 from ..nn.losses import CrossEntropyLoss
-from .base import Task, capped_count
+from .base import Task, capped_count, variant_options
 
 
 class LanguageTask(Task):
@@ -38,6 +38,7 @@ class LanguageTask(Task):
             config["dropout"],
             config["init_range"],
             seed=config["seed"],
+            lstm_options=variant_options(config),
         )
 
     def epoch_size(self) -> int:
