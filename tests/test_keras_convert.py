@@ -68,10 +68,41 @@ def test_to_keras_refuses_what_keras_has_not(layer, message):
         lk.to_keras(layer)
 
 
-def test_to_torch_refuses_go_backwards_and_other_merges():
+def test_to_keras_refuses_recurrent_dropout_whose_masks_differ():
+    with pytest.raises(ValueError, match=r"^to_keras\(GRU\): Keras' recurrent_dropout draws one mask per gate.*"
+                       r"recurrent_dropout=0.2 has no Keras twin"):  # fmt: skip
+        lk.to_keras(lstmkit.GRU(3, 4, recurrent_dropout=0.2))
+    twin = lk.to_keras(lstmkit.LSTM(3, 4, return_states="all"))  # not carried over: Keras returns its own
+    assert isinstance(twin, lk.LSTM)
+
+
+@pytest.mark.parametrize("merge_mode", ["sum", "mul", "ave"])
+@pytest.mark.parametrize("keras_class", [lk.LSTM, lk.GRU, lk.SimpleRNN])
+def test_a_merged_bidirectional_converts_to_a_layer_with_that_merge_mode(merge_mode, keras_class):
+    rng = np.random.default_rng(2)
+    keras_style = lk.Bidirectional(
+        keras_class(4, return_sequences=True, return_state=True, dtype=np.float64, seed=1), merge_mode=merge_mode
+    )
+    x = rng.standard_normal((2, 5, 3))
+    keras_output, *keras_states = keras_style(x)
+    twin = lk.to_torch(keras_style)
+    assert twin.merge_mode == merge_mode and twin.bidirectional and twin.batch_first
+    output, state = twin(x)
+    np.testing.assert_allclose(output, keras_output, rtol=0, atol=1e-12)
+    expected = [part[d] for d in range(2) for part in _states(state)]  # keras: forward's parts then backward's
+    for ours, theirs in zip(keras_states, expected, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+    back = lk.to_keras(twin)
+    assert back.merge_mode == merge_mode
+    np.testing.assert_allclose(back(x)[0], keras_output, rtol=0, atol=1e-12)
+
+
+def test_to_torch_refuses_go_backwards_and_unmerged_directions():
     layer = lk.LSTM(2, go_backwards=True)
     layer.build((None, None, 3))
     with pytest.raises(ValueError, match="go_backwards"):
         lk.to_torch(layer)
-    with pytest.raises(ValueError, match="merge_mode='concat'"):
-        lk.to_torch(lk.Bidirectional(lk.LSTM(2), merge_mode="sum"))
+    unmerged = lk.Bidirectional(lk.LSTM(2), merge_mode=None)
+    unmerged.build((None, None, 3))
+    with pytest.raises(ValueError, match=r"merge_mode=None returns the two directions apart"):
+        lk.to_torch(unmerged)

@@ -35,7 +35,7 @@ def make(mode, input_size, hidden_size, num_layers=1, **options):
 # ---- recurrent_dropout ---------------------------------------------------------------------
 DROPOUT_CASES = [
     (mode, backend, num_layers, bidirectional, lengths)
-    for mode, backends in (("LSTM", ("reference", "fast")), ("GRU", ("reference", "fast")), ("RNN_TANH", ("auto",)))
+    for mode, backends in (("LSTM", ("reference", "auto")), ("GRU", ("reference", "auto")), ("RNN_TANH", ("auto",)))
     for backend in backends
     for num_layers, bidirectional, lengths in ((1, False, None), (2, True, [5, 2, 4]))
 ]
@@ -355,7 +355,7 @@ def test_cli_explains_per_layer_sizes_and_a_merge_mode(capsys):
 # ---- errors --------------------------------------------------------------------------------
 CONSTRUCTOR_ERRORS = [
     (dict(recurrent_dropout=1.0), ValueError, r"recurrent_dropout must be in \[0, 1\), got 1.0 \(1 would zero"),
-    (dict(recurrent_dropout=-0.1), ValueError, r"recurrent_dropout must be in \[0, 1\), got -0.1"),
+    (dict(recurrent_dropout=-0.1), ValueError, r"recurrent_dropout must be in \[0, 1\), got -0.1$"),
     (dict(recurrent_dropout="0.5"), TypeError, r"recurrent_dropout must be a number in \[0, 1\), got '0.5'"),
     (
         dict(hidden_size=[4, 5], num_layers=3),
@@ -366,7 +366,8 @@ CONSTRUCTOR_ERRORS = [
     (dict(merge_mode="sum"), ValueError, r"merge_mode='sum' merges the two directions and needs bidirectional=True"),
     (dict(merge_mode="max", bidirectional=True), ValueError, r"merge_mode must be one of .*'ave', got 'max'"),
     (dict(forget_bias=1.0, bias=False), ValueError, r"forget_bias=1.0 .* needs bias=True, got bias=False"),
-    (dict(forget_bias="1"), TypeError, r"forget_bias must be a number or None, got '1'"),
+    (dict(forget_bias="1"), TypeError, r"forget_bias must be a finite number or None, got '1'"),
+    (dict(forget_bias=float("inf")), ValueError, r"forget_bias must be a finite number, got inf"),
     (
         dict(hidden_size=[4, 6], num_layers=2, proj_size=4),
         ValueError,
@@ -384,8 +385,11 @@ def test_constructor_errors_name_the_option_and_value(options, error, message):
 
 def test_forget_bias_is_an_lstm_option():
     for layer_class in (lstmkit.GRU, lstmkit.RNN):
-        with pytest.raises(TypeError, match="forget_bias"):
+        owner = layer_class.__name__
+        reason = rf"^{owner}: forget_bias is an LSTM option \({owner} has no forget gate\), got forget_bias=1.0$"
+        with pytest.raises(ValueError, match=reason):
             layer_class(3, 4, forget_bias=1.0)
+        assert layer_class(3, 4, forget_bias=None).forget_bias is None
 
 
 def test_state_list_errors(rng):
@@ -414,6 +418,10 @@ def test_padding_side_errors(rng):
     packed = lstmkit.pack_padded_sequence(x, [5, 3])
     with pytest.raises(TypeError, match=r"GRU: padding_side= goes with a padded array.*got padding_side='left'"):
         layer(packed, padding_side="left")
+    with pytest.raises(ValueError, match=r"^GRU: padding_side='left' needs lengths= .*got lengths=None$"):
+        layer(x, padding_side="left")
+    output, _ = layer(x, padding_side="right")  # right padding without lengths: every sequence runs to T
+    np.testing.assert_array_equal(output, layer(x)[0])
     with pytest.raises(ValueError, match=r"pack_padded_sequence: padding_side must be .*, got 'top'"):
         lstmkit.pack_padded_sequence(x, [5, 3], padding_side="top")
     with pytest.raises(ValueError, match=r"pad_packed_sequence: padding_side must be .*, got 'top'"):

@@ -328,13 +328,26 @@ def _weights_with(**changes):
         (_weights_with(), {"zoneout": Zoneout(c=np.full(3, 1.5))}, r"zoneout.c must hold fractions in \[0, 1\]"),
         (_weights_with(), {"zoneout": (0.1, 0.1)}, "zoneout must be a Zoneout or None, got tuple"),
         (_weights_with(), {"forget_bias": float("nan")}, "forget_bias must be a finite number, got nan"),
+        (_weights_with(), {"forget_bias": True}, "forget_bias must be a number, got True of type bool$"),
+        (_weights_with(), {"forget_bias": np.True_}, "forget_bias must be a number, got np.True_ of type bool"),
+        (_weights_with(), {"forget_bias": "1"}, "forget_bias must be a number, got '1' of type str$"),
+        (_weights_with(), {"forget_bias": np.ones(3)}, r"forget_bias must be a number, got array\(.* of type ndarray$"),
     ],
 )
 def test_bad_variant_inputs_raise_clear_errors(weights, options, message):
     rng = np.random.default_rng(1)
     x, h0, c0 = rng.standard_normal((4, 2, 2)), rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
-    with pytest.raises((ValueError, TypeError), match=message):
+    error = TypeError if "must be a number" in message or "must be a Zoneout" in message else ValueError
+    with pytest.raises(error, match="^lstm_forward: " + message):
         lstm_forward(x, h0, c0, weights, **options)
+
+
+def test_forget_bias_of_a_numpy_scalar_is_the_same_number(rng):
+    x, h0, c0, weights, _, _ = make_case(rng)
+    expected = lstm_forward(x, h0, c0, weights, forget_bias=0.5)
+    for given in (np.float64(0.5), np.float32(0.5), 0.5):
+        for a, e in zip(lstm_forward(x, h0, c0, weights, forget_bias=given)[:3], expected[:3]):
+            np.testing.assert_array_equal(a, e)
 
 
 def test_dc_steps_of_the_wrong_shape_raises():

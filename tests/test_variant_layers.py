@@ -444,13 +444,151 @@ def test_to_keras_refuses_the_variants_keras_lacks(options):
         lk.to_keras(lstmkit.LSTM(3, 4, **options))
 
 
+# ---- options assigned after construction ---------------------------------------------------
+def _arrays(result) -> list:
+    """Every array of a layer's nested result (output, states, states of every step), in order."""
+    if isinstance(result, (tuple, list)):
+        return [array for part in result for array in _arrays(part)]
+    return [result]
+
+
+def _run(layer, x, rng_seed: int) -> list:
+    """Forward and backward (every output's gradient ones) after reseeding: outputs, dx, grads."""
+    layer.reseed(rng_seed)
+    output, state, *every = layer(x)
+    dstates_all = None
+    if every:
+        dstates_all = (
+            tuple(np.ones_like(a) for a in every[0]) if isinstance(every[0], tuple) else np.ones_like(every[0])
+        )
+    dstate = tuple(np.ones_like(a) for a in state) if isinstance(state, tuple) else np.ones_like(state)
+    dx, dhx = layer.backward(np.ones_like(output), dstate, dstates_all=dstates_all)
+    return _arrays((output, state, *every, dx, dhx)) + [p.grad for p in layer.parameters()]
+
+
+SETTABLE = {
+    "lstm_zoneout_pair": ("LSTM", dict(zoneout=(0.3, 0.2))),
+    "lstm_runtime_forget_bias": ("LSTM", dict(runtime_forget_bias=0.7)),
+    "lstm_all_states": ("LSTM", dict(return_states="all")),  # the fused backward has no dc_steps
+    "lstm_recurrent_dropout_zoneout": ("LSTM", dict(recurrent_dropout=0.4, zoneout=0.25)),
+    "gru_zoneout_all_states": ("GRU", dict(zoneout=0.3, return_states="all")),
+    "rnn_zoneout_recurrent_dropout": ("RNN_TANH", dict(zoneout=0.2, recurrent_dropout=0.3)),
+}
+
+
+@pytest.mark.parametrize("name", SETTABLE)
+def test_options_assigned_after_construction_equal_the_constructors(name, rng):
+    """A layer given an option by assignment computes what one built with it does, forward and
+    backward; assigned back to off, what a plain layer does."""
+    mode, options = SETTABLE[name]
+    x = rng.standard_normal((5, 2, 3))
+    built, assigned = make(mode, 3, 4, 2, bidirectional=True, **options), make(mode, 3, 4, 2, bidirectional=True)
+    for option, value in options.items():
+        setattr(assigned, option, value)
+        assert getattr(assigned, option) == value
+    assert repr(assigned) == repr(built)
+    for ours, expected in zip(_run(assigned, x, 1), _run(built, x, 1), strict=True):
+        np.testing.assert_array_equal(ours, expected)
+    plain = make(mode, 3, 4, 2, bidirectional=True)
+    for option in options:
+        setattr(assigned, option, plain._defaults[option])
+    assert repr(assigned) == repr(plain)
+    for parameter in (*assigned.parameters(), *plain.parameters()):
+        parameter.grad = None
+    for ours, expected in zip(_run(assigned, x, 2), _run(plain, x, 2), strict=True):
+        np.testing.assert_array_equal(ours, expected)
+
+
+def test_cell_options_assigned_after_construction_equal_the_constructors(rng):
+    x, h, c = rng.standard_normal((2, 3)), rng.standard_normal((2, 4)), rng.standard_normal((2, 4))
+    for cell_class, options in (
+        (lstmkit.LSTMCell, dict(zoneout=(0.5, 0.2), runtime_forget_bias=-0.4)),
+        (lstmkit.GRUCell, dict(zoneout=0.4)),
+        (lstmkit.RNNCell, dict(zoneout=0.4)),
+    ):
+        built, assigned = cell_class(3, 4, dtype=F64, seed=2, **options), cell_class(3, 4, dtype=F64, seed=2)
+        for option, value in options.items():
+            setattr(assigned, option, value)
+        assert repr(assigned) == repr(built)
+        state = (h, c) if cell_class is lstmkit.LSTMCell else h
+        for cell in (built, assigned):
+            cell.reseed(3)
+        for ours, expected in zip(_arrays(assigned(x, state)), _arrays(built(x, state)), strict=True):
+            np.testing.assert_array_equal(ours, expected)
+
+
+def test_assignments_are_checked_and_a_refused_one_changes_nothing(monkeypatch, rng):
+    monkeypatch.delenv("LSTMKIT_BACKEND", raising=False)
+    layer = lstmkit.LSTM(3, 4, backend="fast")
+    fast = r"^LSTM: backend='fast' runs the fused ops, which lack "
+    for option, value, shown in (
+        ("zoneout", 0.2, "zoneout=0.2"),
+        ("runtime_forget_bias", 1.0, "runtime_forget_bias=1.0"),
+        ("return_states", "all", "return_states='all'"),
+        ("recurrent_dropout", 0.1, "recurrent_dropout=0.1"),
+    ):
+        with pytest.raises(ValueError, match=fast + re.escape(shown)):
+            setattr(layer, option, value)
+    assert (layer.zoneout, layer.runtime_forget_bias, layer.return_states, layer.recurrent_dropout) == (
+        0.0, 0.0, "last", 0.0,
+    )  # fmt: skip
+    assert layer._ops().backend == "fast" and repr(layer) == "LSTM(3, 4)"
+    for option, value, error, message in (
+        ("zoneout", 1.5, ValueError, r"zoneout must be in \[0, 1\), got 1.5$"),
+        ("zoneout", (0.1,), ValueError, r"zoneout must be a number in \[0, 1\) or a pair \(z_h, z_c\)"),
+        ("runtime_forget_bias", float("nan"), ValueError, r"runtime_forget_bias must be a finite number, got nan"),
+        ("return_states", "every", ValueError, r"return_states must be 'last' or 'all', got 'every'"),
+        ("recurrent_dropout", 1.0, ValueError, r"recurrent_dropout must be in \[0, 1\), got 1.0 \(1 would zero"),
+    ):
+        with pytest.raises(error, match="^LSTM: " + message):
+            setattr(layer, option, value)
+    layer.backend = "auto"
+    layer.zoneout = 0.2
+    assert layer._ops().backend == "reference"
+    with pytest.raises(ValueError, match=fast + r"zoneout=0.2"):
+        layer.backend = "fast"
+    layer.zoneout = 0.0
+    assert layer._ops().backend == "fast"
+    layer.backend = "fast"
+    fixed = "defines parameters and is fixed at construction; build a new"
+    for owner, why in ((layer, fixed), (lstmkit.LSTMCell(3, 4, layer_norm=True), fixed), (lstmkit.GRU(3, 4), None)):
+        for option in ("layer_norm", "peepholes"):
+            before, name = getattr(owner, option), type(owner).__name__
+            reason = why or rf"is an LSTM option \(GRU has no {LSTM_ONLY[option][1]}\), always False here"
+            with pytest.raises(AttributeError, match=rf"^{name}: {option} {reason}"):
+                setattr(owner, option, not before)
+            assert getattr(owner, option) == before
+
+
+def test_recurrent_dropout_runs_the_reference_in_training_and_the_fast_ops_in_eval(monkeypatch, rng):
+    """backend "auto": a layer with recurrent_dropout runs the fused ops, which hand a call with
+    masks to the reference op (its cache says so); in eval mode there are no masks."""
+    monkeypatch.delenv("LSTMKIT_BACKEND", raising=False)
+    x = rng.standard_normal((5, 2, 3))
+    for mode in ("LSTM", "GRU"):
+        layer = make(mode, 3, 4, recurrent_dropout=0.3)
+        assert layer._ops().backend == "fast"
+        layer(x)
+        reference_cache = layer._saved.pop().caches[0][0]
+        layer.eval()
+        layer(x)
+        fast_cache = layer._saved.pop().caches[0][0]
+        assert type(reference_cache).__name__ == f"{mode}Cache"
+        assert type(fast_cache).__name__ == f"Fused{mode}Cache"
+
+
 # ---- errors --------------------------------------------------------------------------------
 FAST = r"backend='fast' runs the fused ops, which lack "
 CONSTRUCTOR_ERRORS = [
     (dict(zoneout=1.0), ValueError, r"zoneout must be in \[0, 1\), got 1.0 \(1 would keep the initial state"),
-    (dict(zoneout=-0.2), ValueError, r"zoneout must be in \[0, 1\), got -0.2"),
-    (dict(zoneout=(0.1, 1.5)), ValueError, r"zoneout\[1\] \(z_c\) must be in \[0, 1\), got 1.5"),
-    (dict(zoneout=(0.1, 0.2, 0.3)), ValueError, r"zoneout must be a number or a pair \(z_h, z_c\), got \(0.1, 0.2, "),
+    (dict(zoneout=-0.2), ValueError, r"zoneout must be in \[0, 1\), got -0.2$"),  # the reason is 1's alone
+    (dict(zoneout=float("nan")), ValueError, r"zoneout must be in \[0, 1\), got nan$"),
+    (dict(zoneout=(0.1, 1.5)), ValueError, r"zoneout\[1\] \(z_c\) must be in \[0, 1\), got 1.5$"),
+    (dict(zoneout=(0.1, 1.0)), ValueError, r"zoneout\[1\] \(z_c\) must be in \[0, 1\), got 1.0 \(1 would keep"),
+    (
+        dict(zoneout=(0.1, 0.2, 0.3)), ValueError,
+        r"zoneout must be a number in \[0, 1\) or a pair \(z_h, z_c\), got \(0.1, 0.2, 0.3\)$",
+    ),
     (dict(zoneout="0.1"), TypeError, r"zoneout must be a number in \[0, 1\), got '0.1'"),
     (dict(return_states="every"), ValueError, r"return_states must be 'last' or 'all', got 'every'"),
     (dict(layer_norm=1), TypeError, r"layer_norm must be True or False, got 1"),
@@ -460,6 +598,10 @@ CONSTRUCTOR_ERRORS = [
     (dict(zoneout=(0.0, 0.3), backend="fast"), ValueError, FAST + r"zoneout=\(0.0, 0.3\)"),
     (dict(return_states="all", backend="fast"), ValueError, FAST + r"return_states='all'"),
     (dict(runtime_forget_bias=1.0, peepholes=True, backend="fast"), ValueError, FAST + r"peepholes=True"),
+    (dict(recurrent_dropout=0.3, backend="fast"), ValueError, FAST + r"recurrent_dropout=0.3; use backend='auto'"),
+    (dict(forget_bias=float("nan")), ValueError, r"forget_bias must be a finite number, got nan$"),
+    (dict(forget_bias=float("-inf")), ValueError, r"forget_bias must be a finite number, got -inf$"),
+    (dict(forget_bias=True), TypeError, r"forget_bias must be a finite number or None, got True$"),
 ]  # fmt: skip
 
 
@@ -469,12 +611,37 @@ def test_constructor_errors_name_the_option_and_value(options, error, message):
         lstmkit.LSTM(3, 4, **options)
 
 
+LSTM_ONLY = {
+    "layer_norm": (True, "cell state to normalise"),
+    "peepholes": (True, "cell state to peep at"),
+    "runtime_forget_bias": (1.0, "forget gate"),
+    "forget_bias": (1.0, "forget gate"),
+}
+
+
+@pytest.mark.parametrize("owner", ["GRU", "RNN", "GRUCell", "RNNCell"])
+def test_gru_and_rnn_refuse_the_lstm_options_saying_why(owner):
+    layer_class = getattr(lstmkit, owner)
+    for name, (value, lacks) in LSTM_ONLY.items():
+        if owner.endswith("Cell") and name == "forget_bias":
+            continue  # no cell takes an initial forget_bias, an LSTM cell neither
+        reason = rf"^{owner}: {name} is an LSTM option \({owner} has no {lacks}\), got {name}={value!r}$"
+        with pytest.raises(ValueError, match=reason):
+            layer_class(3, 4, **{name: value})
+    off = dict(layer_norm=False, peepholes=False, runtime_forget_bias=0.0)  # off, they are accepted
+    plain, given_off = layer_class(3, 4, seed=0, **off), layer_class(3, 4, seed=0)
+    for (name, a), (_, b) in zip(plain.named_parameters(), given_off.named_parameters(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data, err_msg=name)
+    with pytest.raises(ValueError, match=rf"^{owner}: runtime_forget_bias is an LSTM option"):
+        plain.runtime_forget_bias = 0.5  # assigned later, too
+    assert plain.runtime_forget_bias == 0.0
+
+
 def test_gru_rnn_and_cell_errors():
-    for layer_class in (lstmkit.GRU, lstmkit.RNN, lstmkit.GRUCell, lstmkit.RNNCell):
-        for name in ("layer_norm", "peepholes", "runtime_forget_bias"):
-            with pytest.raises(TypeError, match=name):
-                layer_class(3, 4, **{name: True})
-    with pytest.raises(ValueError, match=r"^GRU: zoneout must be a number or one number \(the state is h alone\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"^GRU: zoneout must be one number in \[0, 1\) \(its state is h alone, no c\), got \(0.1, 0.2\)$",
+    ):
         lstmkit.GRU(3, 4, zoneout=(0.1, 0.2))
     with pytest.raises(ValueError, match=r"^GRU: backend='fast' runs the fused ops, which lack zoneout=0.1"):
         lstmkit.GRU(3, 4, zoneout=0.1, backend="fast")

@@ -2,7 +2,8 @@
 
     ==========================================  =============================================
     lstmkit.LSTM / GRU / RNN (one layer)        lstmkit.keras.LSTM / GRU / SimpleRNN
-    ... with bidirectional=True                 Bidirectional(..., merge_mode=layer.merge_mode)
+    ... with bidirectional=True and any         Bidirectional(..., merge_mode=layer.merge_mode)
+    merge_mode ("concat", "sum", "mul", "ave")  (and back; merge_mode=None has no twin)
     weight_ih_l0 (G·H, I), rows torch's order   kernel (I, G·U) = weight_ihᵀ, Keras' order
     weight_hh_l0 (G·H, H)                       recurrent_kernel (U, G·U) = weight_hhᵀ
     bias_ih_l0, bias_hh_l0 (G·H,)               bias: LSTM, SimpleRNN: bias_ih + bias_hh;
@@ -14,8 +15,9 @@ The twins compute the same function: ``to_keras(layer)`` returns sequences and s
 ``to_torch(keras_layer)`` is batch-first. A summed LSTM bias comes back as ``bias_ih`` with a
 zero ``bias_hh``. Multi-layer, projected (``proj_size``) and ``go_backwards`` layers have no
 twin and are refused, and so are the variants Keras lacks (``layer_norm``, ``peepholes``,
-``zoneout``, ``runtime_forget_bias``). ``return_states="all"`` is not carried over: the twin
-returns what a Keras layer returns.
+``zoneout``, ``runtime_forget_bias``) and ``recurrent_dropout`` (Keras' draws a mask per gate,
+lstmkit's one mask on h_{t-1}: another function in training). ``return_states="all"`` is not
+carried over: the twin returns what a Keras layer returns.
 """
 
 from __future__ import annotations
@@ -45,8 +47,15 @@ def to_keras(layer: RNNBase, **options) -> KerasRNN | Bidirectional:
             f"{owner}: expected num_layers=1 and proj_size=0 (one Keras layer), "
             f"got num_layers={layer.num_layers}, proj_size={layer.proj_size}"
         )
-    variants = {"layer_norm": False, "peepholes": False, "zoneout": 0.0, "runtime_forget_bias": 0.0}
-    lacking = [f"{name}={getattr(layer, name)!r}" for name, off in variants.items() if getattr(layer, name) != off]
+    variants = layer._variants_on()  # the options on that the fused ops lack, name -> value
+    variants.pop("return_states", None)  # not carried over (see the module docstring)
+    if "recurrent_dropout" in variants:
+        raise ValueError(
+            f"{owner}: Keras' recurrent_dropout draws one mask per gate, lstmkit's one mask on h_{{t-1}}, so "
+            f"recurrent_dropout={variants['recurrent_dropout']!r} has no Keras twin; convert the layer with "
+            "recurrent_dropout=0 and set the Keras layer's own recurrent_dropout if you want Keras' kind"
+        )
+    lacking = [f"{name}={value!r}" for name, value in variants.items()]
     if lacking:
         raise ValueError(f"{owner}: Keras' layers have no {', '.join(lacking)}; only a plain layer has a Keras twin")
     keras_format, _ = FORMATS[layer.mode]
@@ -69,14 +78,18 @@ def to_keras(layer: RNNBase, **options) -> KerasRNN | Bidirectional:
 
 
 def to_torch(layer: KerasRNN | Bidirectional) -> RNNBase:
-    """The PyTorch-style twin (``batch_first=True``) of a Keras-style layer or a concat Bidirectional."""
+    """The PyTorch-style twin (``batch_first=True``) of a Keras-style layer or a Bidirectional
+    (its ``merge_mode`` becomes the twin's: "concat" is torch's bidirectional, "sum", "mul" and
+    "ave" lstmkit's own)."""
     owner = f"to_torch({type(layer).__name__})"
     bidirectional = isinstance(layer, Bidirectional)
-    if bidirectional and (layer.merge_mode != "concat" or layer.forward_layer.go_backwards):
+    if bidirectional and layer.merge_mode is None:
         raise ValueError(
-            f"{owner}: expected merge_mode='concat' and a forward layer going forwards (torch's "
-            f"bidirectional), got merge_mode={layer.merge_mode!r}"
+            f"{owner}: merge_mode=None returns the two directions apart, which an lstmkit layer does not; "
+            "expected merge_mode 'concat', 'sum', 'mul' or 'ave'"
         )
+    if bidirectional and layer.forward_layer.go_backwards:
+        raise ValueError(f"{owner}: expected a forward layer going forwards, got go_backwards=True")
     directions = [layer.forward_layer, layer.backward_layer] if bidirectional else [layer]
     first = directions[0]
     if not isinstance(first, KerasRNN):
@@ -87,6 +100,8 @@ def to_torch(layer: KerasRNN | Bidirectional) -> RNNBase:
         raise ValueError(f"{owner}: the layer has no weights yet; call it or build() it first")
     kind = first._kind
     options = dict(bias=first.use_bias, batch_first=True, bidirectional=bidirectional, dtype=first.dtype)
+    if bidirectional:
+        options["merge_mode"] = layer.merge_mode
     if kind.mode.startswith("RNN"):
         twin = TorchRNN(first.input_size, first.units, nonlinearity=first.activation, **options)
     else:

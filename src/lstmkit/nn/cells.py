@@ -11,15 +11,15 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..grad_mode import is_grad_enabled
-from ..ops.recurrence import Zoneout
 from . import checks
 from .kinds import GRU_KIND, LSTM_KIND, CellKind, register_weights, rnn_kind
 from .module import Module
 from .packing import PackedSequence
-from .rnn_base import VariantBackendSwitch, layer_weight_shapes
+from .rnn_base import layer_weight_shapes
+from .variants import VariantOptions
 
 
-class RNNCellBase(VariantBackendSwitch, Module):
+class RNNCellBase(VariantOptions, Module):
     """One step of a recurrent cell of the given kind; subclasses document the equations.
 
     Stepping a cell by hand over a sequence and then calling ``backward`` once per step, last
@@ -28,10 +28,12 @@ class RNNCellBase(VariantBackendSwitch, Module):
     :class:`~.backend_switch.BackendSwitch`); the variants run the reference ops.
 
     ``zoneout`` (every kind; a pair (z_h, z_c) or one number for an LSTM cell, one number
-    otherwise), in [0, 1): in training each call draws 0/1 keep masks (N, size), 1 with
-    probability z, from the cell's generator (``seed``), and the new state is
-    ``keep ⊙ state + (1 - keep) ⊙ state'``; in eval mode keep = z. Stepped by hand, every
-    call draws afresh: a fresh mask every step.
+    otherwise), in [0, 1): in training each call draws 0/1 keep masks (1, N, H) (one step of
+    N sequences), 1 with probability z, from the cell's generator (``seed``), and the new
+    state is ``keep ⊙ state + (1 - keep) ⊙ state'``; in eval mode keep = z. Stepped by hand,
+    every call draws afresh: a fresh mask every step. ``zoneout`` and an LSTM cell's
+    ``runtime_forget_bias`` may be assigned after construction (checked as the constructor
+    checks them); ``layer_norm`` and ``peepholes`` define parameters and are fixed.
     """
 
     def __init__(
@@ -98,21 +100,12 @@ class RNNCellBase(VariantBackendSwitch, Module):
         state = self._check_state(hx, "hx", x.shape[0], batched)
         ops = self._ops()
         options = self._op_options
-        if self._zoned:
-            options = dict(options, zoneout=self._zoneout(x.shape[0]))
+        if self._zoned:  # one step of N sequences
+            options = dict(options, zoneout=self._zoneout_masks((1, x.shape[0]), (self.hidden_size,) * len(state)))
         _, state1, cache = ops.forward(x[None], state, self._weights(), is_grad_enabled(), None, **options)
         if cache is not None:
             self._save_for_backward((cache, batched, ops))
         return self._caller_state(state1, batched)
-
-    def _zoneout(self, batch: int) -> Zoneout:
-        """This step's zoneout: (1, N, H) keep masks in training, the rates in eval (see the class docstring)."""
-        if not self.training:
-            return Zoneout(*(np.asarray(rate, self.dtype) if rate else None for rate in self._zoneout_rates))
-        shape = (1, batch, self.hidden_size)
-        return Zoneout(
-            *((self._rng.random(shape) < rate).astype(self.dtype) if rate else None for rate in self._zoneout_rates)
-        )
 
     def backward(self, dhx: ArrayLike | tuple) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, ...]]:
         """``dx, dhx = cell.backward(dhx')`` for the latest unmatched forward (dhx' shaped like its output)."""
@@ -216,6 +209,8 @@ class GRUCell(RNNCellBase):
         backend: "auto" (default), "reference" or "fast": which implementation runs the equations
             (:mod:`lstmkit.ops.backends`); the same numbers either way.
         zoneout: one number z in [0, 1) for h (see :class:`RNNCellBase`); it runs the reference ops.
+        layer_norm, peepholes, runtime_forget_bias: :class:`LSTMCell`'s options, accepted off
+            only (False or 0); on, each is a ValueError that says what a GRU cell lacks for it.
 
     ==========  =============================  =====================================
     x           (N, H_in) or (H_in,)           input of this step
@@ -233,9 +228,11 @@ class GRUCell(RNNCellBase):
     # The constructor as PyTorch and Keras write theirs, a few arguments a line (not formatted).
     # fmt: off
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype=np.float32,
-                 seed: int | None = None, backend: str = "auto", zoneout: float = 0.0):
+                 seed: int | None = None, backend: str = "auto", zoneout: float = 0.0, layer_norm: bool = False,
+                 peepholes: bool = False, runtime_forget_bias: float = 0.0):
         super().__init__(GRU_KIND, input_size, hidden_size, bias, dtype=dtype, seed=seed, backend=backend,
-                         zoneout=zoneout)
+                         zoneout=zoneout, layer_norm=layer_norm, peepholes=peepholes,
+                         runtime_forget_bias=runtime_forget_bias)
     # fmt: on
 
 
@@ -244,18 +241,21 @@ class RNNCell(RNNCellBase):
 
         h' = act(W_ih x + b_ih + W_hh h + b_hh)      act = tanh (default) or relu
 
-    Arguments (``zoneout`` too), input, state and output as :class:`GRUCell`'s, plus
-    ``nonlinearity`` ('tanh' or 'relu'); the parameters have one block of H rows: weight_ih (H, H_in), weight_hh (H, H),
-    bias_ih and bias_hh (H,). ``dx, dh = cell.backward(dh')``.
+    Arguments (``zoneout`` and the refused LSTM options too), input, state and output as
+    :class:`GRUCell`'s, plus ``nonlinearity`` ('tanh' or 'relu'); the parameters have one block
+    of H rows: weight_ih (H, H_in), weight_hh (H, H), bias_ih and bias_hh (H,).
+    ``dx, dh = cell.backward(dh')``.
     """
 
     # The constructor as PyTorch and Keras write theirs, a few arguments a line (not formatted).
     # fmt: off
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
-                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto", zoneout: float = 0.0):
+                 *, dtype=np.float32, seed: int | None = None, backend: str = "auto", zoneout: float = 0.0,
+                 layer_norm: bool = False, peepholes: bool = False, runtime_forget_bias: float = 0.0):
         self.nonlinearity = nonlinearity
         super().__init__(rnn_kind(type(self).__name__, nonlinearity), input_size, hidden_size, bias,
-                         dtype=dtype, seed=seed, backend=backend, zoneout=zoneout)
+                         dtype=dtype, seed=seed, backend=backend, zoneout=zoneout, layer_norm=layer_norm,
+                         peepholes=peepholes, runtime_forget_bias=runtime_forget_bias)
     # fmt: on
 
     def extra_repr(self) -> str:

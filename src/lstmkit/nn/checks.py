@@ -30,7 +30,7 @@ def check_probability(owner: str, name: str, value, below_one: str = "") -> floa
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{owner}: {name} must be a number in {interval}, got {value!r}")
     if not 0.0 <= float(value) <= 1.0 or below_one and float(value) == 1.0:
-        why = f" ({below_one})" if below_one else ""
+        why = f" ({below_one})" if below_one and float(value) == 1.0 else ""
         raise ValueError(f"{owner}: {name} must be in {interval}, got {value}{why}")
     return float(value)
 
@@ -109,8 +109,12 @@ def check_zoneout(owner: str, zoneout, state_parts: tuple[str, ...]) -> tuple[fl
     why = "1 would keep the initial state forever"
     if isinstance(zoneout, (tuple, list)):
         if len(zoneout) != len(state_parts):
-            expected = "a pair (z_h, z_c)" if len(state_parts) == 2 else "one number (the state is h alone)"
-            raise ValueError(f"{owner}: zoneout must be a number or {expected}, got {zoneout!r}")
+            expected = (
+                "a number in [0, 1) or a pair (z_h, z_c)"
+                if len(state_parts) == 2
+                else "one number in [0, 1) (its state is h alone, no c)"
+            )
+            raise ValueError(f"{owner}: zoneout must be {expected}, got {zoneout!r}")
         return tuple(
             check_probability(owner, f"zoneout[{index}] (z_{part})", rate, below_one=why)
             for index, (part, rate) in enumerate(zip(state_parts, zoneout))
@@ -118,13 +122,34 @@ def check_zoneout(owner: str, zoneout, state_parts: tuple[str, ...]) -> tuple[fl
     return (check_probability(owner, "zoneout", zoneout, below_one=why),) * len(state_parts)
 
 
-def check_real(owner: str, name: str, value) -> float:
-    """A finite real number (bool refused)."""
+def check_real(owner: str, name: str, value, expected: str = "a number") -> float:
+    """A finite real number (bool refused); ``expected`` is what the TypeError says it must be."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: {name} must be a number, got {value!r}")
+        raise TypeError(f"{owner}: {name} must be {expected}, got {value!r}")
     if not np.isfinite(value):
         raise ValueError(f"{owner}: {name} must be a finite number, got {value!r}")
     return float(value)
+
+
+# The LSTM's own options, and what another kind lacks for each (explain's wording)
+LSTM_ONLY = {
+    "proj_size": "projection",
+    "layer_norm": "cell state to normalise",
+    "peepholes": "cell state to peep at",
+    "runtime_forget_bias": "forget gate",
+    "forget_bias": "forget gate",
+}
+
+
+def check_lstm_only(owner: str, **options) -> None:
+    """A ValueError naming the first of :data:`LSTM_ONLY`'s options that is on (anything but
+    None, False or 0) for ``owner``, a GRU or RNN layer or cell."""
+    for name, value in options.items():
+        off = value is None or isinstance(value, (bool, np.bool_, numbers.Real)) and value == 0
+        if not off:
+            raise ValueError(
+                f"{owner}: {name} is an LSTM option ({owner} has no {LSTM_ONLY[name]}), got {name}={value!r}"
+            )
 
 
 def check_padding_side(owner: str, padding_side) -> str:

@@ -75,7 +75,7 @@ def cell_ops(kind: CellKind, backend: str) -> CellOps:
     """``kind``'s ops on ``backend`` ("auto", "reference" or "fast", resolved now: for "auto", the
     environment's ``LSTMKIT_BACKEND`` is read at each call). A microsecond or so a call: the ops of
     each (kind, backend, environment value) are resolved and adapted once. A layer or cell with a
-    variant the fused ops lack asks for "reference" (see :func:`check_variant_backend`)."""
+    variant the fused ops lack asks for "reference" (see :class:`~.variants.VariantOptions`)."""
     key = (kind, backend, os.environ.get(ENVIRONMENT_VARIABLE) if backend == "auto" else None)
     ops = _ADAPTED.get(key)
     if ops is None:
@@ -102,7 +102,8 @@ KINDS = {kind.mode: kind for kind in (LSTM_KIND, GRU_KIND, *RNN_KINDS.values())}
 
 def check_variant_backend(owner: str, backend: str, variant: str | None) -> None:
     """A ValueError where ``backend`` is "fast" and ``variant`` (e.g. "layer_norm=True", the first
-    option on that the fused ops lack; None: none) is on: such a layer runs the reference ops."""
+    option on that the fused ops lack, ``recurrent_dropout`` included; None: none) is on: such a
+    layer runs the reference ops (with recurrent_dropout, in training)."""
     if variant is not None and backend == "fast":
         raise ValueError(
             f"{owner}: backend='fast' runs the fused ops, which lack {variant}; "

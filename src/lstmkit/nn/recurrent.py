@@ -13,8 +13,6 @@ and ``layer(x, lengths=lengths, padding_side="left")`` on arrays padded at the f
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .kinds import GRU_KIND, LSTM_KIND, rnn_kind
@@ -25,7 +23,8 @@ _SHARED_ARGS = """
         bias: whether the layers have ``bias_ih`` and ``bias_hh``. Default True.
         batch_first: input and output as (N, L, ·) instead of (L, N, ·); states are never batch-first.
         dropout: probability of zeroing each output of every layer but the last, in training.
-        bidirectional: run a second layer over the reversed sequence and concatenate. Default False.
+        bidirectional: run a second layer over the reversed sequence and merge the two outputs as
+            ``merge_mode`` says (concatenated by default). Default False.
         dtype: numpy.float32 (default) or numpy.float64.
         seed: seed of the ``numpy.random.Generator`` that draws the initial weights and dropout masks.
         backend: "auto" (default), "reference" or "fast": which implementation runs the equations
@@ -34,7 +33,9 @@ _SHARED_ARGS = """
             default 0: in training, every layer and direction draws ONE mask per sequence of
             shape (N, H_out_k), entries 0 or 1/(1 - p), and multiplies h_{t-1} by it wherever
             W_hh meets it, the same mask at every step (drawn from ``seed``'s generator at each
-            forward; none in eval mode). 1 is refused: it would cut every recurrence.
+            forward; none in eval mode). 1 is refused: it would cut every recurrence. In training
+            it runs the reference ops, in eval mode the fast ones (with backend "auto");
+            ``backend="fast"`` with it is a ValueError.
         merge_mode: how the two directions' h_t become one output when bidirectional, at every
             layer (Keras Bidirectional's vocabulary): "concat" (default, PyTorch's: D*H_out
             features), "sum", "mul" or "ave" (H_out features; layer k > 0 then reads H_out
@@ -46,7 +47,9 @@ _SHARED_ARGS = """
             afresh for every step, unit, sequence, layer and direction from ``seed``'s generator
             (after recurrent_dropout's masks, each layer's before its dropout mask); in eval mode
             k_t = z, the expectation, and nothing is random. The zoned state is what the output,
-            the next step and h_n see. Runs the reference ops.
+            the next step and h_n see. Runs the reference ops. May be assigned after
+            construction, as may ``recurrent_dropout``, ``return_states`` and an LSTM's
+            ``runtime_forget_bias`` (checked as here).
         return_states: "last" (default: h_n only, as PyTorch) or "all": forward returns a third
             value, the states of every step of every layer and direction (see Outputs), and
             ``backward`` takes their gradient as ``dstates_all=``."""
@@ -63,6 +66,11 @@ _SIZES_NOTE = """Per-layer sizes: ``hidden_size=[256, 128, 64]`` (one int per la
     sequence n fills the last lengths[n] steps (steps T - lengths[n] ... T - 1). Output, h_n
     and gradients equal the right-padded run's, moved the same way: the output is zero in the
     padding at the front and h_n is each sequence's state at step T - 1."""
+
+_LSTM_ONLY_ARGS = """
+        layer_norm, peepholes, runtime_forget_bias, forget_bias: :class:`LSTM`'s options,
+            accepted off only (False, 0 or None); on, each is a ValueError that says what this
+            kind lacks for it."""
 
 
 class LSTM(RNNBase):
@@ -93,7 +101,7 @@ class LSTM(RNNBase):
     LN(a) = (a - mean(a)) / sqrt(var(a) + 1e-5) over the 4H (or H) units of one step and
     sequence; c_t itself is carried un-normalised. Any variant (and ``return_states="all"``,
     whose c of every step the reference op keeps) runs the reference ops: ``backend="fast"``
-    with one is a ValueError.
+    with one (or with ``recurrent_dropout``) is a ValueError.
 
     Args:
         input_size: features of x_t (H_in).
@@ -102,15 +110,16 @@ class LSTM(RNNBase):
         forget_bias: None (default: PyTorch's initialisation), or a number b (Jozefowicz et al.
             2015): after the uniform initialisation, the f block (rows H:2H) of every
             ``bias_ih`` is set to b and that of every ``bias_hh`` to 0, so the forget gate's
-            bias, their sum, starts at b (1.0 is the usual choice). Needs ``bias=True``.
-            An initial value: training moves it.
+            bias, their sum, starts at b (1.0 is the usual choice). Needs ``bias=True`` and a
+            finite b. An initial value: training moves it.
         runtime_forget_bias: a number β, default 0 (TF1's ``forget_bias``): added to the forget
             gate's pre-activation at every step of every call, a constant that is no parameter
             and that training never moves.
         layer_norm: normalise W x, W h and c_t before its tanh, with learned gains and shifts
-            (see above and Parameters). Default False.
+            (see above and Parameters). Default False. Fixed at construction: it defines
+            parameters (assigning it is an AttributeError).
         peepholes: i and f see c_{t-1}, o sees c_t through ``weight_peephole`` (see above).
-            Default False.
+            Default False; fixed at construction as layer_norm is.
 
     Inputs: ``input, (h_0, c_0)`` with D = 2 if bidirectional else 1, H_out = proj_size or hidden_size:
 
@@ -190,27 +199,8 @@ class LSTM(RNNBase):
         super().__init__(LSTM_KIND, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          proj_size, dtype=dtype, seed=seed, backend=backend, recurrent_dropout=recurrent_dropout,
                          merge_mode=merge_mode, zoneout=zoneout, return_states=return_states, layer_norm=layer_norm,
-                         peepholes=peepholes, runtime_forget_bias=runtime_forget_bias)
-        self.forget_bias = self._initial_forget_bias(forget_bias)
+                         peepholes=peepholes, runtime_forget_bias=runtime_forget_bias, forget_bias=forget_bias)
     # fmt: on
-
-    def _initial_forget_bias(self, forget_bias):
-        """Set the forget gate's bias of every layer and direction to ``forget_bias`` (see Args)."""
-        if forget_bias is None:
-            return None
-        owner = type(self).__name__
-        if isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real):
-            raise TypeError(f"{owner}: forget_bias must be a number or None, got {forget_bias!r}")
-        if not self.bias:
-            raise ValueError(
-                f"{owner}: forget_bias={forget_bias!r} sets bias_ih's forget block and needs bias=True, got bias=False"
-            )
-        for layer, hidden in enumerate(self.hidden_sizes):
-            for direction in range(self.num_directions):
-                suffix = self._suffix(layer, direction)
-                self._parameters["bias_ih" + suffix].data[hidden : 2 * hidden] = forget_bias
-                self._parameters["bias_hh" + suffix].data[hidden : 2 * hidden] = 0.0
-        return float(forget_bias)
 
 
 class GRU(RNNBase):
@@ -230,7 +220,7 @@ class GRU(RNNBase):
 
     Args:
         input_size: features of x_t (H_in).
-        hidden_size: units of h_t (H), or a list of one per layer (see below).{shared}
+        hidden_size: units of h_t (H), or a list of one per layer (see below).{shared}{lstm_only}
 
     Inputs ``input, h_0`` and outputs ``output, h_n`` (D = 2 if bidirectional else 1), and
     ``h_all`` third with return_states="all"; the state is one array, not a pair:
@@ -270,10 +260,13 @@ class GRU(RNNBase):
     def __init__(self, input_size: int, hidden_size: int | list[int], num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  *, dtype=np.float32, seed: int | None = None, backend: str = "auto", recurrent_dropout: float = 0.0,
-                 merge_mode: str = "concat", zoneout: float = 0.0, return_states: str = "last"):
+                 merge_mode: str = "concat", zoneout: float = 0.0, return_states: str = "last",
+                 layer_norm: bool = False, peepholes: bool = False, runtime_forget_bias: float = 0.0,
+                 forget_bias: float | None = None):
         super().__init__(GRU_KIND, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          dtype=dtype, seed=seed, backend=backend, recurrent_dropout=recurrent_dropout,
-                         merge_mode=merge_mode, zoneout=zoneout, return_states=return_states)
+                         merge_mode=merge_mode, zoneout=zoneout, return_states=return_states, layer_norm=layer_norm,
+                         peepholes=peepholes, runtime_forget_bias=runtime_forget_bias, forget_bias=forget_bias)
     # fmt: on
 
 
@@ -290,7 +283,7 @@ class RNN(RNNBase):
     Args:
         input_size: features of x_t (H_in).
         hidden_size: units of h_t (H), or a list of one per layer (see :class:`GRU`).
-        nonlinearity: ``'tanh'`` (default) or ``'relu'``; fourth positionally, as in PyTorch.{shared}
+        nonlinearity: ``'tanh'`` (default) or ``'relu'``; fourth positionally, as in PyTorch.{shared}{lstm_only}
 
     Inputs ``input, h_0`` and outputs ``output, h_n`` exactly as :class:`GRU`'s (per-layer
     sizes, left padding, ``zoneout`` and ``return_states`` too).
@@ -316,14 +309,20 @@ class RNN(RNNBase):
     def __init__(self, input_size: int, hidden_size: int | list[int], num_layers: int = 1, nonlinearity: str = "tanh",
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  *, dtype=np.float32, seed: int | None = None, backend: str = "auto", recurrent_dropout: float = 0.0,
-                 merge_mode: str = "concat", zoneout: float = 0.0, return_states: str = "last"):
+                 merge_mode: str = "concat", zoneout: float = 0.0, return_states: str = "last",
+                 layer_norm: bool = False, peepholes: bool = False, runtime_forget_bias: float = 0.0,
+                 forget_bias: float | None = None):
         kind = rnn_kind(type(self).__name__, nonlinearity)
         self.nonlinearity = nonlinearity
         super().__init__(kind, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          dtype=dtype, seed=seed, backend=backend, recurrent_dropout=recurrent_dropout,
-                         merge_mode=merge_mode, zoneout=zoneout, return_states=return_states)
+                         merge_mode=merge_mode, zoneout=zoneout, return_states=return_states, layer_norm=layer_norm,
+                         peepholes=peepholes, runtime_forget_bias=runtime_forget_bias, forget_bias=forget_bias)
     # fmt: on
 
 
 for _layer in (LSTM, GRU, RNN):
-    _layer.__doc__ = _layer.__doc__.replace("{shared}", _SHARED_ARGS).replace("{sizes}", _SIZES_NOTE)
+    _layer.__doc__ = (
+        _layer.__doc__.replace("{shared}", _SHARED_ARGS).replace("{sizes}", _SIZES_NOTE)
+        .replace("{lstm_only}", _LSTM_ONLY_ARGS)
+    )  # fmt: skip

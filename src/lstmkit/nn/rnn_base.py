@@ -18,13 +18,13 @@ from numpy.typing import ArrayLike
 
 from ..grad_mode import is_grad_enabled
 from ..ops import recycle_cache
-from ..ops.recurrence import GateDropout, Zoneout, padding_mask, reverse_in_time
+from ..ops.recurrence import GateDropout, padding_mask, reverse_in_time
 from . import checks
 from ._layouts import LengthsLayout, PackedLayout, PaddedLayout
-from .backend_switch import BackendSwitch
-from .kinds import CellKind, CellOps, cell_ops, check_variant_backend, register_weights
+from .kinds import CellKind, CellOps, register_weights
 from .module import Module
 from .packing import PackedSequence, check_lengths, check_packed
+from .variants import VariantOptions
 
 State = np.ndarray | list | tuple  # h, or (h, c) for an LSTM; each a list of per-layer arrays with a list of sizes
 
@@ -154,45 +154,7 @@ def steps_to_time_major(layout, array: np.ndarray) -> np.ndarray:
     return layout.to_time_major(array)
 
 
-class VariantBackendSwitch(BackendSwitch):
-    """The backend switch of a layer or cell that may have a variant the fused ops lack
-    (``_variant``: the first such option that is on, as ``"name=value"``, or None): it then runs
-    the reference ops whatever "auto" or ``LSTMKIT_BACKEND`` say, and ``backend="fast"`` is a
-    ValueError naming the option. A plain layer's call pays one attribute test."""
-
-    _variant: str | None = None
-
-    @BackendSwitch.backend.setter
-    def backend(self, value: str) -> None:
-        check_variant_backend(type(self).__name__, value, self._variant)
-        BackendSwitch.backend.fset(self, value)
-
-    def _set_variants(
-        self, backend: str, zoneout, layer_norm=False, peepholes=False, runtime_forget_bias=0.0, **others_on: bool
-    ) -> None:
-        """Check and keep the variant options (see the layers' and cells' docstrings), then set
-        ``backend``, checked against them; ``others_on``: more such options, name -> whether on."""
-        owner = type(self).__name__
-        self.layer_norm = checks.check_flag(owner, "layer_norm", layer_norm)
-        self.peepholes = checks.check_flag(owner, "peepholes", peepholes)
-        self.runtime_forget_bias = checks.check_real(owner, "runtime_forget_bias", runtime_forget_bias)
-        self._zoneout_rates = checks.check_zoneout(owner, zoneout, self._kind.state_parts)  # one per state part
-        self.zoneout = tuple(self._zoneout_rates) if isinstance(zoneout, (tuple, list)) else self._zoneout_rates[0]
-        self._zoned = any(self._zoneout_rates)
-        self._op_options = {"forget_bias": self.runtime_forget_bias} if self.runtime_forget_bias else {}
-        options_on = dict(
-            layer_norm=self.layer_norm, peepholes=self.peepholes, zoneout=self._zoned,
-            runtime_forget_bias=bool(self.runtime_forget_bias), **others_on,
-        )  # fmt: skip
-        on = [name for name, is_on in options_on.items() if is_on]
-        self._variant = f"{on[0]}={getattr(self, on[0])!r}" if on else None
-        self.backend = backend
-
-    def _ops(self) -> CellOps:
-        return cell_ops(self._kind, self._backend if self._variant is None else "reference")
-
-
-class RNNBase(VariantBackendSwitch, Module):
+class RNNBase(VariantOptions, Module):
     """The machinery of a multi-layer, optionally bidirectional recurrent layer (PyTorch's RNNBase).
 
     Subclasses (:class:`~.recurrent.LSTM`, :class:`~.recurrent.GRU`, :class:`~.recurrent.RNN`)
@@ -201,7 +163,10 @@ class RNNBase(VariantBackendSwitch, Module):
     ``backend`` ("auto", "reference" or "fast") picks the implementation (see
     :class:`~.backend_switch.BackendSwitch`); the variants (``layer_norm``, ``peepholes``,
     ``zoneout``, ``runtime_forget_bias``, an LSTM's ``return_states="all"``) run the reference
-    ops, which alone have them.
+    ops, which alone have them, and ``recurrent_dropout`` runs them in training (see
+    :class:`~.variants.VariantOptions`). ``zoneout``, ``runtime_forget_bias``,
+    ``return_states`` and ``recurrent_dropout`` may be assigned after construction (checked as
+    the constructor checks them); ``layer_norm`` and ``peepholes`` are fixed.
 
     ``hidden_size`` is an int, or a list of one int per layer: then every state (``hx``,
     ``h_n``, ``c_n`` and their gradients) is a list of one array per layer, layer k's
@@ -235,6 +200,7 @@ class RNNBase(VariantBackendSwitch, Module):
         layer_norm: bool = False,
         peepholes: bool = False,
         runtime_forget_bias: float = 0.0,
+        forget_bias: float | None = None,
     ):
         super().__init__()
         owner = type(self).__name__
@@ -250,15 +216,10 @@ class RNNBase(VariantBackendSwitch, Module):
         self.dropout = checks.check_probability(owner, "dropout", dropout)
         self.bidirectional = checks.check_flag(owner, "bidirectional", bidirectional)
         self.proj_size = checks.check_proj_size(owner, proj_size, self.hidden_size, self.hidden_sizes)
-        self.recurrent_dropout = checks.check_probability(
-            owner, "recurrent_dropout", recurrent_dropout, below_one="1 would zero h_{t-1} at every step"
-        )
         self.merge_mode = checks.check_merge_mode(owner, merge_mode, self.bidirectional)
-        self.return_states = checks.check_return_states(owner, return_states)
-        self._set_variants(
-            backend, zoneout, layer_norm, peepholes, runtime_forget_bias,
-            return_states=self.return_states == "all" and "c" in kind.state_parts,  # c of every step: the reference's
-        )  # fmt: skip
+        self._recurrent_dropout = self._checked_recurrent_dropout(recurrent_dropout)
+        self._return_states = checks.check_return_states(owner, return_states)
+        self._set_variants(backend, zoneout, layer_norm, peepholes, runtime_forget_bias, forget_bias=forget_bias)
         self.output_sizes = tuple(self.proj_size or hidden for hidden in self.hidden_sizes)  # H_out of every layer
         sizes = {"h": self.output_sizes, "c": self.hidden_sizes}  # of each state part, per layer
         self._layer_state_sizes = [tuple(sizes[part][k] for part in kind.state_parts) for k in range(self.num_layers)]
@@ -271,6 +232,53 @@ class RNNBase(VariantBackendSwitch, Module):
             self.merge_mode, layer_norm=self.layer_norm, peepholes=self.peepholes,
         )  # fmt: skip
         self._register_weights()
+        self.forget_bias = self._initial_forget_bias(forget_bias)
+
+    # ---- options that may change ------------------------------------------------------
+    @property
+    def recurrent_dropout(self) -> float:
+        """Variational dropout's rate on h_{t-1} (see the subclass's docstring); settable, checked when set."""
+        return self._recurrent_dropout
+
+    @recurrent_dropout.setter
+    def recurrent_dropout(self, value) -> None:
+        self._assign(_recurrent_dropout=self._checked_recurrent_dropout(value))
+
+    def _checked_recurrent_dropout(self, value) -> float:
+        return checks.check_probability(
+            type(self).__name__, "recurrent_dropout", value, below_one="1 would zero h_{t-1} at every step"
+        )
+
+    @property
+    def return_states(self) -> str:
+        """'last' or 'all' (see the subclass's docstring); settable, checked when set."""
+        return self._return_states
+
+    @return_states.setter
+    def return_states(self, value) -> None:
+        self._assign(_return_states=checks.check_return_states(type(self).__name__, value))
+
+    def _options_on(self) -> dict[str, bool]:
+        every_c = self._return_states == "all" and "c" in self._kind.state_parts  # c of every step: the reference's
+        return dict(super()._options_on(), return_states=every_c, recurrent_dropout=bool(self._recurrent_dropout))
+
+    def _initial_forget_bias(self, forget_bias):
+        """Set the forget gate's bias of every layer and direction to ``forget_bias`` (see
+        :class:`~.recurrent.LSTM`'s Args; another kind refuses it before its weights exist)."""
+        if forget_bias is None:
+            return None
+        owner = type(self).__name__
+        forget_bias = checks.check_real(owner, "forget_bias", forget_bias, "a finite number or None")
+        if not self.bias:
+            raise ValueError(
+                f"{owner}: forget_bias={forget_bias!r} sets bias_ih's forget block and needs bias=True, got bias=False"
+            )
+        for layer, hidden in enumerate(self.hidden_sizes):
+            for direction in range(self.num_directions):
+                suffix = self._suffix(layer, direction)
+                self._parameters["bias_ih" + suffix].data[hidden : 2 * hidden] = forget_bias
+                self._parameters["bias_hh" + suffix].data[hidden : 2 * hidden] = 0.0
+        return forget_bias
 
     # ---- parameters ------------------------------------------------------------------
     @property
@@ -394,6 +402,11 @@ class RNNBase(VariantBackendSwitch, Module):
             checks.check_shape(owner, "input.data", data, (len(data), self.input_size))
             layout = PackedLayout(packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
             return layout, layout.to_time_major(data)
+        if padding_side == "left" and lengths is None:
+            raise ValueError(
+                f"{owner}: padding_side='left' needs lengths= (where each sequence starts in the padded batch), "
+                "got lengths=None"
+            )
         x = checks.as_float_array(owner, "input", input, self.dtype)
         if x.ndim not in (2, 3):
             raise ValueError(
@@ -439,7 +452,7 @@ class RNNBase(VariantBackendSwitch, Module):
         layout, x = self._input_layout(input, lengths, padding_side)
         state0 = self._states_in(layout, self._check_state(hx, "hx", layout.batch, layout.batched))
         caller_masks = run_masks = None
-        if self.recurrent_dropout and self.training:
+        if self._recurrent_dropout and self.training:
             caller_masks, run_masks = self._recurrent_masks(layout)
         output, states_n, saved, steps = self._run_layers(x, state0, layout.batch_sizes, run_masks)
         result = layout.from_time_major(output), self._pack_state(self._states_out(layout, states_n))
@@ -459,7 +472,7 @@ class RNNBase(VariantBackendSwitch, Module):
         states at every step, (T, N, ·) in ``x``'s time and order. ``recurrent_masks``: None, or
         per layer the (D, N, H_out_k) masks on h_{t-1} in ``x``'s order."""
         grad = is_grad_enabled()
-        steps = [] if self.return_states == "all" else None
+        steps = [] if self._return_states == "all" else None
         keep_cache = grad or steps is not None and len(self._kind.state_parts) > 1  # c of every step: in the cache
         ops = self._ops()
         zoned = self._zoned
@@ -475,7 +488,7 @@ class RNNBase(VariantBackendSwitch, Module):
                 dropout = None if masks_on_h is None else GateDropout(recurrent=masks_on_h[direction, None])
                 options = self._op_options
                 if zoned:
-                    options = dict(options, zoneout=self._zoneout(layer, sequence.shape[:2]))
+                    options = dict(options, zoneout=self._zoneout_masks(sequence.shape[:2], self._state_sizes(layer)))
                 output, state_last, cache = ops.forward(
                     np.ascontiguousarray(sequence),
                     tuple(s[index] for s in state0),
@@ -503,22 +516,6 @@ class RNNBase(VariantBackendSwitch, Module):
         saved = _Saved(caches, masks, batch_sizes, None, ops, None, direction_outputs) if grad else None
         return layer_input, states_n, saved, steps
 
-    def _zoneout(self, layer: int, shape: tuple[int, int]) -> Zoneout:
-        """Zoneout (Krueger et al. 2017) of one layer-direction's call over ``shape`` = (T, N):
-        in training, keep masks of shape (T, N, size) for each state part, 1 (keep the previous
-        value) with probability z, drawn from the module's generator, a fresh draw at every step;
-        in evaluation the rate z itself, the masks' expectation. None for a part whose z is 0."""
-        dtype = self.dtype
-        if not self.training:
-            return Zoneout(*(np.asarray(rate, dtype) if rate else None for rate in self._zoneout_rates))
-        sizes = self._state_sizes(layer)
-        return Zoneout(
-            *(
-                (self._rng.random((*shape, size)) < rate).astype(dtype) if rate else None
-                for rate, size in zip(self._zoneout_rates, sizes)
-            )
-        )
-
     def _direction_steps(self, output, cache, batch_sizes, direction: int) -> tuple:
         """One layer-direction's states at every step, (T, N, ·) in the input's time and zero past
         each sequence's end: ``(h,)``, its output, or ``(h, c)`` with c from the reference op's
@@ -535,7 +532,8 @@ class RNNBase(VariantBackendSwitch, Module):
         1/(1 - recurrent_dropout), one per sequence and direction, used at every step. Drawn from
         the module's generator at each training forward, before the masks between layers.
         Returns them in the caller's batch order and in the layout's (sorted) order."""
-        rate, kept = self.recurrent_dropout, self.dtype.type(1.0 - self.recurrent_dropout)
+        rate = self._recurrent_dropout
+        kept = self.dtype.type(1.0 - rate)
         shapes = [(self.num_directions, layout.batch, size) for size in self.output_sizes]
         caller = [(self._rng.random(shape) >= rate).astype(self.dtype) / kept for shape in shapes]
         return caller, [layout.states_in((mask,))[0] for mask in caller]

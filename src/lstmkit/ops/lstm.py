@@ -100,7 +100,7 @@ class LSTMStep(NamedTuple):
     """What one forward step keeps for its backward (the variants' fields None where off)."""
 
     gates: np.ndarray  # (N, 4H) activated i, f, g, o
-    tanh_c: np.ndarray  # (N, H) tanh(c), or with layer norm tanh(LN(c) ⊙ g_c + b_c)
+    tanh_c: np.ndarray  # (N, H) tanh(c_t); with layer norm tanh(LN(c_t) ⊙ g_c + b_c), not tanh(c_t)
     m: np.ndarray  # (N, H) o ⊙ tanh_c: the hidden state before projection
     c: np.ndarray | None = None  # (N, H) c_t as the step computed it (before zoneout): o's peephole
     hidden_norm: np.ndarray | None = None  # (N, 4H) the normalised W_hh h_{t-1}
@@ -185,14 +185,27 @@ def lstm_step_backward(dh, dc, c_prev, step: LSTMStep, weights: LSTMWeights, rec
     """Backward of :func:`lstm_step`.
 
     ``dh`` (N, R) and ``dc`` (N, H) are the gradients reaching h_t and c_t. Returns
-    ``(dz, dh_prev, dc_prev, dnorms)``: dz (N, 4H) is the gradient of the pre-activations,
-    from which the caller forms the weight gradients (dW_ih = dzᵀ x, dW_hh = dzᵀ h_prev,
-    db = Σ dz, dp_i = Σ dz_i ⊙ c_prev, ...). ``dnorms`` is () without layer norm, else
-    ``(drecurrent, dcell)``: the gradients of W_hh h_prev (N, 4H), for dW_hh, and of
-    LN(c) ⊙ g_c + b_c (N, H), for dg_c and db_c.
+    ``(dz, dh_prev, dc_prev, dnorms)``; no weight gradient is formed here (the caller sums
+    them over all steps at once, see :func:`lstm_backward`):
+
+    ==========  =======  ==================================================================
+    dz          (N, 4H)  the gradient of the pre-activations z: that of b_ih and of b_hh
+                         (summed over steps), with peepholes dp_i = Σ dz_i ⊙ c_prev,
+                         dp_f = Σ dz_f ⊙ c_prev, dp_o = Σ dz_o ⊙ c; without layer norm
+                         also of both products, so dW_ih = Σ dzᵀ x and dW_hh = Σ dzᵀ h_prev
+    dh_prev     (N, R)   the gradient reaching h_{t-1} through W_hh h_{t-1}
+    dc_prev     (N, H)   the gradient reaching c_{t-1} (through c_t, and the peepholes)
+    dnorms      ()       without layer norm; with it ``(drecurrent, dcell)``:
+                         drecurrent (N, 4H), the gradient of W_hh h_prev through its norm
+                         (dW_hh = Σ drecurrentᵀ h_prev; dg_hh = Σ dz ⊙ its normalised
+                         product), dcell (N, H), that of LN(c) ⊙ g_c + b_c (dg_c = Σ dcell ⊙
+                         LN(c), db_c = Σ dcell). W_ih x's norm (dW_ih, dg_ih) is not a step's:
+                         :func:`lstm_backward` takes it back through all steps at once.
+    ==========  =======  ==================================================================
     """
     hidden = dc.shape[-1]
     peephole = weights.weight_peephole
+    p_i, p_f, p_o = (None, None, None) if peephole is None else np.split(peephole, 3)
     i, f, g, o = np.split(step.gates, 4, axis=1)
     dm = dh if weights.weight_hr is None else dh @ weights.weight_hr  # h = W_hr m
     do = dm * step.tanh_c  # m = o ⊙ tanh(cell)
@@ -202,15 +215,14 @@ def lstm_step_backward(dh, dc, c_prev, step: LSTMStep, weights: LSTMWeights, rec
     else:  # cell = LN(c) ⊙ g_c + b_c
         dc = dc + layer_norm_backward(dcell, weights.layer_norm_weight_c, step.cell_norm, step.cell_rstd)
     dz_o = do * sigmoid_grad(o)
-    if peephole is not None:  # o = σ(z_o + p_o ⊙ c)
-        p_i, p_f, p_o = np.split(peephole, 3)
+    if p_o is not None:  # o = σ(z_o + p_o ⊙ c)
         dc += dz_o * p_o
     di = dc * g  # c = f ⊙ c_prev + i ⊙ g
     df = dc * c_prev
     dg = dc * i
     dc_prev = dc * f
     dz = np.concatenate([di * sigmoid_grad(i), df * sigmoid_grad(f), dg * tanh_grad(g), dz_o], axis=1)
-    if peephole is not None:  # i, f = σ(z_i,f + p_i,f ⊙ c_prev)
+    if p_i is not None:  # i, f = σ(z_i,f + p_i,f ⊙ c_prev)
         dc_prev += dz[:, :hidden] * p_i + dz[:, hidden : 2 * hidden] * p_f
     if weights.layer_norm_weight_hh is None:  # z = ... + W_hh h_prev
         drecurrent, dnorms = dz, ()
@@ -250,7 +262,7 @@ def lstm_forward(
     ``batch_sizes[t]`` are running at step t (see :mod:`lstmkit.ops.recurrence`).
     ``dropout``, optional: per-gate masks on x and h (:class:`~.recurrence.GateDropout`); with
     layer norm the norms see the masked products.
-    ``forget_bias``: a constant added to the forget gate's pre-activation at every step (TF1).
+    ``forget_bias``: a finite number added to the forget gate's pre-activation at every step (TF1).
     ``zoneout``, optional: :class:`~.recurrence.Zoneout` keep fractions of h (T, N, R) and c
     (T, N, H), or anything that broadcasts to them: 0/1 masks in training, the rate in evaluation.
     Returns ``(output, h_T, c_T, cache)``; ``cache`` is None when ``keep_cache`` is False.
@@ -259,7 +271,11 @@ def lstm_forward(
     hidden = c0.shape[-1]
     dropout = check_gate_dropout("lstm_forward", dropout, 4, batch, features, h0.shape[-1])
     check_variant_weights("lstm_forward", weights, hidden)
-    if not isinstance(forget_bias, numbers.Real) or not math.isfinite(forget_bias):
+    if isinstance(forget_bias, (bool, np.bool_)) or not isinstance(forget_bias, numbers.Real):
+        raise TypeError(
+            f"lstm_forward: forget_bias must be a number, got {forget_bias!r} of type {type(forget_bias).__name__}"
+        )
+    if not math.isfinite(forget_bias):
         raise ValueError(f"lstm_forward: forget_bias must be a finite number, got {forget_bias!r}")
     zoneout = check_zoneout("lstm_forward", zoneout, steps, batch, (h0.shape[-1], hidden), x.dtype)
     bias = _hoisted_bias(weights, forget_bias, x.dtype)

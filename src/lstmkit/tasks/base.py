@@ -11,17 +11,16 @@ from ..nn.layers import LastStep, Linear, Sequential
 from ..nn.module import Module
 from ..nn.recurrent import LSTM
 
-# Options every task understands; a task's ``defaults`` override them with its recipe.
+# The LSTM variants a task's model takes from its config (lstmkit.LSTM's keyword arguments), off by default.
+VARIANT_DEFAULTS = dict(recurrent_dropout=0.0, zoneout=0.0, layer_norm=False, peepholes=False)
+# Options every task understands (the variants last); a task's ``defaults`` override them with its recipe.
 # fmt: off
 COMMON_DEFAULTS = dict(
     hidden_size=128, num_layers=1, bidirectional=False, dropout=0.0, epochs=10, batch_size=64, lr=1e-3,
     optimizer="adam", weight_decay=0.0, momentum=0.0, clip=0.0, schedule="none", lr_decay=0.5, decay_start=0,
-    patience=0, seed=0, max_batches=0,
-    recurrent_dropout=0.0, zoneout=0.0, layer_norm=False, peepholes=False,
+    patience=0, seed=0, max_batches=0, **VARIANT_DEFAULTS,
 )
 # fmt: on
-# The LSTM variants a task's model takes from its config (lstmkit.LSTM's keyword arguments), off by default.
-VARIANT_DEFAULTS = dict(recurrent_dropout=0.0, zoneout=0.0, layer_norm=False, peepholes=False)
 
 
 def variant_options(config: dict) -> dict:
