@@ -64,3 +64,11 @@ def test_bad_variant_values_are_refused_when_parsed(tmp_path, capsys, flag, valu
     with pytest.raises(SystemExit):
         main(["train", "digits", flag, value, "--out", str(tmp_path / "d")])
     assert flag in capsys.readouterr().err
+
+
+def test_the_fast_backend_with_a_variant_is_refused_before_training(tmp_path, capsys):
+    out = tmp_path / "d"
+    assert main(["train", "digits", "--layer-norm", "--backend", "fast", "--no-progress", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "--backend fast" in error and "--layer-norm" in error
+    assert not out.exists()
