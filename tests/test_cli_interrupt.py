@@ -16,8 +16,20 @@ from lstmkit.cli_guard import resume_command
 ENVIRONMENT = {**os.environ, "PYTHONUNBUFFERED": "1"}  # each epoch's line arrives as it is printed
 
 
+def _default_ctrl_c() -> None:
+    """A shell starts background jobs with Ctrl-C ignored, and children inherit that: give it back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(command: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENVIRONMENT)
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENVIRONMENT,
+        preexec_fn=_default_ctrl_c,  # runs in the child between fork and exec
+    )
 
 
 def signal_after(process: subprocess.Popen, prefix: str, signum: int) -> tuple[list[str], str]:

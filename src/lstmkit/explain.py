@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .grad_mode import no_grad
-from .nn.checks import check_hidden_sizes, check_merge_mode, check_proj_size
+from .nn.checks import check_hidden_sizes, check_lstm_only, check_merge_mode, check_proj_size
 from .nn.kinds import KINDS
 from .nn.module import Module
 from .nn.recurrent import GRU, LSTM, RNN
@@ -99,14 +99,10 @@ def parameter_shapes(
     return named_weight_shapes(shapes, directions)
 
 
-_LSTM_ONLY = {"proj_size": "projection", "layer_norm": "cell state to normalise", "peepholes": "cell state to peep at"}
-
-
 def _check_lstm_options(mode: str, **options) -> None:
     """A ValueError naming the first LSTM-only option (proj_size, layer_norm, peepholes) given to another mode."""
-    for name, value in options.items():
-        if value and mode != "LSTM":
-            raise ValueError(f"{mode}: {name} is an LSTM option ({mode} has no {_LSTM_ONLY[name]}), got {name}={value}")
+    if mode != "LSTM":
+        check_lstm_only(mode, **options)
 
 
 def parameter_count(mode: str, input_size: int, hidden_size: int, *layout: int | bool, **options: int | bool) -> int:
