@@ -16,7 +16,7 @@ from .nn.checks import check_hidden_sizes, check_lstm_only, check_merge_mode, ch
 from .nn.kinds import KINDS
 from .nn.module import Module
 from .nn.recurrent import GRU, LSTM, RNN
-from .nn.rnn_base import layer_weight_shapes, named_weight_shapes
+from .nn.weight_shapes import layer_weight_shapes, named_weight_shapes
 
 MODES = tuple(KINDS)  # PyTorch's mode names: LSTM, GRU, RNN_TANH, RNN_RELU
 
@@ -83,7 +83,7 @@ def parameter_shapes(
     G = 4 (LSTM), 3 (GRU) or 1 (RNN) gate blocks; H_k = ``hidden_size`` (an int, or a list of
     one per layer); H_out_k = P or H_k; ``suffix`` is ``""`` or ``"_reverse"``; layer k > 0
     reads D*H_out_{k-1} features (D = 2 if ``bidirectional``), H_out_{k-1} with a
-    ``merge_mode`` other than "concat". The shapes are :func:`lstmkit.nn.rnn_base.layer_weight_shapes`,
+    ``merge_mode`` other than "concat". The shapes are :func:`lstmkit.nn.weight_shapes.layer_weight_shapes`,
     the ones the layers register.
     """
     kind = KINDS[check_mode(mode)]

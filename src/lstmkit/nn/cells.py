@@ -15,8 +15,8 @@ from . import checks
 from .kinds import GRU_KIND, LSTM_KIND, CellKind, register_weights, rnn_kind
 from .module import Module
 from .packing import PackedSequence
-from .rnn_base import layer_weight_shapes
 from .variants import VariantOptions
+from .weight_shapes import layer_weight_shapes
 
 
 class RNNCellBase(VariantOptions, Module):

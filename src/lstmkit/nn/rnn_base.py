@@ -10,7 +10,6 @@ caller's array layout (batch_first, unbatched, packed, ``lengths=``, left paddin
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -21,10 +20,12 @@ from ..ops import recycle_cache
 from ..ops.recurrence import GateDropout, padding_mask, reverse_in_time
 from . import checks
 from ._layouts import LengthsLayout, PackedLayout, PaddedLayout
+from .directions import merge_directions, merge_directions_backward
 from .kinds import CellKind, CellOps, register_weights
 from .module import Module
 from .packing import PackedSequence, check_lengths, check_packed
 from .variants import VariantOptions
+from .weight_shapes import layer_weight_shapes, weight_suffix
 
 State = np.ndarray | list | tuple  # h, or (h, c) for an LSTM; each a list of per-layer arrays with a list of sizes
 
@@ -40,97 +41,6 @@ class _Saved(NamedTuple):
     recurrent_masks: list | None = None  # [layer] (D, N, H_out_k) masks on h_{t-1}, caller's batch order
     direction_outputs: list | None = None  # [layer] (forward, reverse) outputs, kept for merge_mode="mul"
     states_all_shapes: tuple | None = None  # return_states="all": each part's shape (a list of them per layer)
-
-
-def weight_suffix(layer: int, direction: int) -> str:
-    """``_l{layer}``, with ``_reverse`` for the second direction: PyTorch's parameter names."""
-    return f"_l{layer}" + ("_reverse" if direction else "")
-
-
-def layer_weight_shapes(
-    gate_count: int,
-    input_size: int,
-    hidden_sizes: Sequence[int],
-    bias: bool = True,
-    proj_size: int = 0,
-    num_directions: int = 1,
-    merge_mode: str = "concat",
-    *,
-    layer_norm: bool = False,
-    peepholes: bool = False,
-) -> list[dict[str, tuple[int, ...]]]:
-    """Per layer k, base name -> shape of each direction's parameters, in PyTorch's order (then
-    the LSTM variants', in :class:`~lstmkit.ops.lstm.LSTMWeights`' order).
-
-    ====================  ================  ==================================================
-    weight_ih             (G*H_k, I_k)      I_0 = input_size; I_k = D*H_out_{k-1} ("concat"),
-                                            else H_out_{k-1} (the merged directions)
-    weight_hh             (G*H_k, H_out_k)  H_out_k = proj_size or H_k
-    bias_ih/_hh           (G*H_k,)          when ``bias``
-    weight_hr             (proj_size, H_k)  when ``proj_size`` > 0 (LSTM)
-    weight_peephole       (3*H_k,)          when ``peepholes`` (LSTM): p_i, p_f, p_o
-    layer_norm_weight_ih  (G*H_k,)          when ``layer_norm`` (LSTM): the gains g_ih,
-    layer_norm_weight_hh  (G*H_k,)          g_hh
-    layer_norm_weight_c   (H_k,)            and g_c
-    layer_norm_bias_c     (H_k,)            when ``layer_norm`` and ``bias``: b_c
-    ====================  ================  ==================================================
-
-    The one place these shapes are computed: the layers and cells register them, ``explain``
-    prints them.
-    """
-    shapes, features = [], input_size
-    for hidden in hidden_sizes:
-        rows, output = gate_count * hidden, proj_size or hidden
-        layer = {"weight_ih": (rows, features), "weight_hh": (rows, output)}
-        if bias:
-            layer.update(bias_ih=(rows,), bias_hh=(rows,))
-        if proj_size:
-            layer["weight_hr"] = (proj_size, hidden)
-        if peepholes:
-            layer["weight_peephole"] = (3 * hidden,)
-        if layer_norm:
-            layer.update(layer_norm_weight_ih=(rows,), layer_norm_weight_hh=(rows,), layer_norm_weight_c=(hidden,))
-            if bias:
-                layer["layer_norm_bias_c"] = (hidden,)
-        shapes.append(layer)
-        features = output * (num_directions if merge_mode == "concat" else 1)
-    return shapes
-
-
-def named_weight_shapes(layer_shapes: list[dict], num_directions: int) -> dict[str, tuple[int, ...]]:
-    """:func:`layer_weight_shapes` as PyTorch's parameter names and order: name -> shape."""
-    return {
-        base + weight_suffix(layer, direction): shape
-        for layer, shapes in enumerate(layer_shapes)
-        for direction in range(num_directions)
-        for base, shape in shapes.items()
-    }
-
-
-def merge_directions(merge_mode: str, forward: np.ndarray, reverse: np.ndarray) -> np.ndarray:
-    """The two directions' outputs (T, N, H_out) as one: Keras Bidirectional's merge modes."""
-    if merge_mode == "concat":
-        return np.concatenate((forward, reverse), axis=-1)
-    if merge_mode == "sum":
-        return forward + reverse
-    if merge_mode == "mul":
-        return forward * reverse
-    return (forward + reverse) / 2  # "ave"
-
-
-def merge_directions_backward(merge_mode: str, dmerged: np.ndarray, outputs) -> tuple[np.ndarray, np.ndarray]:
-    """The gradients of the two outputs :func:`merge_directions` merged, from the merged one's.
-    ``outputs``: the (forward, reverse) outputs, needed for "mul" only (the product rule)."""
-    if merge_mode == "concat":
-        width = dmerged.shape[-1] // 2
-        return dmerged[..., :width], dmerged[..., width:]
-    if merge_mode == "sum":
-        return dmerged, dmerged
-    if merge_mode == "mul":
-        forward, reverse = outputs
-        return dmerged * reverse, dmerged * forward
-    half = dmerged / 2  # "ave"
-    return half, half
 
 
 def _stacked(arrays) -> np.ndarray:
