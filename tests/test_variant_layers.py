@@ -161,14 +161,22 @@ def test_variants_equal_the_torch_reference(name):
         assert all(set(np.unique(part)) <= {0.0, 1.0} for part in zoned)
 
 
-def test_variant_layers_run_the_reference_ops_and_plain_ones_keep_theirs(monkeypatch):
+def test_variant_layers_run_the_ops_that_have_them_and_plain_ones_keep_theirs(monkeypatch):
     monkeypatch.setenv("LSTMKIT_BACKEND", "fast")
     assert lstmkit.LSTM(3, 4)._ops().backend == "fast"
     assert lstmkit.GRU(3, 4, return_states="all")._ops().backend == "fast"  # h of every step is the output
-    variants = [dict(layer_norm=True), dict(peepholes=True), dict(zoneout=0.1), dict(runtime_forget_bias=1.0)]
-    for options in [*variants, dict(return_states="all")]:
+    for options in [dict(layer_norm=True), dict(layer_norm=True, peepholes=True), dict(return_states="all")]:
         assert lstmkit.LSTM(3, 4, **options)._ops().backend == "reference", options
-    assert lstmkit.LSTMCell(3, 4, peepholes=True)._ops().backend == "reference"
+    fused_variants = [
+        dict(peepholes=True),
+        dict(zoneout=0.1),
+        dict(runtime_forget_bias=1.0),
+        dict(recurrent_dropout=0.2),
+    ]
+    for options in fused_variants:  # the fused variant ops (tests/test_fast_variants.py)
+        assert lstmkit.LSTM(3, 4, **options)._ops().backend == "fast", options
+    assert lstmkit.LSTMCell(3, 4, peepholes=True)._ops().backend == "fast"
+    assert lstmkit.LSTMCell(3, 4, layer_norm=True)._ops().backend == "reference"
     assert lstmkit.GRU(3, 4, zoneout=0.2)._ops().backend == "reference"
     assert lstmkit.GRUCell(3, 4, zoneout=0.2)._ops().backend == "reference"
 
@@ -521,14 +529,15 @@ def test_assignments_are_checked_and_a_refused_one_changes_nothing(monkeypatch, 
     monkeypatch.delenv("LSTMKIT_BACKEND", raising=False)
     layer = lstmkit.LSTM(3, 4, backend="fast")
     fast = r"^LSTM: backend='fast' runs the fused ops, which lack "
-    for option, value, shown in (
-        ("zoneout", 0.2, "zoneout=0.2"),
-        ("runtime_forget_bias", 1.0, "runtime_forget_bias=1.0"),
-        ("return_states", "all", "return_states='all'"),
-        ("recurrent_dropout", 0.1, "recurrent_dropout=0.1"),
-    ):
-        with pytest.raises(ValueError, match=fast + re.escape(shown)):
-            setattr(layer, option, value)
+    with pytest.raises(ValueError, match=fast + re.escape("return_states='all'")):
+        layer.return_states = "all"
+    assert layer.return_states == "last"
+    for option, value in (("zoneout", 0.2), ("runtime_forget_bias", 1.0), ("recurrent_dropout", 0.1)):
+        setattr(layer, option, value)  # the fused variant ops run them
+        assert layer._ops().backend == "fast" and getattr(layer, option) == value
+        with pytest.raises(ValueError, match=fast + re.escape("return_states='all'")):
+            layer.return_states = "all"
+        setattr(layer, option, 0.0)
     assert (layer.zoneout, layer.runtime_forget_bias, layer.return_states, layer.recurrent_dropout) == (
         0.0, 0.0, "last", 0.0,
     )  # fmt: skip
@@ -543,11 +552,11 @@ def test_assignments_are_checked_and_a_refused_one_changes_nothing(monkeypatch, 
         with pytest.raises(error, match="^LSTM: " + message):
             setattr(layer, option, value)
     layer.backend = "auto"
-    layer.zoneout = 0.2
+    layer.return_states = "all"
     assert layer._ops().backend == "reference"
-    with pytest.raises(ValueError, match=fast + r"zoneout=0.2"):
+    with pytest.raises(ValueError, match=fast + r"return_states='all'"):
         layer.backend = "fast"
-    layer.zoneout = 0.0
+    layer.return_states = "last"
     assert layer._ops().backend == "fast"
     layer.backend = "fast"
     fixed = "defines parameters and is fixed at construction; build a new"
@@ -560,21 +569,24 @@ def test_assignments_are_checked_and_a_refused_one_changes_nothing(monkeypatch, 
             assert getattr(owner, option) == before
 
 
-def test_recurrent_dropout_runs_the_reference_in_training_and_the_fast_ops_in_eval(monkeypatch, rng):
-    """backend "auto": a layer with recurrent_dropout runs the fused ops, which hand a call with
-    masks to the reference op (its cache says so); in eval mode there are no masks."""
+def test_recurrent_dropout_runs_the_fused_ops_that_take_its_masks(monkeypatch, rng):
+    """backend "auto": an LSTM with recurrent_dropout runs the fused variant ops, in training and
+    in eval mode; a GRU's fused op hands a call with masks to the reference op (its cache says
+    so), and in eval mode there are no masks."""
     monkeypatch.delenv("LSTMKIT_BACKEND", raising=False)
     x = rng.standard_normal((5, 2, 3))
-    for mode in ("LSTM", "GRU"):
+    for mode, training_cache, eval_cache in (
+        ("LSTM", "VariantLSTMCache", "VariantLSTMCache"), ("GRU", "GRUCache", "FusedGRUCache"),
+    ):  # fmt: skip
         layer = make(mode, 3, 4, recurrent_dropout=0.3)
         assert layer._ops().backend == "fast"
         layer(x)
-        reference_cache = layer._saved.pop().caches[0][0]
+        in_training = layer._saved.pop().caches[0][0]
         layer.eval()
         layer(x)
-        fast_cache = layer._saved.pop().caches[0][0]
-        assert type(reference_cache).__name__ == f"{mode}Cache"
-        assert type(fast_cache).__name__ == f"Fused{mode}Cache"
+        in_eval = layer._saved.pop().caches[0][0]
+        assert type(in_training).__name__ == training_cache
+        assert type(in_eval).__name__ == eval_cache
 
 
 # ---- errors --------------------------------------------------------------------------------
@@ -595,10 +607,10 @@ CONSTRUCTOR_ERRORS = [
     (dict(runtime_forget_bias="1"), TypeError, r"runtime_forget_bias must be a number, got '1'"),
     (dict(runtime_forget_bias=float("inf")), ValueError, r"runtime_forget_bias must be a finite number, got inf"),
     (dict(layer_norm=True, backend="fast"), ValueError, FAST + r"layer_norm=True; use backend='auto' or 'reference'"),
-    (dict(zoneout=(0.0, 0.3), backend="fast"), ValueError, FAST + r"zoneout=\(0.0, 0.3\)"),
     (dict(return_states="all", backend="fast"), ValueError, FAST + r"return_states='all'"),
-    (dict(runtime_forget_bias=1.0, peepholes=True, backend="fast"), ValueError, FAST + r"peepholes=True"),
-    (dict(recurrent_dropout=0.3, backend="fast"), ValueError, FAST + r"recurrent_dropout=0.3; use backend='auto'"),
+    (dict(zoneout=(0.0, 0.3), return_states="all", backend="fast"), ValueError, FAST + r"return_states='all'"),
+    (dict(runtime_forget_bias=1.0, peepholes=True, layer_norm=True, backend="fast"), ValueError,
+     FAST + r"layer_norm=True; use backend='auto' or 'reference'"),
     (dict(forget_bias=float("nan")), ValueError, r"forget_bias must be a finite number, got nan$"),
     (dict(forget_bias=float("-inf")), ValueError, r"forget_bias must be a finite number, got -inf$"),
     (dict(forget_bias=True), TypeError, r"forget_bias must be a finite number or None, got True$"),
@@ -645,8 +657,10 @@ def test_gru_rnn_and_cell_errors():
         lstmkit.GRU(3, 4, zoneout=(0.1, 0.2))
     with pytest.raises(ValueError, match=r"^GRU: backend='fast' runs the fused ops, which lack zoneout=0.1"):
         lstmkit.GRU(3, 4, zoneout=0.1, backend="fast")
-    with pytest.raises(ValueError, match=r"^LSTMCell: backend='fast' runs the fused ops, which lack peepholes=True"):
-        lstmkit.LSTMCell(3, 4, peepholes=True, backend="fast")
+    with pytest.raises(ValueError, match=r"^LSTMCell: backend='fast' runs the fused ops, which lack layer_norm=True"):
+        lstmkit.LSTMCell(3, 4, peepholes=True, layer_norm=True, backend="fast")
+    with pytest.raises(ValueError, match=r"^GRU: backend='fast' runs the fused ops, which lack recurrent_dropout=0.3"):
+        lstmkit.GRU(3, 4, recurrent_dropout=0.3, backend="fast")
     with pytest.raises(ValueError, match=r"^RNNCell: zoneout must be in \[0, 1\), got 1"):
         lstmkit.RNNCell(3, 4, zoneout=1)
     layer = lstmkit.LSTM(3, 4, layer_norm=True)

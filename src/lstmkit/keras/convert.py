@@ -47,7 +47,7 @@ def to_keras(layer: RNNBase, **options) -> KerasRNN | Bidirectional:
             f"{owner}: expected num_layers=1 and proj_size=0 (one Keras layer), "
             f"got num_layers={layer.num_layers}, proj_size={layer.proj_size}"
         )
-    variants = layer._variants_on()  # the options on that the fused ops lack, name -> value
+    variants = layer._variants_on()  # the variant options on, name -> value
     variants.pop("return_states", None)  # not carried over (see the module docstring)
     if "recurrent_dropout" in variants:
         raise ValueError(

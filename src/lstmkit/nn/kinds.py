@@ -35,8 +35,9 @@ class CellKind(NamedTuple):
 
 class CellOps(NamedTuple):
     """A kind's two ops on one backend, the state as a tuple of arrays. Keyword ``options`` go
-    to the op as they are: the reference ops' variants (``forget_bias=``, ``zoneout=`` forward,
-    ``dc_steps=`` backward); the fused ops take none of them."""
+    to the op as they are: the variants' (``forget_bias=``, ``zoneout=`` forward, ``dc_steps=``
+    backward), which the reference ops and the LSTM's fused variant ops take; the plain fused
+    ops take none of them."""
 
     backend: str  # "reference" or "fast"
     # (x, state, weights, keep_cache, batch_sizes, dropout=None, **options) -> (output, final state, cache)
@@ -71,15 +72,16 @@ def _backward_with_state_tuple(op):
 _ADAPTED: dict[tuple, CellOps] = {}  # (kind, backend, LSTMKIT_BACKEND if "auto") -> its ops, adapted once
 
 
-def cell_ops(kind: CellKind, backend: str) -> CellOps:
+def cell_ops(kind: CellKind, backend: str, variants: bool = False) -> CellOps:
     """``kind``'s ops on ``backend`` ("auto", "reference" or "fast", resolved now: for "auto", the
     environment's ``LSTMKIT_BACKEND`` is read at each call). A microsecond or so a call: the ops of
     each (kind, backend, environment value) are resolved and adapted once. A layer or cell with a
-    variant the fused ops lack asks for "reference" (see :class:`~.variants.VariantOptions`)."""
-    key = (kind, backend, os.environ.get(ENVIRONMENT_VARIABLE) if backend == "auto" else None)
+    variant the fused ops lack asks for "reference"; one whose variants the fused variant ops run
+    passes ``variants=True`` (see :class:`~.variants.VariantOptions`)."""
+    key = (kind, backend, variants, os.environ.get(ENVIRONMENT_VARIABLE) if backend == "auto" else None)
     ops = _ADAPTED.get(key)
     if ops is None:
-        resolved = resolve_backend(backend, kind.mode)
+        resolved = resolve_backend(backend, kind.mode, variants)
         ops = CellOps(
             resolved.name,
             _forward_with_state_tuple(resolved.forward, dict(kind.options)),
@@ -102,12 +104,11 @@ KINDS = {kind.mode: kind for kind in (LSTM_KIND, GRU_KIND, *RNN_KINDS.values())}
 
 def check_variant_backend(owner: str, backend: str, variant: str | None) -> None:
     """A ValueError where ``backend`` is "fast" and ``variant`` (e.g. "layer_norm=True", the first
-    option on that the fused ops lack, ``recurrent_dropout`` included; None: none) is on: such a
-    layer runs the reference ops (with recurrent_dropout, in training)."""
+    option on that the fused ops lack; None: none) is on: such a layer runs the reference ops."""
     if variant is not None and backend == "fast":
         raise ValueError(
             f"{owner}: backend='fast' runs the fused ops, which lack {variant}; "
-            "use backend='auto' or 'reference' (the variants run the reference ops)"
+            "use backend='auto' or 'reference' (that option runs the reference ops)"
         )
 
 

@@ -33,8 +33,9 @@ _SHARED_ARGS = """
             default 0: in training, every layer and direction draws ONE mask per sequence of
             shape (N, H_out_k), entries 0 or 1/(1 - p), and multiplies h_{t-1} by it wherever
             W_hh meets it, the same mask at every step (drawn from ``seed``'s generator at each
-            forward; none in eval mode). 1 is refused: it would cut every recurrence. In training
-            it runs the reference ops, in eval mode the fast ones (with backend "auto");
+            forward; none in eval mode). 1 is refused: it would cut every recurrence. An LSTM
+            runs it on the fused variant ops (backend "auto" or "fast"); a GRU or RNN on the
+            reference ops in training, the fast ones in eval mode (with backend "auto"), and
             ``backend="fast"`` with it is a ValueError.
         merge_mode: how the two directions' h_t become one output when bidirectional, at every
             layer (Keras Bidirectional's vocabulary): "concat" (default, PyTorch's: D*H_out
@@ -47,7 +48,8 @@ _SHARED_ARGS = """
             afresh for every step, unit, sequence, layer and direction from ``seed``'s generator
             (after recurrent_dropout's masks, each layer's before its dropout mask); in eval mode
             k_t = z, the expectation, and nothing is random. The zoned state is what the output,
-            the next step and h_n see. Runs the reference ops. May be assigned after
+            the next step and h_n see. An LSTM runs it on the fused variant ops, a GRU or RNN on
+            the reference ops. May be assigned after
             construction, as may ``recurrent_dropout``, ``return_states`` and an LSTM's
             ``runtime_forget_bias`` (checked as here).
         return_states: "last" (default: h_n only, as PyTorch) or "all": forward returns a third
@@ -99,9 +101,11 @@ class LSTM(RNNBase):
         zoneout=(z_h, z_c):       h_t ← k_h ⊙ h_{t-1} + (1 - k_h) ⊙ h_t, the same for c (see Args)
 
     LN(a) = (a - mean(a)) / sqrt(var(a) + 1e-5) over the 4H (or H) units of one step and
-    sequence; c_t itself is carried un-normalised. Any variant (and ``return_states="all"``,
-    whose c of every step the reference op keeps) runs the reference ops: ``backend="fast"``
-    with one (or with ``recurrent_dropout``) is a ValueError.
+    sequence; c_t itself is carried un-normalised. Peepholes, zoneout, ``recurrent_dropout`` and
+    ``runtime_forget_bias`` run the fused variant ops (:mod:`lstmkit.ops.fused.variants`) with
+    backend "auto" or "fast" (the reference ops where those hand a call on: packed input,
+    ``proj_size``). Layer norm (and ``return_states="all"``, whose c of every step the reference
+    op keeps) runs the reference ops: ``backend="fast"`` with it is a ValueError.
 
     Args:
         input_size: features of x_t (H_in).

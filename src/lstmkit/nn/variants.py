@@ -39,18 +39,22 @@ def _fixed_at_construction(name: str) -> property:
 class VariantOptions(BackendSwitch):
     """Validates the variant options of a layer or cell and picks the ops that run them.
 
-    The fused ops lack every variant: a layer or cell with one on runs the reference ops
-    whatever "auto" or ``LSTMKIT_BACKEND`` say, and ``backend="fast"`` is a ValueError naming
-    the option. ``recurrent_dropout`` is the one exception to the routing: it needs the
-    reference ops in training only, and the fused op hands a call with dropout masks to the
-    reference op itself, so with "auto" a layer with it runs the fast ops in eval mode;
-    ``backend="fast"`` with it is refused all the same, as the layers' docstrings say. A plain
-    layer's call pays one attribute test.
+    An LSTM's peepholes, zoneout, recurrent dropout and runtime forget_bias run the fused
+    variant ops (:mod:`lstmkit.ops.fused.variants`) with "auto" or "fast", which hand the calls
+    they do not support (packed input, ``proj_size``) to the reference ops themselves. The
+    other variants (layer norm, an LSTM's ``return_states="all"``, and a GRU's or RNN's zoneout)
+    run the reference ops whatever "auto" or ``LSTMKIT_BACKEND`` say, and ``backend="fast"``
+    is a ValueError naming the option. A GRU's ``recurrent_dropout`` needs the reference ops in
+    training only, and its fused op hands a call with dropout masks to the reference op itself,
+    so with "auto" it runs the fast ops in eval mode; ``backend="fast"`` with it is refused all
+    the same. A plain layer's call pays one attribute test.
     """
 
     _variant: str | None = None  # the first option on that only the reference ops have, "name=value"
-    _fast_lacks: str | None = None  # the first option on that the fused ops lack (recurrent_dropout too)
+    _fast_lacks: str | None = None  # the first option on that the fused ops lack (a GRU's recurrent_dropout too)
+    _fused_variant: bool = False  # a variant on that the fused variant ops run
     _TRAINING_ONLY = ("recurrent_dropout",)  # options the fused op hands to the reference itself
+    _FUSED_VARIANTS = ("peepholes", "zoneout", "runtime_forget_bias", "recurrent_dropout")  # an LSTM's
 
     layer_norm = _fixed_at_construction("layer_norm")
     peepholes = _fixed_at_construction("peepholes")
@@ -103,14 +107,14 @@ class VariantOptions(BackendSwitch):
         self.backend = backend
 
     def _options_on(self) -> dict[str, bool]:
-        """Each option the fused ops lack -> whether it is on, in the order errors name them."""
+        """Each variant option -> whether it is on, in the order errors name them."""
         return dict(
             layer_norm=self._layer_norm, peepholes=self._peepholes, zoneout=any(self._zoneout_rates),
             runtime_forget_bias=bool(self._runtime_forget_bias),
         )  # fmt: skip
 
     def _variants_on(self) -> dict:
-        """The options on that the fused ops lack, name -> value (as set), in :meth:`_options_on`'s order."""
+        """The variant options on, name -> value (as set), in :meth:`_options_on`'s order."""
         return {name: getattr(self, name) for name, on in self._options_on().items() if on}
 
     def _assign(self, **fields) -> None:
@@ -125,20 +129,26 @@ class VariantOptions(BackendSwitch):
             raise
 
     def _derive(self, backend: str | None) -> None:
-        """``_variant``, ``_fast_lacks``, ``_zoned`` and ``_op_options`` from the options, checked
+        """``_variant``, ``_fast_lacks``, ``_fused_variant``, ``_zoned`` and ``_op_options`` from the options, checked
         against ``backend`` (None: not yet set)."""
         on = self._variants_on()
-        fast_lacks = [f"{name}={value!r}" for name, value in on.items()]
-        reference_only = [f"{name}={value!r}" for name, value in on.items() if name not in self._TRAINING_ONLY]
+        fused = self._FUSED_VARIANTS if self._kind.mode == "LSTM" else ()
+        fast_lacks = [f"{name}={value!r}" for name, value in on.items() if name not in fused]
+        reference_only = [
+            f"{name}={value!r}" for name, value in on.items() if name not in fused and name not in self._TRAINING_ONLY
+        ]
         if backend is not None:
             check_variant_backend(type(self).__name__, backend, fast_lacks[0] if fast_lacks else None)
         self._fast_lacks = fast_lacks[0] if fast_lacks else None
         self._variant = reference_only[0] if reference_only else None
+        self._fused_variant = any(name in fused for name in on)
         self._zoned = any(self._zoneout_rates)
         self._op_options = {"forget_bias": self._runtime_forget_bias} if self._runtime_forget_bias else {}
 
     def _ops(self) -> CellOps:
-        return cell_ops(self._kind, self._backend if self._variant is None else "reference")
+        if self._variant is not None:
+            return cell_ops(self._kind, "reference")
+        return cell_ops(self._kind, self._backend, self._fused_variant)
 
     def _zoneout_masks(self, shape: tuple[int, ...], sizes: tuple[int, ...]) -> Zoneout:
         """Zoneout (Krueger et al. 2017) of one call over ``shape`` ((T, N) for a layer-direction,

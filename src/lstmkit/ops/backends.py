@@ -4,7 +4,9 @@
 backend        what runs
 =============  ==============================================================================
 ``"reference"``  the reference ops, :mod:`.lstm`, :mod:`.gru`, :mod:`.rnn`: the equations, once
-``"fast"``     the fused ops of :mod:`.fused` (LSTM and GRU only; an RNN has none: ValueError)
+``"fast"``     the fused ops of :mod:`.fused` (LSTM and GRU only; an RNN has none: ValueError);
+               an LSTM with peepholes, zoneout, recurrent dropout or a runtime forget_bias
+               runs :mod:`.fused.variants` (layer norm and every step's c: the reference)
 ``"auto"``     the default: ``LSTMKIT_BACKEND`` from the environment if set ("reference",
                "fast" or "auto"), else "fast" where a fast path exists and "reference"
                elsewhere; with ``LSTMKIT_BACKEND=fast``, an RNN still runs the reference
@@ -23,6 +25,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from .fused import gru_backward_fused, gru_forward_fused, lstm_backward_fused, lstm_forward_fused
+from .fused.variants import lstm_variant_backward_fused, lstm_variant_forward_fused
 from .gru import gru_backward, gru_forward
 from .lstm import lstm_backward, lstm_forward
 from .rnn import rnn_backward, rnn_forward
@@ -49,6 +52,8 @@ _REFERENCE = {
     "RNN_RELU": (rnn_forward, rnn_backward),
 }
 _FAST = {"LSTM": (lstm_forward_fused, lstm_backward_fused), "GRU": (gru_forward_fused, gru_backward_fused)}
+# the fused ops of a layer with variants on: peepholes, zoneout, recurrent dropout, runtime forget_bias
+_FAST_VARIANTS = {"LSTM": (lstm_variant_forward_fused, lstm_variant_backward_fused)}
 
 
 def check_backend(owner: str, backend) -> str:
@@ -78,16 +83,19 @@ def _environment_choice() -> str:
     return value
 
 
-def resolve_backend(backend: str, mode: str) -> Backend:
+def resolve_backend(backend: str, mode: str, variants: bool = False) -> Backend:
     """The ops that run a call of a ``mode`` layer ("LSTM", "GRU", "RNN_TANH" or "RNN_RELU") asked
-    for ``backend`` ("auto", "reference" or "fast"; see the module's table)."""
+    for ``backend`` ("auto", "reference" or "fast"; see the module's table). ``variants``: the
+    layer has variants on that the fused variant ops run (an LSTM's peepholes, zoneout, recurrent
+    dropout, runtime forget_bias; :mod:`.fused.variants`), so "fast" means those ops."""
     if mode not in MODES:
         raise ValueError(f"resolve_backend: mode must be one of {MODES}, got {mode!r}")
     check_backend_for(mode, backend, mode)
     if backend == "auto":
         backend = _environment_choice()
-    if backend != "reference" and mode in _FAST:
-        return Backend("fast", *_FAST[mode])
+    fast = _FAST_VARIANTS if variants else _FAST
+    if backend != "reference" and mode in fast:
+        return Backend("fast", *fast[mode])
     return Backend("reference", *_REFERENCE[mode])
 
 

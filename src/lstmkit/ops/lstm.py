@@ -145,6 +145,16 @@ def check_variant_weights(owner: str, weights: LSTMWeights, hidden: int) -> None
         raise ValueError(f"{owner}: layer_norm_bias_c needs layer norm's gains ({', '.join(gains)}), got none of them")
 
 
+def check_forget_bias(owner: str, forget_bias) -> None:
+    """A TypeError unless ``forget_bias`` is a real number (not a bool), a ValueError unless finite."""
+    if isinstance(forget_bias, (bool, np.bool_)) or not isinstance(forget_bias, numbers.Real):
+        raise TypeError(
+            f"{owner}: forget_bias must be a number, got {forget_bias!r} of type {type(forget_bias).__name__}"
+        )
+    if not math.isfinite(forget_bias):
+        raise ValueError(f"{owner}: forget_bias must be a finite number, got {forget_bias!r}")
+
+
 def lstm_step(pre_input, h_prev, c_prev, weights: LSTMWeights, recurrent_masks=None):
     """One step. ``pre_input`` is the input's share of the pre-activations (N, 4H): W_ih x_t + b,
     or with layer norm LN(W_ih x_t) ⊙ g_ih + b (b: both biases and forget_bias).
@@ -233,7 +243,7 @@ def lstm_step_backward(dh, dc, c_prev, step: LSTMStep, weights: LSTMWeights, rec
     return dz, dh_prev, dc_prev, dnorms
 
 
-def _hoisted_bias(weights: LSTMWeights, forget_bias: float, dtype):
+def hoisted_bias(weights: LSTMWeights, forget_bias: float, dtype):
     """b_ih + b_hh, with ``forget_bias`` on the f block: every constant of z, added before the
     loop; None when there is none."""
     bias = None if weights.bias_ih is None else weights.bias_ih + weights.bias_hh
@@ -271,14 +281,9 @@ def lstm_forward(
     hidden = c0.shape[-1]
     dropout = check_gate_dropout("lstm_forward", dropout, 4, batch, features, h0.shape[-1])
     check_variant_weights("lstm_forward", weights, hidden)
-    if isinstance(forget_bias, (bool, np.bool_)) or not isinstance(forget_bias, numbers.Real):
-        raise TypeError(
-            f"lstm_forward: forget_bias must be a number, got {forget_bias!r} of type {type(forget_bias).__name__}"
-        )
-    if not math.isfinite(forget_bias):
-        raise ValueError(f"lstm_forward: forget_bias must be a finite number, got {forget_bias!r}")
+    check_forget_bias("lstm_forward", forget_bias)
     zoneout = check_zoneout("lstm_forward", zoneout, steps, batch, (h0.shape[-1], hidden), x.dtype)
-    bias = _hoisted_bias(weights, forget_bias, x.dtype)
+    bias = hoisted_bias(weights, forget_bias, x.dtype)
     input_norm = input_rstd = None
     if weights.layer_norm_weight_ih is None:
         pre_input = input_projection(x, weights.weight_ih, bias, dropout.input)

@@ -16,6 +16,7 @@ module             what it holds
 :mod:`.gru`        the GRU's cell, steps and whole time loops
 :mod:`.two_cores`  a batch-1 loop on two cores, half of the units each
 :mod:`.halves`     an LSTM on two cores, half of the batch rows each, forward and backward
+:mod:`.variants`   the LSTM variants' cell and loops: peepholes, zoneout, a recurrent dropout mask
 =================  ====================================================================
 
 Why compiled: each NumPy call costs about 1 µs and each elementwise operation is a pass over
@@ -72,6 +73,16 @@ from .two_cores import (
     lstm_loop_forward_lead,
     lstm_loop_forward_second,
 )
+from .variants import (
+    add_masked_product,
+    masked_rows,
+    variant_cell_backward,
+    variant_cell_forward,
+    variant_loop_backward,
+    variant_loop_forward,
+    variant_step_backward,
+    variant_step_forward,
+)
 
 __all__ = [
     "SOURCES_SHA256",
@@ -79,6 +90,7 @@ __all__ = [
     "SYNC_JOIN",
     "SYNC_PROGRESS",
     "add",
+    "add_masked_product",
     "aligned_transpose",
     "announce",
     "column_sums",
@@ -106,6 +118,7 @@ __all__ = [
     "lstm_step_backward",
     "lstm_step_forward",
     "lstm_step_forward_on_product",
+    "masked_rows",
     "matmul_into",
     "matmul_transposed_into",
     "project_chunks",
@@ -116,5 +129,11 @@ __all__ = [
     "store",
     "tanh_approx",
     "transpose_into",
+    "variant_cell_backward",
+    "variant_cell_forward",
+    "variant_loop_backward",
+    "variant_loop_forward",
+    "variant_step_backward",
+    "variant_step_forward",
     "wait_for_post",
 ]
