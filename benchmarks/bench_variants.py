@@ -5,8 +5,8 @@ For each size and variant (layer norm, peepholes, recurrent dropout, zoneout): a
 timed in one process beside the plain ``lstmkit.LSTM`` of the same size and weights (its default
 backend, the fast paths) and ``torch.nn.LSTM``, alternating, median of the per-round ratios over
 --repeats rounds after warm-up, float32, in training mode (dropout and zoneout draw their masks
-at every call). Layer norm runs the reference equations (:mod:`lstmkit.ops.lstm`), the other
-variants their fused ops (:mod:`lstmkit.ops.fused.variants`); the plain layer runs the fused ones.
+at every call). The variants run their fused ops (:mod:`lstmkit.ops.fused.variants`); the plain
+layer runs the plain fused ones.
 Method as ``bench_recurrent.py``'s (runs of --window seconds, each
 after --prime seconds of untimed calls).
 

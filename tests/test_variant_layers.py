@@ -165,9 +165,11 @@ def test_variant_layers_run_the_ops_that_have_them_and_plain_ones_keep_theirs(mo
     monkeypatch.setenv("LSTMKIT_BACKEND", "fast")
     assert lstmkit.LSTM(3, 4)._ops().backend == "fast"
     assert lstmkit.GRU(3, 4, return_states="all")._ops().backend == "fast"  # h of every step is the output
-    for options in [dict(layer_norm=True), dict(layer_norm=True, peepholes=True), dict(return_states="all")]:
+    for options in [dict(return_states="all"), dict(layer_norm=True, return_states="all")]:
         assert lstmkit.LSTM(3, 4, **options)._ops().backend == "reference", options
     fused_variants = [
+        dict(layer_norm=True),
+        dict(layer_norm=True, peepholes=True),
         dict(peepholes=True),
         dict(zoneout=0.1),
         dict(runtime_forget_bias=1.0),
@@ -176,7 +178,7 @@ def test_variant_layers_run_the_ops_that_have_them_and_plain_ones_keep_theirs(mo
     for options in fused_variants:  # the fused variant ops (tests/test_fast_variants.py)
         assert lstmkit.LSTM(3, 4, **options)._ops().backend == "fast", options
     assert lstmkit.LSTMCell(3, 4, peepholes=True)._ops().backend == "fast"
-    assert lstmkit.LSTMCell(3, 4, layer_norm=True)._ops().backend == "reference"
+    assert lstmkit.LSTMCell(3, 4, layer_norm=True)._ops().backend == "fast"
     assert lstmkit.GRU(3, 4, zoneout=0.2)._ops().backend == "reference"
     assert lstmkit.GRUCell(3, 4, zoneout=0.2)._ops().backend == "reference"
 
@@ -606,11 +608,10 @@ CONSTRUCTOR_ERRORS = [
     (dict(layer_norm=1), TypeError, r"layer_norm must be True or False, got 1"),
     (dict(runtime_forget_bias="1"), TypeError, r"runtime_forget_bias must be a number, got '1'"),
     (dict(runtime_forget_bias=float("inf")), ValueError, r"runtime_forget_bias must be a finite number, got inf"),
-    (dict(layer_norm=True, backend="fast"), ValueError, FAST + r"layer_norm=True; use backend='auto' or 'reference'"),
     (dict(return_states="all", backend="fast"), ValueError, FAST + r"return_states='all'"),
     (dict(zoneout=(0.0, 0.3), return_states="all", backend="fast"), ValueError, FAST + r"return_states='all'"),
-    (dict(runtime_forget_bias=1.0, peepholes=True, layer_norm=True, backend="fast"), ValueError,
-     FAST + r"layer_norm=True; use backend='auto' or 'reference'"),
+    (dict(layer_norm=True, peepholes=True, return_states="all", backend="fast"), ValueError,
+     FAST + r"return_states='all'; use backend='auto' or 'reference'"),
     (dict(forget_bias=float("nan")), ValueError, r"forget_bias must be a finite number, got nan$"),
     (dict(forget_bias=float("-inf")), ValueError, r"forget_bias must be a finite number, got -inf$"),
     (dict(forget_bias=True), TypeError, r"forget_bias must be a finite number or None, got True$"),
@@ -657,14 +658,13 @@ def test_gru_rnn_and_cell_errors():
         lstmkit.GRU(3, 4, zoneout=(0.1, 0.2))
     with pytest.raises(ValueError, match=r"^GRU: backend='fast' runs the fused ops, which lack zoneout=0.1"):
         lstmkit.GRU(3, 4, zoneout=0.1, backend="fast")
-    with pytest.raises(ValueError, match=r"^LSTMCell: backend='fast' runs the fused ops, which lack layer_norm=True"):
-        lstmkit.LSTMCell(3, 4, peepholes=True, layer_norm=True, backend="fast")
+    assert lstmkit.LSTMCell(3, 4, peepholes=True, layer_norm=True, backend="fast").backend == "fast"
     with pytest.raises(ValueError, match=r"^GRU: backend='fast' runs the fused ops, which lack recurrent_dropout=0.3"):
         lstmkit.GRU(3, 4, recurrent_dropout=0.3, backend="fast")
     with pytest.raises(ValueError, match=r"^RNNCell: zoneout must be in \[0, 1\), got 1"):
         lstmkit.RNNCell(3, 4, zoneout=1)
-    layer = lstmkit.LSTM(3, 4, layer_norm=True)
-    with pytest.raises(ValueError, match=r"^LSTM: backend='fast' runs the fused ops, which lack layer_norm=True"):
+    layer = lstmkit.LSTM(3, 4, layer_norm=True, return_states="all")
+    with pytest.raises(ValueError, match=r"^LSTM: backend='fast' runs the fused ops, which lack return_states='all'"):
         layer.backend = "fast"
     assert layer.backend == "auto"
 

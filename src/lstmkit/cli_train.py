@@ -31,7 +31,6 @@ from .cli_options import (
 from .data import MissingDatasetPackage
 from .grad_mode import no_grad
 from .tasks import TASKS, Task, get_task
-from .tasks.base import variant_options
 from .train import Trainer, TrainingDiverged
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -168,10 +167,6 @@ def refuse_options_that_do_not_apply(args: argparse.Namespace, config: dict) -> 
         raise ValueError(f"--file applies to the text task only; {args.task} reads its own dataset")
     if args.bidirectional and args.task in LANGUAGE_TASKS:
         raise ValueError(f"--bidirectional does not apply to {args.task}: a language model reads left to right")
-    reference_only = [name for name in variant_options(config) if name == "layer_norm"]  # the others have fused ops
-    if reference_only and args.backend == "fast":
-        flags = ", ".join("--" + name.replace("_", "-") for name in reference_only)
-        raise ValueError(f"--backend fast runs the fused ops, which lack {flags}: use --backend auto or reference")
     if config["dropout"] > 0 and config["num_layers"] == 1 and args.task not in LANGUAGE_TASKS:
         raise ValueError(
             f"--dropout {config['dropout']} applies between stacked LSTM layers and {args.task} has one: "

@@ -25,8 +25,8 @@ class RNNCellBase(VariantOptions, Module):
     Stepping a cell by hand over a sequence and then calling ``backward`` once per step, last
     step first, is backpropagation through time: each call consumes the matching forward.
     ``backend`` ("auto", "reference" or "fast") picks the implementation (see
-    :class:`~.backend_switch.BackendSwitch`); layer norm and a GRU's or RNN's zoneout run the
-    reference ops, an LSTM's peepholes, zoneout and runtime forget_bias the fused variant ops.
+    :class:`~.backend_switch.BackendSwitch`); a GRU's or RNN's zoneout runs the reference ops,
+    an LSTM's layer norm, peepholes, zoneout and runtime forget_bias the fused variant ops.
 
     ``zoneout`` (every kind; a pair (z_h, z_c) or one number for an LSTM cell, one number
     otherwise), in [0, 1): in training each call draws 0/1 keep masks (1, N, H) (one step of
@@ -157,9 +157,8 @@ class LSTMCell(RNNCellBase):
         dtype: numpy.float32 (default) or numpy.float64.
         seed: seed of the initialisation (uniform in (-1/sqrt(H), 1/sqrt(H))) and of zoneout's masks.
         backend: "auto" (default), "reference" or "fast": which implementation runs the equations
-            (:mod:`lstmkit.ops.backends`); the same numbers either way. Layer norm runs the
-            reference ops ("fast" with it is a ValueError); the other variants run the fused
-            variant ops.
+            (:mod:`lstmkit.ops.backends`); the same numbers either way. The variants run the
+            fused variant ops.
         layer_norm, peepholes: the variants above (False by default).
         zoneout: one number in [0, 1) for h and c, or a pair (z_h, z_c). Default 0.
         runtime_forget_bias: TF1's forget_bias β, added to f's pre-activation at every call; no

@@ -101,11 +101,11 @@ class LSTM(RNNBase):
         zoneout=(z_h, z_c):       h_t ← k_h ⊙ h_{t-1} + (1 - k_h) ⊙ h_t, the same for c (see Args)
 
     LN(a) = (a - mean(a)) / sqrt(var(a) + 1e-5) over the 4H (or H) units of one step and
-    sequence; c_t itself is carried un-normalised. Peepholes, zoneout, ``recurrent_dropout`` and
-    ``runtime_forget_bias`` run the fused variant ops (:mod:`lstmkit.ops.fused.variants`) with
-    backend "auto" or "fast" (the reference ops where those hand a call on: packed input,
-    ``proj_size``). Layer norm (and ``return_states="all"``, whose c of every step the reference
-    op keeps) runs the reference ops: ``backend="fast"`` with it is a ValueError.
+    sequence; c_t itself is carried un-normalised. Layer norm, peepholes, zoneout,
+    ``recurrent_dropout`` and ``runtime_forget_bias`` run the fused variant ops
+    (:mod:`lstmkit.ops.fused.variants`) with backend "auto" or "fast" (the reference ops where
+    those hand a call on: packed input, ``proj_size``). ``return_states="all"``, whose c of every
+    step the reference op keeps, runs the reference ops: ``backend="fast"`` with it is a ValueError.
 
     Args:
         input_size: features of x_t (H_in).

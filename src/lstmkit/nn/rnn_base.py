@@ -71,10 +71,10 @@ class RNNBase(VariantOptions, Module):
     choose the cell kind and document their equations. ``forward(input, hx=None, *, lengths=None)``
     takes a padded array, an array with per-sequence ``lengths``, or a PackedSequence.
     ``backend`` ("auto", "reference" or "fast") picks the implementation (see
-    :class:`~.backend_switch.BackendSwitch`); ``layer_norm``, an LSTM's ``return_states="all"``
-    and a GRU's or RNN's ``zoneout`` run the reference ops, which alone have them, a GRU's or
-    RNN's ``recurrent_dropout`` runs them in training, and an LSTM's ``peepholes``, ``zoneout``,
-    ``recurrent_dropout`` and ``runtime_forget_bias`` run the fused variant ops (see
+    :class:`~.backend_switch.BackendSwitch`); an LSTM's ``return_states="all"`` and a GRU's or
+    RNN's ``zoneout`` run the reference ops, which alone have them, a GRU's or RNN's
+    ``recurrent_dropout`` runs them in training, and an LSTM's ``layer_norm``, ``peepholes``,
+    ``zoneout``, ``recurrent_dropout`` and ``runtime_forget_bias`` run the fused variant ops (see
     :class:`~.variants.VariantOptions`). ``zoneout``, ``runtime_forget_bias``,
     ``return_states`` and ``recurrent_dropout`` may be assigned after construction (checked as
     the constructor checks them); ``layer_norm`` and ``peepholes`` are fixed.

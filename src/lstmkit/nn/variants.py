@@ -39,10 +39,10 @@ def _fixed_at_construction(name: str) -> property:
 class VariantOptions(BackendSwitch):
     """Validates the variant options of a layer or cell and picks the ops that run them.
 
-    An LSTM's peepholes, zoneout, recurrent dropout and runtime forget_bias run the fused
-    variant ops (:mod:`lstmkit.ops.fused.variants`) with "auto" or "fast", which hand the calls
-    they do not support (packed input, ``proj_size``) to the reference ops themselves. The
-    other variants (layer norm, an LSTM's ``return_states="all"``, and a GRU's or RNN's zoneout)
+    An LSTM's layer norm, peepholes, zoneout, recurrent dropout and runtime forget_bias run the
+    fused variant ops (:mod:`lstmkit.ops.fused.variants`) with "auto" or "fast", which hand the
+    calls they do not support (packed input, ``proj_size``) to the reference ops themselves. The
+    other variants (an LSTM's ``return_states="all"``, and a GRU's or RNN's zoneout)
     run the reference ops whatever "auto" or ``LSTMKIT_BACKEND`` say, and ``backend="fast"``
     is a ValueError naming the option. A GRU's ``recurrent_dropout`` needs the reference ops in
     training only, and its fused op hands a call with dropout masks to the reference op itself,
@@ -54,7 +54,7 @@ class VariantOptions(BackendSwitch):
     _fast_lacks: str | None = None  # the first option on that the fused ops lack (a GRU's recurrent_dropout too)
     _fused_variant: bool = False  # a variant on that the fused variant ops run
     _TRAINING_ONLY = ("recurrent_dropout",)  # options the fused op hands to the reference itself
-    _FUSED_VARIANTS = ("peepholes", "zoneout", "runtime_forget_bias", "recurrent_dropout")  # an LSTM's
+    _FUSED_VARIANTS = ("layer_norm", "peepholes", "zoneout", "runtime_forget_bias", "recurrent_dropout")  # an LSTM's
 
     layer_norm = _fixed_at_construction("layer_norm")
     peepholes = _fixed_at_construction("peepholes")

@@ -5,8 +5,8 @@ backend        what runs
 =============  ==============================================================================
 ``"reference"``  the reference ops, :mod:`.lstm`, :mod:`.gru`, :mod:`.rnn`: the equations, once
 ``"fast"``     the fused ops of :mod:`.fused` (LSTM and GRU only; an RNN has none: ValueError);
-               an LSTM with peepholes, zoneout, recurrent dropout or a runtime forget_bias
-               runs :mod:`.fused.variants` (layer norm and every step's c: the reference)
+               an LSTM with layer norm, peepholes, zoneout, recurrent dropout or a runtime
+               forget_bias runs :mod:`.fused.variants` (every step's c: the reference)
 ``"auto"``     the default: ``LSTMKIT_BACKEND`` from the environment if set ("reference",
                "fast" or "auto"), else "fast" where a fast path exists and "reference"
                elsewhere; with ``LSTMKIT_BACKEND=fast``, an RNN still runs the reference
@@ -86,8 +86,8 @@ def _environment_choice() -> str:
 def resolve_backend(backend: str, mode: str, variants: bool = False) -> Backend:
     """The ops that run a call of a ``mode`` layer ("LSTM", "GRU", "RNN_TANH" or "RNN_RELU") asked
     for ``backend`` ("auto", "reference" or "fast"; see the module's table). ``variants``: the
-    layer has variants on that the fused variant ops run (an LSTM's peepholes, zoneout, recurrent
-    dropout, runtime forget_bias; :mod:`.fused.variants`), so "fast" means those ops."""
+    layer has variants on that the fused variant ops run (an LSTM's layer norm, peepholes, zoneout,
+    recurrent dropout, runtime forget_bias; :mod:`.fused.variants`), so "fast" means those ops."""
     if mode not in MODES:
         raise ValueError(f"resolve_backend: mode must be one of {MODES}, got {mode!r}")
     check_backend_for(mode, backend, mode)

@@ -16,7 +16,8 @@ module             what it holds
 :mod:`.gru`        the GRU's cell, steps and whole time loops
 :mod:`.two_cores`  a batch-1 loop on two cores, half of the units each
 :mod:`.halves`     an LSTM on two cores, half of the batch rows each, forward and backward
-:mod:`.variants`   the LSTM variants' cell and loops: peepholes, zoneout, a recurrent dropout mask
+:mod:`.variants`   the LSTM variants' cell and loops: peepholes, zoneout, a recurrent dropout mask,
+                   layer norm
 =================  ====================================================================
 
 Why compiled: each NumPy call costs about 1 µs and each elementwise operation is a pass over
@@ -76,12 +77,15 @@ from .two_cores import (
 from .variants import (
     add_masked_product,
     masked_rows,
+    rows_norm_backward,
+    rows_norm_forward,
     variant_cell_backward,
     variant_cell_forward,
     variant_loop_backward,
     variant_loop_forward,
     variant_step_backward,
     variant_step_forward,
+    weighted_column_sums,
 )
 
 __all__ = [
@@ -125,6 +129,8 @@ __all__ = [
     "project_into",
     "project_next_chunk",
     "recurrent_product",
+    "rows_norm_backward",
+    "rows_norm_forward",
     "start_pipeline",
     "store",
     "tanh_approx",
@@ -135,5 +141,6 @@ __all__ = [
     "variant_loop_forward",
     "variant_step_backward",
     "variant_step_forward",
+    "weighted_column_sums",
     "wait_for_post",
 ]
