@@ -18,6 +18,7 @@ from ..grad_mode import is_grad_enabled
 from ..nn import checks
 from ..nn.backend_switch import BackendSwitch
 from ..nn.kinds import CellKind, CellOps
+from ..nn.masks import inverted_dropout_mask
 from ..nn.module import Module
 from ..ops.recurrence import GateDropout
 from . import initializers
@@ -221,8 +222,7 @@ class KerasRNN(BackendSwitch, Module):
             return np.zeros((count, batch, size), self.dtype)
         if not 0.0 < rate < 1.0:
             return None
-        keep = self._rng.random((count, batch, size)) >= rate
-        return keep.astype(self.dtype) / self.dtype.type(1.0 - rate)
+        return inverted_dropout_mask(self._rng, (count, batch, size), rate, self.dtype)
 
     def _gate_dropout(self, training: bool, batch: int, features: int) -> GateDropout | None:
         """The masks of one call in training, fixed over its steps (Keras' DropoutRNNCell).

@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import checks
+from .masks import inverted_dropout_mask
 from .module import Module
 from .rnn_base import RNNBase
 
@@ -139,10 +140,7 @@ class Dropout(Module):
         if not self.training or self.p == 0.0:
             self._save_for_backward(None)
             return x
-        if self.p == 1.0:
-            mask = np.zeros(x.shape, dtype=x.dtype)
-        else:
-            mask = (self._rng.random(x.shape) >= self.p).astype(x.dtype) / x.dtype.type(1.0 - self.p)
+        mask = inverted_dropout_mask(self._rng, x.shape, self.p, x.dtype)
         self._save_for_backward(mask)
         return x * mask
 

@@ -22,6 +22,7 @@ from . import checks
 from ._layouts import LengthsLayout, PackedLayout, PaddedLayout
 from .directions import merge_directions, merge_directions_backward
 from .kinds import CellKind, CellOps, register_weights
+from .masks import inverted_dropout_mask
 from .module import Module
 from .packing import PackedSequence, check_lengths, check_packed
 from .variants import VariantOptions
@@ -443,19 +444,14 @@ class RNNBase(VariantOptions, Module):
         1/(1 - recurrent_dropout), one per sequence and direction, used at every step. Drawn from
         the module's generator at each training forward, before the masks between layers.
         Returns them in the caller's batch order and in the layout's (sorted) order."""
-        rate = self._recurrent_dropout
-        kept = self.dtype.type(1.0 - rate)
         shapes = [(self.num_directions, layout.batch, size) for size in self.output_sizes]
-        caller = [(self._rng.random(shape) >= rate).astype(self.dtype) / kept for shape in shapes]
+        caller = [inverted_dropout_mask(self._rng, shape, self._recurrent_dropout, self.dtype) for shape in shapes]
         return caller, [layout.states_in((mask,))[0] for mask in caller]
 
     def _dropout_mask(self, shape) -> np.ndarray | None:
         if not self.training or self.dropout == 0.0:
             return None
-        if self.dropout == 1.0:
-            return np.zeros(shape, dtype=self.dtype)
-        keep = self._rng.random(shape) >= self.dropout
-        return keep.astype(self.dtype) / self.dtype.type(1.0 - self.dropout)
+        return inverted_dropout_mask(self._rng, shape, self.dropout, self.dtype)
 
     # ---- backward --------------------------------------------------------------------
     def backward(
