@@ -35,6 +35,7 @@ class LayerSpec:
     bias: bool = True
     peepholes: bool = False
     layer_norm: bool = False
+    merge_mode: str = "concat"  # how a bidirectional layer's directions meet (lstmkit's merge_mode)
 
     def __post_init__(self):
         if self.mode not in GATE_COUNTS:
@@ -61,6 +62,7 @@ class LayerSpec:
             layer.bias,
             getattr(layer, "peepholes", False),
             getattr(layer, "layer_norm", False),
+            layer.merge_mode,
         )
 
     @property
@@ -81,8 +83,11 @@ class LayerSpec:
         return tuple(self.proj_size or hidden for hidden in self.hidden_sizes)
 
     def layer_input_size(self, layer: int) -> int:
-        """I_k: the input size of layer k (D * H_out of the layer below, directions concatenated)."""
-        return self.input_size if layer == 0 else self.num_directions * self.output_sizes[layer - 1]
+        """I_k: the input size of layer k (D * H_out of the layer below, or H_out where a merge_mode
+        other than "concat" merges its directions)."""
+        if layer == 0:
+            return self.input_size
+        return self.output_sizes[layer - 1] * (self.num_directions if self.merge_mode == "concat" else 1)
 
     def layer_shapes(self) -> list[dict[str, tuple[int, ...]]]:
         """Per layer, base name -> shape of each direction's weights (PyTorch's names and order)."""
@@ -93,6 +98,7 @@ class LayerSpec:
             self.bias,
             self.proj_size,
             self.num_directions,
+            self.merge_mode,
             layer_norm=self.layer_norm,
             peepholes=self.peepholes,
         )
@@ -114,6 +120,8 @@ class LayerSpec:
 
         hidden = self.hidden_sizes[0] if len(set(self.hidden_sizes)) == 1 else list(self.hidden_sizes)
         common = dict(num_layers=self.num_layers, bias=self.bias, bidirectional=self.bidirectional, **options)
+        if self.merge_mode != "concat":
+            common["merge_mode"] = self.merge_mode
         if self.mode == "LSTM":
             layer = LSTM(
                 self.input_size,

@@ -69,10 +69,6 @@ def refuse_what_cannot_export(layer) -> None:
     owner = f"to_onnx({type(layer).__name__})"
     if layer.mode != "LSTM" and any(zoneout_rates(layer)):
         raise ValueError(f"{owner}: zoneout on a {layer.mode} is not exported (an LSTM's is); got {layer.zoneout!r}")
-    if getattr(layer, "padding_side", "right") != "right":
-        raise ValueError(
-            f"{owner}: the exported graph takes right-padded batches; got padding_side={layer.padding_side!r}"
-        )
 
 
 def recurrent_layer(graph: Graph, layer, x: str, lengths: str | None, initial: dict, *, scan: bool | None = None):
