@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import lstmkit
 from lstmkit.convert.onnx_import import from_onnx, onnx_layers
+from lstmkit.convert.spec import LayerSpec
 
 INPUT, HIDDEN, STEPS, BATCH = 3, 5, 6, 2
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
@@ -229,3 +230,22 @@ def test_a_file_that_is_not_onnx_is_refused(tmp_path):
         from_onnx(path)
     with pytest.raises(ValueError, match="no file at"):
         from_onnx(tmp_path / "missing.onnx")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: lstmkit.LSTM(INPUT, [4, 6], 2, bidirectional=True, peepholes=True, seed=1),
+        lambda: lstmkit.GRU(INPUT, HIDDEN, 2, bias=False, seed=2),
+        lambda: lstmkit.RNN(INPUT, HIDDEN, nonlinearity="relu", bidirectional=True, seed=3),
+    ],
+    ids=["LSTM_peepholes_sizes", "GRU_no_bias", "RNN_RELU"],
+)
+def test_lstmkit_export_read_back_gives_the_same_weights(make):
+    from lstmkit.export import to_onnx
+
+    layer = make()
+    read = from_onnx(to_onnx(layer))
+    assert LayerSpec.of(read) == LayerSpec.of(layer)
+    for name, array in layer.state_dict().items():
+        np.testing.assert_array_equal(read.state_dict()[name], array)
