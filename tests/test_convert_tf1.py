@@ -168,7 +168,7 @@ def test_hand_made_checkpoint_projection_and_peepholes():
         f"{prefix}/w_f_diag": np.array([0.03, 0.04]),
         f"{prefix}/w_o_diag": np.array([0.05, 0.06]),
     }
-    state = from_tf1_weights(arrays, LayerSpec("LSTM", 1, (2,), proj_size=1, peepholes=True))
+    state = from_tf1_weights(arrays, LayerSpec("LSTM", 1, (2,), proj_size=1, peepholes=True), keep_forget_bias=True)
     assert list(state) == [
         "weight_ih_l0",
         "weight_hh_l0",
@@ -190,13 +190,13 @@ def test_hand_made_checkpoint_projection_and_peepholes():
 def test_round_trips_are_the_identity(hidden_sizes, bidirectional, proj_size, peepholes, cell, forget_bias):
     spec = spec_of(hidden_sizes, bidirectional, proj_size, peepholes)
     arrays = random_arrays(tf1_shapes(spec, cell=cell), seed=5)
-    state = from_tf1_weights(arrays, spec, cell=cell, forget_bias=forget_bias)
+    state = from_tf1_weights(arrays, spec, cell=cell, forget_bias=forget_bias, keep_forget_bias=True)
     back = to_tf1_weights(state, spec, cell=cell, forget_bias=forget_bias, runtime_forget_bias=forget_bias)
     assert list(back) == list(arrays)
     for name in arrays:
         np.testing.assert_array_equal(back[name], arrays[name], err_msg=name)
     # and lstmkit -> TF1 -> lstmkit, for a state with TF1's one bias (bias_hh zero)
-    again = from_tf1_weights(back, spec, cell=cell, forget_bias=forget_bias)
+    again = from_tf1_weights(back, spec, cell=cell, forget_bias=forget_bias, keep_forget_bias=True)
     assert list(again) == list(state)
     for name in state:
         np.testing.assert_array_equal(again[name], state[name], err_msg=name)

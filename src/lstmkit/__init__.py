@@ -7,9 +7,13 @@
 ((3, 1, 100), (2, 1, 100), (2, 1, 100))
 """
 
-from . import (
-    _openblas,  # noqa: F401  first: before anything loads NumPy (and OpenBLAS)
-    io,  # noqa: F401  lstmkit.io.torch_state_dict(...) after a plain `import lstmkit`
+from . import _openblas  # noqa: F401  first: before anything loads NumPy (and OpenBLAS)
+
+# isort: split
+from . import (  # lstmkit.io.save_weights(...), lstmkit.export.to_onnx(...) after a plain `import lstmkit`
+    convert,  # noqa: F401
+    export,  # noqa: F401
+    io,  # noqa: F401
 )
 from .explain import count_parameters
 from .grad_mode import is_grad_enabled, no_grad

@@ -1,4 +1,4 @@
-"""The ``lstmkit`` command: ``explain``, ``train``, ``evaluate``, ``generate`` (also ``python -m lstmkit``)."""
+"""The ``lstmkit`` command: explain, train, evaluate, generate and export (or ``python -m lstmkit``)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 from importlib import metadata
 
+from .cli_export import add_export_parser, run_export
 from .cli_options import NON_NEGATIVE_INT, POSITIVE_INT, HelpFormatter
 from .cli_train import add_train_parser, dispatch
 from .explain import MODES, explain_layer
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_explain_parser(commands)
     add_train_parser(commands)
+    add_export_parser(commands)
     return parser
 
 
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(text)
         return 0
-    return dispatch(args)
+    return dispatch(args, {"export": run_export})
 
 
 if __name__ == "__main__":

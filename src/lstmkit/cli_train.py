@@ -30,6 +30,7 @@ from .cli_options import (
 )
 from .data import MissingDatasetPackage
 from .grad_mode import no_grad
+from .nn.module import Module
 from .tasks import TASKS, Task, get_task
 from .train import Trainer, TrainingDiverged
 
@@ -226,7 +227,7 @@ class Interrupted(Exception):
         self.code = code
 
 
-def _checkpoint_and_task(checkpoint: Path) -> tuple[dict[str, np.ndarray], dict, type[Task]]:
+def checkpoint_and_task(checkpoint: Path) -> tuple[dict[str, np.ndarray], dict, type[Task]]:
     if checkpoint.is_dir():
         raise io.CheckpointError(
             f"{checkpoint} is a folder; expected a checkpoint file in it, e.g. {checkpoint / 'best.npz'}"
@@ -236,12 +237,17 @@ def _checkpoint_and_task(checkpoint: Path) -> tuple[dict[str, np.ndarray], dict,
     return arrays, meta, task_class
 
 
-def run_evaluate(args: argparse.Namespace) -> dict:
-    arrays, meta, task_class = _checkpoint_and_task(args.checkpoint)
+def trained_model(checkpoint: Path) -> tuple[Module, Task, dict]:
+    """``(model, task, meta)`` of a checkpoint: its task's model holding its weights, in evaluation mode."""
+    arrays, meta, task_class = checkpoint_and_task(checkpoint)
     task = task_class(meta["config"])
     model = task.build_model()
     model.load_state_dict(io.prefixed(arrays, "model"))
-    model.eval()
+    return model.eval(), task, meta
+
+
+def run_evaluate(args: argparse.Namespace) -> dict:
+    model, task, meta = trained_model(args.checkpoint)
     result = {part: task.evaluate(model, part) for part in ("valid", "test")}
     print(json.dumps({"checkpoint": str(args.checkpoint), "epoch": meta["epoch"], **result}))
     return result
@@ -262,7 +268,7 @@ def prompt_tokens(prompt: str, vocabulary: list[str], words: bool) -> list[int]:
 def run_generate(args: argparse.Namespace) -> str:
     from .nn.language_model import LanguageModel
 
-    arrays, meta, task_class = _checkpoint_and_task(args.checkpoint)
+    arrays, meta, task_class = checkpoint_and_task(args.checkpoint)
     vocabulary = meta.get("vocabulary")
     if vocabulary is None:
         raise ValueError(
@@ -302,13 +308,14 @@ EXPECTED_FAILURES = (
 )
 
 
-def dispatch(args: argparse.Namespace) -> int:
-    """Run train/evaluate/generate, turning expected failures into one clear line and exit code 2.
+def dispatch(args: argparse.Namespace, more_handlers: dict[str, Callable] | None = None) -> int:
+    """Run train/evaluate/generate (or a command of ``more_handlers``), turning expected failures into
+    one clear line and exit code 2.
 
     Ctrl-C or SIGTERM during training ends with one line naming the kept checkpoint and the command
     that resumes the run (exit code 130, or 143 after SIGTERM).
     """
-    handlers = {"train": run_train, "evaluate": run_evaluate, "generate": run_generate}
+    handlers = {"train": run_train, "evaluate": run_evaluate, "generate": run_generate, **(more_handlers or {})}
     try:
         handlers[args.command](args)
     except EXPECTED_FAILURES as error:

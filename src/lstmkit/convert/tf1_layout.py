@@ -194,13 +194,13 @@ def from_tf1_weights(
     *,
     cell: str = "LSTMCell",
     forget_bias: float = 1.0,
-    keep_forget_bias: bool = True,
+    keep_forget_bias: bool = False,
     scope: str | None = None,
 ) -> dict[str, np.ndarray]:
     """The state (PyTorch's names and layout) of a TF1 checkpoint's variables, whose cells were built
-    with ``forget_bias``. ``keep_forget_bias=True``: run the state with
-    ``runtime_forget_bias=forget_bias`` (see :func:`from_tf1_layer`); ``False``: it is folded into
-    ``bias_ih``'s f block and the state is a plain PyTorch LSTM's."""
+    with ``forget_bias``. ``keep_forget_bias=False`` (the default): it is folded into ``bias_ih``'s
+    f block and the state is a plain PyTorch LSTM's; ``True``: run the state with
+    ``runtime_forget_bias=forget_bias`` (:func:`from_tf1_layer` builds that layer)."""
     owner = f"from_tf1_weights({cell})"
     _refuse_what_tf1_lacks(owner, spec, cell)
     arrays = check_arrays(owner, arrays, _shapes(spec, scope), what="TF1 variable")
