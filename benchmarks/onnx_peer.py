@@ -1,9 +1,9 @@
 """onnxruntime's LSTM and GRU operators as a peer: an ONNX graph holding a lstmkit layer's weights.
 
-ONNX lays the gates out differently from PyTorch (LSTM i, o, f, c against i, f, g, o; GRU z, r, h
-against r, z, n, with ``linear_before_reset=1`` for PyTorch's GRU), keeps both biases in one
-(D, 2·G·H) array and returns Y as (T, D, N, H); stacked layers are one node each, with the
-directions of Y joined back into (T, N, D·H) between them.
+The weights come from :func:`lstmkit.convert.to_onnx_weights` (ONNX's gate orders and stacked
+biases, see its module); stacked layers are one node each, with the directions of Y, (T, D, N, H),
+joined back into (T, N, D·H) between them. The graph returns the output alone, as the timed call
+of the other peers does (the exported graphs of :mod:`lstmkit.export` also return the states).
 """
 
 from __future__ import annotations
@@ -13,27 +13,13 @@ import onnx
 import onnxruntime
 from onnx import TensorProto, helper, numpy_helper
 
-# rows of ONNX's gate blocks, as indices of PyTorch's blocks
-ONNX_BLOCKS = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2]}
+from lstmkit.convert import LayerSpec, to_onnx_weights
 
 
-def _reorder(array, kind):
-    blocks = np.split(array, len(ONNX_BLOCKS[kind]), axis=0)
-    return np.concatenate([blocks[k] for k in ONNX_BLOCKS[kind]], axis=0)
-
-
-def _layer_node(kind, state, layer, directions, hidden, source, nodes, initializers):
-    suffixes = [f"l{layer}"] + ([f"l{layer}_reverse"] if directions == 2 else [])
-    w = np.stack([_reorder(state[f"weight_ih_{s}"], kind) for s in suffixes])
-    r = np.stack([_reorder(state[f"weight_hh_{s}"], kind) for s in suffixes])
-    b = np.stack(
-        [
-            np.concatenate([_reorder(state[f"bias_ih_{s}"], kind), _reorder(state[f"bias_hh_{s}"], kind)])
-            for s in suffixes
-        ]
-    )
+def _layer_node(kind, weights, layer, directions, hidden, source, nodes, initializers):
     names = [f"W{layer}", f"R{layer}", f"B{layer}"]
-    initializers += [numpy_helper.from_array(array.astype(np.float32), name) for array, name in zip((w, r, b), names)]
+    arrays = [weights[key].astype(np.float32) for key in ("W", "R", "B")]
+    initializers += [numpy_helper.from_array(array, name) for array, name in zip(arrays, names)]
     attributes = {"hidden_size": hidden, "direction": "bidirectional" if directions == 2 else "forward"}
     if kind == "GRU":
         attributes["linear_before_reset"] = 1
@@ -50,11 +36,11 @@ def onnx_session(kind: str, layer, threads: int) -> onnxruntime.InferenceSession
     ``kind`` naming which) from X (T, N, I)."""
     hidden = layer.hidden_size
     directions = 2 if layer.bidirectional else 1
-    state = layer.state_dict()
+    layers = to_onnx_weights(layer.state_dict(), LayerSpec.of(layer))
     nodes, initializers = [], [numpy_helper.from_array(np.array([0, 0, -1], np.int64), "flat_shape")]
     source = "X"
-    for index in range(layer.num_layers):
-        source = _layer_node(kind, state, index, directions, hidden, source, nodes, initializers)
+    for index, weights in enumerate(layers):
+        source = _layer_node(kind, weights, index, directions, hidden, source, nodes, initializers)
     graph = helper.make_graph(
         nodes,
         "recurrent",

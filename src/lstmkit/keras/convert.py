@@ -45,7 +45,8 @@ def to_keras(layer: RNNBase, **options) -> KerasRNN | Bidirectional:
     if layer.num_layers != 1 or layer.proj_size:
         raise ValueError(
             f"{owner}: expected num_layers=1 and proj_size=0 (one Keras layer), "
-            f"got num_layers={layer.num_layers}, proj_size={layer.proj_size}"
+            f"got num_layers={layer.num_layers}, proj_size={layer.proj_size}; for a stack of real Keras layers, "
+            "lstmkit.convert.to_keras_weights gives their get_weights() list (Keras has no projection)"
         )
     variants = layer._variants_on()  # the variant options on, name -> value
     variants.pop("return_states", None)  # not carried over (see the module docstring)
