@@ -3,9 +3,6 @@ gradients) against torch autograd on the equations written again (variant_refere
 differences, and onnxruntime's LSTM operator with peepholes; with every option off, the plain op's
 results bit for bit."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import onnx
 import onnxruntime
@@ -16,12 +13,11 @@ from onnx import TensorProto, helper
 from test_gradcheck import numeric_gradient
 from variant_reference import torch_lstm
 
+from lstmkit.convert.onnx_layout import ONNX_ORDER
+from lstmkit.convert.spec import reorder_blocks
 from lstmkit.ops.fused import lstm_backward_fused, lstm_forward_fused
 from lstmkit.ops.lstm import LSTMCache, LSTMWeights, lstm_backward, lstm_forward
 from lstmkit.ops.recurrence import GateDropout, Zoneout, padding_mask, reverse_in_time
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from onnx_peer import ONNX_BLOCKS  # noqa: E402
 
 SIZES = (5, 3, 4, 5)  # T, N, I, H
 
@@ -226,8 +222,7 @@ def _onnx_lstm(directions: int, hidden: int, features: int):
 
 def _onnx_gates(array):
     """PyTorch's gate blocks (i, f, g, o) in ONNX's order (i, o, f, c)."""
-    blocks = np.split(array, 4, axis=0)
-    return np.concatenate([blocks[k] for k in ONNX_BLOCKS["LSTM"]], axis=0)
+    return reorder_blocks(array, ONNX_ORDER["LSTM"])
 
 
 @pytest.mark.parametrize("directions", [1, 2])
