@@ -74,6 +74,9 @@ def test_export_protects_files_and_says_what_it_needs(tmp_path, capsys):
     assert "is the checkpoint itself" in capsys.readouterr().err
     assert main(["export", str(checkpoint)]) == 2
     assert "nothing to write" in capsys.readouterr().err
+    same = str(tmp_path / "both")
+    assert main(["export", str(checkpoint), "--onnx", same, "--safetensors", same]) == 2
+    assert "name the same file" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "missing.npz"), "--onnx", str(tmp_path / "x.onnx")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
     export(capsys, checkpoint, target, "--force")

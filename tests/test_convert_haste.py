@@ -223,9 +223,9 @@ def test_missing_and_misshaped_parameters_are_named():
     params["kernel"] = params["kernel"].T
     with pytest.raises(ValueError, match=re.escape("haste parameter 'kernel': expected shape (3, 12), got (12, 3)")):
         from_haste_weights([params], spec)
-    with pytest.raises(ValueError, match="expected a list of 1 dicts of haste parameters, got one mapping"):
+    with pytest.raises(TypeError, match=re.escape("expected a list of 1 dicts of arrays (one per layer), got dict")):
         from_haste_weights(random_haste(spec)[0], spec)
-    with pytest.raises(ValueError, match="expected a list of 2 dicts of haste parameters, got 1"):
+    with pytest.raises(ValueError, match="expected 2 layers of weights, got 1"):
         from_haste_weights(random_haste(spec), LayerSpec("GRU", 3, (4, 4)))
     state = lstmkit.GRU(3, 4).state_dict()
     state["weight_hh_l0"] = state["weight_hh_l0"][:, :2]

@@ -283,11 +283,26 @@ def test_float64_layer_exports_in_float32():
         (lstmkit.Sequential(lstmkit.LSTM(3, 4)), {"lengths": True}, "apply to a recurrent layer"),
         (lstmkit.LSTM(3, 4), {"lengths": True, "unbatched": True}, "one length"),
         (lstmkit.LSTM(3, 4, proj_size=2), {"scan": False}, "needs the Scan"),
+        (lstmkit.LSTM(3, 4), {"scan": "no"}, "scan must be None, True or False"),
     ],
 )
 def test_what_cannot_be_exported_is_refused_clearly(model, options, message):
     with pytest.raises((ValueError, TypeError), match=message):
         to_onnx(model, **options)
+
+
+def test_scan_applies_to_lstms_only():
+    """scan=True builds LSTMs from a Scan; a GRU or an RNN stays ONNX's operator."""
+    model = lstmkit.Sequential(lstmkit.GRU(3, 4, seed=0), lstmkit.LSTM(4, 5, seed=1), lstmkit.LastStep()).eval()
+    graph = to_onnx(model, scan=True).graph
+    assert [node.op_type for node in graph.node if node.op_type in ("GRU", "LSTM", "Scan")] == ["GRU", "Scan"]
+    x = np.random.default_rng(0).standard_normal((6, 2, 3)).astype(np.float32)
+    assert_outputs(session(model, scan=True).run(None, {"input": x}), [model(x)], ["output"])
+
+
+def test_a_folder_is_not_a_file_name(tmp_path):
+    with pytest.raises(ValueError, match="is a folder"):
+        to_onnx(lstmkit.LSTM(3, 4), tmp_path)
 
 
 def test_a_failed_export_leaves_no_file(tmp_path):

@@ -9,6 +9,7 @@ export never overwrites a checkpoint or another file by a slip of the path.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def run_export(args: argparse.Namespace) -> dict:
     targets = {kind: path for kind, path in (("onnx", args.onnx), ("safetensors", args.safetensors)) if path}
     if not targets:
         raise ValueError("nothing to write: give --onnx FILE and/or --safetensors FILE")
+    if len({path.resolve() for path in targets.values()}) < len(targets):
+        raise ValueError(f"--onnx and --safetensors name the same file {args.onnx}; give each its own")
     for path in targets.values():
         if path.resolve() == args.checkpoint.resolve():
             raise ValueError(f"{path} is the checkpoint itself; choose another file to export to")
@@ -44,6 +47,9 @@ def run_export(args: argparse.Namespace) -> dict:
             raise ValueError(f"{path} is a folder; expected a file name, e.g. {path / 'model.onnx'}")
         if path.exists() and not args.force:
             raise ValueError(f"{path} exists; give --force to replace it, or another file name")
+    for module in targets:  # each option is named after the package it needs
+        if importlib.util.find_spec(module) is None:
+            raise ValueError(f"--{module} needs the {module} package: pip install 'lstmkit[{module}]'")
     model, _, meta = trained_model(args.checkpoint)
     written = {"checkpoint": str(args.checkpoint), "task": meta["config"]["task"], "epoch": meta["epoch"]}
     if "onnx" in targets:

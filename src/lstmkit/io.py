@@ -158,7 +158,9 @@ def _weights_metadata(module: Module) -> dict[str, str]:
 
     metadata = {"format": WEIGHTS_FORMAT, "module": type(module).__name__}
     if isinstance(module, RNNBase):
-        metadata["layer_spec"] = json.dumps(dataclasses.asdict(LayerSpec.of(module)))
+        metadata["layer_spec"] = json.dumps(dataclasses.asdict(LayerSpec._of(module)))  # for people reading it
+        if getattr(module, "runtime_forget_bias", 0.0):
+            metadata["runtime_forget_bias"] = repr(float(module.runtime_forget_bias))
     return metadata
 
 
@@ -178,7 +180,12 @@ def save_weights(module: Module, path: str | Path) -> None:
         ``weight_hh_l{k}{suffix}``      (G*H, H_out) H_out = proj_size or H
         ``bias_ih_l{k}{suffix}``, hh    (G*H,)       when ``bias=True``
         ``weight_hr_l{k}{suffix}``      (P, H)       when ``proj_size=P > 0``
+        ``weight_peephole_l{k}...``     (3*H,)       the variants' (see
+        ``layer_norm_*_l{k}...``                     :func:`lstmkit.nn.weight_shapes.layer_weight_shapes`)
         ==============================  ===========  ===============================
+
+    The file holds the weights as they are: a layer's ``runtime_forget_bias`` (recorded in the
+    metadata) is not in them, so a PyTorch twin needs :func:`lstmkit.convert.state_of`'s state.
 
     A model's names carry its children's prefixes (``0.weight_ih_l0``, ``2.weight``), as in torch.
     """

@@ -21,8 +21,10 @@ framework's facts (gate orders, transposes, biases) and both directions:
 
 A missing or mis-shaped weight is a ValueError naming the key, the shape expected and the shape
 given; a configuration the other framework cannot express is refused, saying why. Round trips
-are the identity where the other layout keeps both biases (where it keeps one sum, the sum
-comes back in ``bias_ih``). torch and onnx are imported only by the functions that need them.
+are the identity where the other layout keeps both biases; where it keeps one sum, the sum
+comes back in ``bias_ih`` (Keras, TF1) or halved in both (haste, as its own
+``to_native_weights``). :func:`~.spec.state_of` gives a layer's spec and state with a
+``runtime_forget_bias`` folded in. torch and onnx are imported only by the functions that need them.
 ONNX export of whole graphs is :func:`lstmkit.export.to_onnx`.
 """
 
@@ -30,7 +32,7 @@ from .haste_layout import from_haste_weights, to_haste_weights
 from .keras_layout import from_keras_weights, to_keras_weights
 from .onnx_import import from_onnx, onnx_layers
 from .onnx_layout import from_onnx_weights, to_onnx_weights
-from .spec import LayerSpec
+from .spec import LayerSpec, state_of
 from .tf1_layout import from_tf1_layer, from_tf1_weights, to_tf1_weights
 from .torch_layout import from_torch_module, from_torch_state_dict, to_torch_module, to_torch_state_dict
 
@@ -45,6 +47,7 @@ __all__ = [
     "from_torch_module",
     "from_torch_state_dict",
     "onnx_layers",
+    "state_of",
     "to_haste_weights",
     "to_keras_weights",
     "to_onnx_weights",

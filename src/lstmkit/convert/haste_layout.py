@@ -61,7 +61,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .spec import LayerSpec, check_arrays, checked_state, inverse_order, reorder_blocks
+from .spec import LayerSpec, check_arrays, check_layer_list, checked_state, inverse_order, owner_of, reorder_blocks
 
 # haste's gate block k is PyTorch's block HASTE_ORDER[mode][k]
 HASTE_ORDER = {"LSTM": (0, 2, 1, 3), "GRU": (1, 0, 2)}
@@ -106,7 +106,7 @@ def haste_shapes(spec: LayerSpec, layer: int) -> dict[str, tuple[int, ...]]:
 
 def to_haste_weights(state: Mapping[str, np.ndarray], spec: LayerSpec) -> list[dict[str, np.ndarray]]:
     """One dict of :func:`haste_shapes`' parameters per layer, of a state in PyTorch's layout."""
-    owner = f"to_haste_weights({spec.mode})"
+    owner = owner_of("to_haste_weights", spec)
     _refuse_what_haste_lacks(owner, spec)
     state = checked_state(owner, state, spec)
     order = HASTE_ORDER[spec.mode]
@@ -134,11 +134,9 @@ def to_haste_weights(state: Mapping[str, np.ndarray], spec: LayerSpec) -> list[d
 
 def from_haste_weights(layers: Sequence[Mapping[str, np.ndarray]], spec: LayerSpec) -> dict[str, np.ndarray]:
     """The state (PyTorch's names and layout) of one dict of haste parameters per layer."""
-    owner = f"from_haste_weights({spec.mode})"
+    owner = owner_of("from_haste_weights", spec)
     _refuse_what_haste_lacks(owner, spec)
-    if isinstance(layers, Mapping) or len(layers) != spec.num_layers:
-        given = "one mapping" if isinstance(layers, Mapping) else f"{len(layers)}"
-        raise ValueError(f"{owner}: expected a list of {spec.num_layers} dicts of haste parameters, got {given}")
+    layers = check_layer_list(owner, layers, spec)
     order = inverse_order(HASTE_ORDER[spec.mode])
     state = {}
     for (layer, _, s), given in zip(spec.directions(), layers):

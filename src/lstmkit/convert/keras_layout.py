@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..keras._formats import FORMATS, KerasFormat
-from .spec import LayerSpec, check_arrays, checked_state
+from .spec import LayerSpec, check_arrays, checked_state, owner_of
 
 DIRECTION_NAMES = ("forward", "backward")
 
@@ -69,7 +69,7 @@ def _shapes(keras_format: KerasFormat, spec: LayerSpec) -> dict[str, tuple[int, 
 def to_keras_weights(state: Mapping[str, np.ndarray], spec: LayerSpec, *, reset_after: bool = True) -> list[np.ndarray]:
     """The ``get_weights()`` list of the stacked Keras layers (see the module docstring) of a state
     in PyTorch's layout."""
-    owner = f"to_keras_weights({spec.mode})"
+    owner = owner_of("to_keras_weights", spec)
     keras_format = _keras_format(owner, spec, reset_after)
     state = checked_state(owner, state, spec)
     weights = []
@@ -85,7 +85,7 @@ def from_keras_weights(
     weights: Sequence[np.ndarray], spec: LayerSpec, *, reset_after: bool = True
 ) -> dict[str, np.ndarray]:
     """The state (PyTorch's names and layout) of the stacked Keras layers' ``get_weights()`` list."""
-    owner = f"from_keras_weights({spec.mode})"
+    owner = owner_of("from_keras_weights", spec)
     keras_format = _keras_format(owner, spec, reset_after)
     expected = _shapes(keras_format, spec)
     if isinstance(weights, (Mapping, str)) or not isinstance(weights, Sequence):

@@ -35,12 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .onnx_layout import from_onnx_weights
+from .onnx_layout import DEFAULT_ACTIVATIONS, OPERATORS, WEIGHT_INPUTS, from_onnx_weights
 from .spec import LayerSpec
 
-RECURRENT_OPS = ("LSTM", "GRU", "RNN")
-WEIGHT_INPUTS = {"W": 1, "R": 2, "B": 3, "P": 7}  # ONNX's input index of each weight (P: LSTM only)
-DEFAULT_ACTIVATIONS = {"LSTM": ("sigmoid", "tanh", "tanh"), "GRU": ("sigmoid", "tanh"), "RNN": ("tanh",)}
+RECURRENT_OPS = tuple(dict.fromkeys(OPERATORS.values()))  # LSTM, GRU, RNN
 
 
 @dataclass(frozen=True)
@@ -58,6 +56,10 @@ class RecurrentNode:
     @property
     def direction(self) -> str:
         return self.attributes.get("direction", "forward")
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.direction == "bidirectional" else 1
 
     @property
     def hidden_size(self) -> int:
@@ -101,7 +103,7 @@ def from_onnx(model_or_path, *, batch_first: bool = False, dtype=np.float32):
         )
     modes = [_mode(node) for node in nodes]
     _check_stack(nodes, modes)
-    directions = 2 if nodes[0].direction == "bidirectional" else 1
+    directions = nodes[0].num_directions
     spec = LayerSpec(
         modes[0],
         nodes[0].input_size,
@@ -198,7 +200,7 @@ def _mode(node: RecurrentNode) -> str:
             f"{owner}: expected direction 'forward' or 'bidirectional', got {node.direction!r} "
             "(a layer that reads only backwards has no lstmkit twin)"
         )
-    directions = 2 if node.direction == "bidirectional" else 1
+    directions = node.num_directions
     if node.weights["W"].shape[0] != directions:
         raise ValueError(
             f"{owner}: direction {node.direction!r} expects W of {directions} direction(s), got W of shape "
@@ -240,7 +242,7 @@ def _activation_mode(node: RecurrentNode, owner: str) -> str:
 
 def _check_stack(nodes: list[RecurrentNode], modes: list[str]) -> None:
     first = nodes[0]
-    directions = 2 if first.direction == "bidirectional" else 1
+    directions = first.num_directions
     for index, (node, mode) in enumerate(zip(nodes, modes)):
         owner = f"from_onnx: node {index} of the stack ({node})"
         if mode != modes[0] or node.direction != first.direction:

@@ -22,11 +22,16 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .spec import LayerSpec, check_arrays, checked_state, inverse_order, reorder_blocks
+from .spec import LayerSpec, check_arrays, check_layer_list, checked_state, inverse_order, owner_of, reorder_blocks
 
 # ONNX's block k is PyTorch's block ONNX_ORDER[mode][k]
 ONNX_ORDER = {"LSTM": (0, 3, 1, 2), "GRU": (1, 0, 2), "RNN_TANH": (0,), "RNN_RELU": (0,)}
 PEEPHOLE_ORDER = (0, 2, 1)  # ONNX's P is (i, o, f); lstmkit's weight_peephole (i, f, o)
+OPERATORS = {"LSTM": "LSTM", "GRU": "GRU", "RNN_TANH": "RNN", "RNN_RELU": "RNN"}  # lstmkit's mode -> ONNX's op
+RNN_ACTIVATIONS = {"RNN_TANH": "Tanh", "RNN_RELU": "Relu"}  # the RNN operator's ``activations``, per direction
+DEFAULT_ACTIVATIONS = {"LSTM": ("sigmoid", "tanh", "tanh"), "GRU": ("sigmoid", "tanh"), "RNN": ("tanh",)}
+GRU_ATTRIBUTES = {"linear_before_reset": 1}  # PyTorch's GRU: r multiplies (R_n h + b_Rn)
+WEIGHT_INPUTS = {"W": 1, "R": 2, "B": 3, "P": 7}  # each weight's input index (P: the LSTM's only)
 
 
 def _refuse_what_onnx_lacks(owner: str, spec: LayerSpec) -> None:
@@ -54,7 +59,7 @@ def onnx_shapes(spec: LayerSpec, layer: int) -> dict[str, tuple[int, ...]]:
 
 def to_onnx_weights(state: Mapping[str, np.ndarray], spec: LayerSpec) -> list[dict[str, np.ndarray]]:
     """One dict ``{"W", "R"[, "B"][, "P"]}`` per layer, of a state in PyTorch's layout."""
-    owner = f"to_onnx_weights({spec.mode})"
+    owner = owner_of("to_onnx_weights", spec)
     _refuse_what_onnx_lacks(owner, spec)
     state = checked_state(owner, state, spec)
     order = ONNX_ORDER[spec.mode]
@@ -82,10 +87,9 @@ def to_onnx_weights(state: Mapping[str, np.ndarray], spec: LayerSpec) -> list[di
 
 def from_onnx_weights(layers: list[Mapping[str, np.ndarray]], spec: LayerSpec) -> dict[str, np.ndarray]:
     """The state (PyTorch's names and layout) of one ``{"W", "R"[, "B"][, "P"]}`` dict per layer."""
-    owner = f"from_onnx_weights({spec.mode})"
+    owner = owner_of("from_onnx_weights", spec)
     _refuse_what_onnx_lacks(owner, spec)
-    if len(layers) != spec.num_layers:
-        raise ValueError(f"{owner}: expected {spec.num_layers} layers of weights, got {len(layers)}")
+    layers = check_layer_list(owner, layers, spec)
     order = inverse_order(ONNX_ORDER[spec.mode])
     state = {}
     for layer, given in enumerate(layers):

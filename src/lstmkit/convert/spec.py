@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..nn import checks
+from ..nn.kinds import KINDS
 from ..nn.weight_shapes import layer_weight_shapes, named_weight_shapes, weight_suffix
-
-GATE_COUNTS = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
 
 @dataclass(frozen=True)
@@ -38,21 +38,40 @@ class LayerSpec:
     merge_mode: str = "concat"  # how a bidirectional layer's directions meet (lstmkit's merge_mode)
 
     def __post_init__(self):
-        if self.mode not in GATE_COUNTS:
-            raise ValueError(f"LayerSpec: mode must be one of {sorted(GATE_COUNTS)}, got {self.mode!r}")
-        if isinstance(self.hidden_sizes, int):
-            object.__setattr__(self, "hidden_sizes", (self.hidden_sizes,))
-        object.__setattr__(self, "hidden_sizes", tuple(int(size) for size in self.hidden_sizes))
+        owner = "LayerSpec"
+        if self.mode not in KINDS:
+            raise ValueError(f"{owner}: mode must be one of {sorted(KINDS)}, got {self.mode!r}")
+        sizes = list(self.hidden_sizes) if isinstance(self.hidden_sizes, (list, tuple)) else self.hidden_sizes
+        if not isinstance(sizes, list) or not sizes:
+            sizes = [sizes]  # one size: a one-layer spec (check_hidden_sizes names a wrong type)
+        hidden_sizes = checks.check_hidden_sizes(owner, sizes, len(sizes))
+        set_field = object.__setattr__  # a frozen dataclass: fields are set once, here, checked
+        set_field(self, "hidden_sizes", hidden_sizes)
+        set_field(self, "input_size", checks.check_size(owner, "input_size", self.input_size))
+        for flag in ("bidirectional", "bias", "peepholes", "layer_norm"):
+            set_field(self, flag, checks.check_flag(owner, flag, getattr(self, flag)))
+        set_field(self, "proj_size", checks.check_proj_size(owner, self.proj_size, list(hidden_sizes), hidden_sizes))
+        checks.check_merge_mode(owner, self.merge_mode, self.bidirectional)
         if self.mode != "LSTM" and (self.proj_size or self.peepholes or self.layer_norm):
-            raise ValueError(f"LayerSpec: proj_size, peepholes and layer_norm are LSTM options, got mode {self.mode!r}")
+            raise ValueError(f"{owner}: proj_size, peepholes and layer_norm are LSTM options, got mode {self.mode!r}")
 
     @classmethod
     def of(cls, layer) -> LayerSpec:
-        """The spec of an ``lstmkit.LSTM``, ``GRU`` or ``RNN``."""
+        """The spec of an ``lstmkit.LSTM``, ``GRU`` or ``RNN``. A layer with a ``runtime_forget_bias``
+        is refused: its weights alone are not its function; :func:`state_of` folds the constant in."""
         from ..nn.rnn_base import RNNBase
 
         if not isinstance(layer, RNNBase):
             raise TypeError(f"LayerSpec.of: expected an lstmkit.LSTM, GRU or RNN, got {type(layer).__name__}")
+        if getattr(layer, "runtime_forget_bias", 0.0):
+            raise ValueError(
+                f"LayerSpec.of: this layer adds runtime_forget_bias={layer.runtime_forget_bias!r} at every step, "
+                "which its weights do not hold; use lstmkit.convert.state_of(layer), which folds it into bias_ih"
+            )
+        return cls._of(layer)
+
+    @classmethod
+    def _of(cls, layer) -> LayerSpec:
         return cls(
             layer.mode,
             layer.input_size,
@@ -75,7 +94,7 @@ class LayerSpec:
 
     @property
     def gate_count(self) -> int:
-        return GATE_COUNTS[self.mode]
+        return KINDS[self.mode].gate_count
 
     @property
     def output_sizes(self) -> tuple[int, ...]:
@@ -154,7 +173,13 @@ def check_arrays(owner: str, arrays: Mapping, expected: Mapping[str, tuple[int, 
     for name, shape in expected.items():
         if name not in arrays:
             continue
-        array = as_array(arrays[name])
+        try:
+            array = as_array(arrays[name])
+        except (TypeError, ValueError):
+            problems.append(
+                f"{what} {name!r}: expected an array of shape {tuple(shape)}, got {type(arrays[name]).__name__}"
+            )
+            continue
         if array.shape != tuple(shape):
             problems.append(f"{what} {name!r}: expected shape {tuple(shape)}, got {array.shape}")
         elif not np.issubdtype(array.dtype, np.floating):
@@ -166,8 +191,57 @@ def check_arrays(owner: str, arrays: Mapping, expected: Mapping[str, tuple[int, 
 
 
 def checked_state(owner: str, state: Mapping, spec: LayerSpec) -> dict[str, np.ndarray]:
-    """``state`` (PyTorch's names) checked against ``spec``'s names and shapes."""
-    return check_arrays(owner, state, spec.shapes())
+    """``state`` (PyTorch's names) checked against ``spec`` (a :class:`LayerSpec`)'s names and shapes."""
+    return check_arrays(owner, state, check_spec(owner, spec).shapes())
+
+
+def check_spec(owner: str, spec) -> LayerSpec:
+    """``spec``, refused unless it is a :class:`LayerSpec`."""
+    if not isinstance(spec, LayerSpec):
+        raise TypeError(f"{owner}: expected a LayerSpec (e.g. LayerSpec.of(layer)), got {type(spec).__name__}")
+    return spec
+
+
+def owner_of(function: str, spec) -> str:
+    """``function(MODE)``, the name errors give, once ``spec`` is known to be a :class:`LayerSpec`."""
+    return f"{function}({check_spec(function, spec).mode})"
+
+
+def check_layer_list(owner: str, layers, spec: LayerSpec) -> list:
+    """``layers`` as a list of one mapping of arrays per layer of ``spec``."""
+    if isinstance(layers, Mapping) or not isinstance(layers, Sequence) or isinstance(layers, str):
+        given = type(layers).__name__
+        raise TypeError(f"{owner}: expected a list of {spec.num_layers} dicts of arrays (one per layer), got {given}")
+    if len(layers) != spec.num_layers:
+        raise ValueError(f"{owner}: expected {spec.num_layers} layers of weights, got {len(layers)}")
+    return list(layers)
+
+
+def with_forget_bias(bias: np.ndarray, shift: float) -> np.ndarray:
+    """A copy of ``bias`` (an LSTM's, PyTorch's gate order i, f, g, o) with ``shift`` added to its f block."""
+    bias = np.array(bias, copy=True)
+    hidden = bias.shape[0] // 4
+    bias[hidden : 2 * hidden] += shift
+    return bias
+
+
+def state_of(layer) -> tuple[LayerSpec, dict[str, np.ndarray]]:
+    """``(spec, state)`` of an lstmkit layer, ready for any converter: its ``state_dict()``, with a
+    ``runtime_forget_bias`` folded into ``bias_ih``'s forget block (a layer without biases gets zero
+    ones to hold it), so the state computes what the layer computes. Options that are not weights
+    (dropout, zoneout, ``batch_first``) are not part of it."""
+    forget_bias = getattr(layer, "runtime_forget_bias", 0.0)
+    spec = LayerSpec._of(layer) if forget_bias else LayerSpec.of(layer)  # of() refuses the forget bias
+    state = layer.state_dict()
+    if forget_bias:
+        if not spec.bias:
+            spec = LayerSpec(**{**spec.__dict__, "bias": True})
+            state.update(
+                {name: np.zeros(shape, layer.dtype) for name, shape in spec.shapes().items() if name not in state}
+            )
+        for _, _, suffix in spec.directions():
+            state["bias_ih" + suffix] = with_forget_bias(state["bias_ih" + suffix], forget_bias)
+    return spec, {name: state[name] for name in spec.shapes()}
 
 
 def as_array(value) -> np.ndarray:

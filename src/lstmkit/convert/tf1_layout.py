@@ -80,7 +80,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .spec import LayerSpec, check_arrays, checked_state, inverse_order, reorder_blocks
+from .spec import LayerSpec, check_arrays, check_spec, checked_state, inverse_order, reorder_blocks, with_forget_bias
 
 CELLS = ("LSTMCell", "LSTMBlockCell")
 TF1_ORDER = (0, 2, 1, 3)  # TF1's gate block k (i, j, f, o) is PyTorch's block TF1_ORDER[k] (i, f, g, o)
@@ -99,7 +99,10 @@ def _refuse_what_tf1_lacks(owner: str, spec: LayerSpec, cell: str) -> None:
             else "only LSTM layers are converted"
         )
         raise ValueError(f"{owner}: expected an LSTM spec, got mode {spec.mode!r}: {reason}")
+    check_spec(owner, spec)
     problems = []
+    if spec.merge_mode != "concat":
+        problems.append(f"merge_mode={spec.merge_mode!r} (TF1's bidirectional stacks concatenate the directions)")
     if spec.layer_norm:
         problems.append("layer_norm=True (TF1's LSTMCell and LSTMBlockCell have no layer norm)")
     if not spec.bias:
@@ -146,14 +149,6 @@ def _shapes(spec: LayerSpec, scope: str | None) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _with_forget_bias(bias: np.ndarray, shift: float) -> np.ndarray:
-    """``bias`` (PyTorch's gate order) with ``shift`` added to its f block (a copy)."""
-    bias = np.array(bias, copy=True)
-    hidden = bias.shape[0] // 4
-    bias[hidden : 2 * hidden] += shift
-    return bias
-
-
 def to_tf1_weights(
     state: Mapping[str, np.ndarray],
     spec: LayerSpec,
@@ -178,7 +173,7 @@ def to_tf1_weights(
     for suffix, prefix in cell_scopes(spec, scope).items():
         weights = np.concatenate([state[f"weight_ih{suffix}"], state[f"weight_hh{suffix}"]], axis=1)
         arrays[f"{prefix}/kernel"] = np.ascontiguousarray(reorder_blocks(weights, TF1_ORDER).T)
-        bias = _with_forget_bias(state[f"bias_ih{suffix}"] + state[f"bias_hh{suffix}"], shift)
+        bias = with_forget_bias(state[f"bias_ih{suffix}"] + state[f"bias_hh{suffix}"], shift)
         arrays[f"{prefix}/bias"] = reorder_blocks(bias, TF1_ORDER)
         if spec.proj_size:
             arrays[f"{prefix}/projection/kernel"] = np.ascontiguousarray(state[f"weight_hr{suffix}"].T)
@@ -212,7 +207,7 @@ def from_tf1_weights(
         state[f"weight_ih{suffix}"] = np.ascontiguousarray(weights[:, :inputs])
         state[f"weight_hh{suffix}"] = np.ascontiguousarray(weights[:, inputs:])
         bias = reorder_blocks(arrays[f"{prefix}/bias"], order)
-        state[f"bias_ih{suffix}"] = bias if keep_forget_bias else _with_forget_bias(bias, float(forget_bias))
+        state[f"bias_ih{suffix}"] = bias if keep_forget_bias else with_forget_bias(bias, float(forget_bias))
         state[f"bias_hh{suffix}"] = np.zeros_like(bias)
         if spec.proj_size:
             state[f"weight_hr{suffix}"] = np.ascontiguousarray(arrays[f"{prefix}/projection/kernel"].T)

@@ -29,7 +29,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .spec import GATE_COUNTS, LayerSpec, checked_state
+from ..nn.kinds import KINDS
+from .spec import LayerSpec, checked_state
 
 
 def to_torch_state_dict(state: Mapping[str, np.ndarray], spec: LayerSpec) -> dict:
@@ -61,7 +62,7 @@ def from_torch_module(module, **options):
     import torch
 
     owner = f"from_torch_module({type(module).__name__})"
-    if not isinstance(module, torch.nn.RNNBase) or module.mode not in GATE_COUNTS:
+    if not isinstance(module, torch.nn.RNNBase) or module.mode not in KINDS:
         raise TypeError(f"{owner}: expected a torch.nn.LSTM, GRU or RNN, got {type(module).__name__}")
     dtype = module.weight_ih_l0.dtype
     if dtype not in (torch.float32, torch.float64):

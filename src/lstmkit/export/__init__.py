@@ -21,8 +21,9 @@ What is exported, and the graph's inputs and outputs (names as in the graph; ``b
     LanguageModel       tokens (L, N) int64; h0, c0 optional  logits (L, N, V), h_n, c_n
     ==================  ===================================  =======================================
 
-States are PyTorch's: (num_layers·D, N, H_out) for h, never batch-first. The graph is the
-model in evaluation (dropout off, zoneout at its rate) and computes in float32 (a float64
+States are PyTorch's: (num_layers·D, N, H_out) for h, never batch-first (a layer's
+``return_states="all"`` third result is not exported). The graph is the model in evaluation
+(dropout off, zoneout at its rate, a ``runtime_forget_bias`` folded into B) and computes in float32 (a float64
 model's weights are rounded). Opset :data:`~.graph.OPSET` (17): ONNX's ``LSTM``, ``GRU`` and
 ``RNN`` operators where they compute the layer, a ``Scan`` where they cannot (``proj_size``,
 layer norm, zoneout: see :mod:`.recurrent`). Every graph passes ``onnx.checker`` with
@@ -45,8 +46,6 @@ from .recurrent import recurrent_layer
 
 __all__ = ["OPSET", "to_onnx"]
 
-_FLOAT_TYPE, _INT64_TYPE = 1, 7  # onnx.TensorProto.FLOAT, INT64
-
 
 def to_onnx(model, path: str | Path | None = None, *, lengths: bool = False, unbatched: bool = False, scan=None):
     """The ONNX model of ``model`` (an onnx ModelProto), written to ``path`` when given.
@@ -61,6 +60,8 @@ def to_onnx(model, path: str | Path | None = None, *, lengths: bool = False, unb
     except ImportError as error:
         raise ImportError("lstmkit.export.to_onnx needs onnx: pip install 'lstmkit[onnx]'") from error
     owner = f"to_onnx({type(model).__name__})"
+    if path is not None and Path(path).is_dir():
+        raise ValueError(f"{owner}: {path} is a folder; expected a file name, e.g. {Path(path) / 'model.onnx'}")
     if (lengths or unbatched) and not isinstance(model, RNNBase):
         raise ValueError(f"{owner}: lengths= and unbatched= apply to a recurrent layer, got a {type(model).__name__}")
     if lengths and unbatched:
@@ -84,9 +85,9 @@ def to_onnx(model, path: str | Path | None = None, *, lengths: bool = False, unb
 
 # ---- a recurrent layer's states ------------------------------------------------------------
 def _state_sizes(layer) -> dict[str, tuple[int, ...]]:
-    """Per state part, its size in each layer (h: H_out, c: H)."""
-    sizes = {"h": layer.output_sizes, "c": tuple(layer.hidden_sizes)}
-    return {part: sizes[part] for part in layer._kind.state_parts}
+    """Per state part, its size in each layer (h: H_out, c: H), from the layer's own per-layer sizes."""
+    parts = layer._kind.state_parts
+    return {part: tuple(sizes[index] for sizes in layer._layer_state_sizes) for index, part in enumerate(parts)}
 
 
 def _initial_states(graph: Graph, layer, x: str, unbatched: bool, as_inputs: bool) -> dict[str, list[str]]:
@@ -103,7 +104,7 @@ def _initial_states(graph: Graph, layer, x: str, unbatched: bool, as_inputs: boo
             zeros = np.zeros((rows, size) if unbatched else (rows, 1, size), FLOAT)
             if as_inputs:
                 shape = [rows, size] if unbatched else [rows, "batch", size]
-                value = graph.add_input(name, _FLOAT_TYPE, shape, default=zeros)
+                value = graph.add_input(name, graph.float_type, shape, default=zeros)
             else:
                 value = graph.constant(zeros, name)
             if unbatched:
@@ -137,7 +138,7 @@ def _final_states(graph: Graph, layer, finals: dict[str, list[str]], unbatched: 
             value = sources[0] if len(sources) == 1 else graph.op("Concat", sources, output, axis=0)
             if unbatched:
                 value = graph.op("Squeeze", [value, graph.ints([1])], output)
-            graph.add_output(value, output, _FLOAT_TYPE, [rows, size] if unbatched else [rows, "batch", size])
+            graph.add_output(value, output, graph.float_type, [rows, size] if unbatched else [rows, "batch", size])
 
 
 # ---- a recurrent layer ---------------------------------------------------------------------
@@ -155,14 +156,14 @@ def _from_time_major(graph: Graph, y: str, rank: int, batch_first: bool) -> str:
 
 def _layer_graph(graph: Graph, layer, lengths: bool, unbatched: bool, scan) -> None:
     dims = ["steps"] if unbatched else (["batch", "steps"] if layer.batch_first else ["steps", "batch"])
-    x = graph.add_input("input", _FLOAT_TYPE, [*dims, layer.input_size])
+    x = graph.add_input("input", graph.float_type, [*dims, layer.input_size])
     rank = len(dims) + 1
     time_major = _time_major(graph, x, rank, layer.batch_first)
-    length_values = graph.add_input("lengths", _INT64_TYPE, ["batch"]) if lengths else None
+    length_values = graph.add_input("lengths", graph.int64_type, ["batch"]) if lengths else None
     initial = _initial_states(graph, layer, time_major, unbatched, as_inputs=True)
     y, finals = recurrent_layer(graph, layer, time_major, length_values, initial, scan=scan)
     graph.add_output(
-        _from_time_major(graph, y, rank, layer.batch_first), "output", _FLOAT_TYPE, [*dims, layer.output_features]
+        _from_time_major(graph, y, rank, layer.batch_first), "output", graph.float_type, [*dims, layer.output_features]
     )
     _final_states(graph, layer, finals, unbatched)
 
@@ -175,17 +176,17 @@ def _sequential_graph(graph: Graph, model: Sequential, scan) -> None:
     dims = ["batch", "steps"] if recurrent and recurrent[0].batch_first else ["steps", "batch"]
     first = modules[0] if modules else None
     if isinstance(first, Embedding):
-        x = graph.add_input("input", _INT64_TYPE, dims)
+        x = graph.add_input("input", graph.int64_type, dims)
     elif isinstance(first, RNNBase):
         dims = [*dims, first.input_size]
-        x = graph.add_input("input", _FLOAT_TYPE, dims)
+        x = graph.add_input("input", graph.float_type, dims)
     else:
         raise TypeError(
             f"to_onnx(Sequential): expected an Embedding or a recurrent layer first, got {type(first).__name__}"
         )
     for index, module in enumerate(modules):
         x, dims = _module_nodes(graph, module, index, x, dims, scan)
-    graph.add_output(x, "output", _FLOAT_TYPE, dims)
+    graph.add_output(x, "output", graph.float_type, dims)
 
 
 def _module_nodes(graph: Graph, module, index: int, x: str, dims: list, scan) -> tuple[str, list]:
@@ -220,9 +221,9 @@ def _linear(graph: Graph, module: Linear, x: str) -> str:
 
 def _language_model_graph(graph: Graph, model: LanguageModel, scan) -> None:
     """tokens (L, N), optional h0 and c0 -> logits (L, N, V), h_n, c_n."""
-    tokens = graph.add_input("tokens", _INT64_TYPE, ["steps", "batch"])
+    tokens = graph.add_input("tokens", graph.int64_type, ["steps", "batch"])
     embedded = graph.op("Gather", [graph.constant(model.embedding.weight.data, "embedding"), tokens], "embedded")
     initial = _initial_states(graph, model.lstm, embedded, unbatched=False, as_inputs=True)
     y, finals = recurrent_layer(graph, model.lstm, embedded, None, initial, scan=scan)
-    graph.add_output(_linear(graph, model.decoder, y), "logits", _FLOAT_TYPE, ["steps", "batch", model.vocab_size])
+    graph.add_output(_linear(graph, model.decoder, y), "logits", graph.float_type, ["steps", "batch", model.vocab_size])
     _final_states(graph, model.lstm, finals, unbatched=False)

@@ -24,6 +24,11 @@ class Graph:
         import onnx
 
         self.onnx = onnx
+        self.float_type, self.int32_type, self.int64_type = (
+            onnx.TensorProto.FLOAT,
+            onnx.TensorProto.INT32,
+            onnx.TensorProto.INT64,
+        )
         self.name = name
         self._counter = parent._counter if parent is not None else itertools.count()
         self._root = parent._root if parent is not None else self

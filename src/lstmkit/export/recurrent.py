@@ -30,29 +30,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..convert.onnx_layout import to_onnx_weights
-from ..convert.spec import LayerSpec
+from ..convert.onnx_layout import GRU_ATTRIBUTES, OPERATORS, RNN_ACTIVATIONS, to_onnx_weights
+from ..convert.spec import LayerSpec, state_of
+from ..nn.weight_shapes import weight_suffix
 from ..ops.layer_norm import LAYER_NORM_EPS
 from .graph import FLOAT, Graph
 
-OPERATORS = {"LSTM": "LSTM", "GRU": "GRU", "RNN_TANH": "RNN", "RNN_RELU": "RNN"}
-
 
 def export_weights(layer) -> tuple[LayerSpec, dict[str, np.ndarray]]:
-    """The layer's spec and float32 state, a runtime forget bias folded into bias_ih's forget
-    block (a layer without biases gets zero ones to hold it)."""
-    spec = LayerSpec.of(layer)
-    state = {name: value.astype(FLOAT) for name, value in layer.state_dict().items()}
-    forget_bias = getattr(layer, "runtime_forget_bias", 0.0)
-    if forget_bias:
-        if not spec.bias:
-            spec = LayerSpec(**{**spec.__dict__, "bias": True})
-            for name, shape in spec.shapes().items():
-                state.setdefault(name, np.zeros(shape, FLOAT))
-        for _, _, suffix in spec.directions():
-            hidden = len(state["bias_ih" + suffix]) // 4
-            state["bias_ih" + suffix][hidden : 2 * hidden] += forget_bias
-    return spec, {name: state[name] for name in spec.shapes()}
+    """The layer's spec and float32 state, a runtime forget bias folded in (:func:`~lstmkit.convert.state_of`)."""
+    spec, state = state_of(layer)
+    return spec, {name: value.astype(FLOAT) for name, value in state.items()}
 
 
 def zoneout_rates(layer) -> tuple[float, ...]:
@@ -76,11 +64,14 @@ def recurrent_layer(graph: Graph, layer, x: str, lengths: str | None, initial: d
     Scan (True) or the operator (False), None chooses."""
     refuse_what_cannot_export(layer)
     spec, state = export_weights(layer)
-    scan = needs_scan(layer) if scan is None else scan
-    if not scan and needs_scan(layer):
+    if scan is not None and not isinstance(scan, bool):
+        raise TypeError(f"to_onnx: scan must be None, True or False, got {scan!r}")
+    needed = needs_scan(layer)
+    if scan is False and needed:
         raise ValueError(f"to_onnx: ONNX's LSTM operator cannot compute this layer ({layer!r}); it needs the Scan")
+    scan = needed or bool(scan) and spec.mode == "LSTM"  # a GRU's or an RNN's is always the operator
     operator_weights = None if scan else to_onnx_weights(state, spec)
-    lengths32 = None if lengths is None or scan else graph.op("Cast", [lengths], "lengths32", to=6)  # int32
+    lengths32 = None if lengths is None or scan else graph.op("Cast", [lengths], "lengths32", to=graph.int32_type)
     finals = {part: [] for part in layer._kind.state_parts}
     for index in range(spec.num_layers):
         layer_initial = {part: names[index] for part, names in initial.items()}
@@ -100,7 +91,6 @@ def merge_directions(graph: Graph, outputs: list[str], merge_mode: str) -> str:
     """Each direction's (T, N, H) output merged as lstmkit's ``merge_mode`` does."""
     if len(outputs) == 1:
         return outputs[0]
-    forward, backward = outputs
     if merge_mode == "concat":
         return graph.op("Concat", outputs, "merged", axis=-1)
     if merge_mode == "sum":
@@ -122,9 +112,9 @@ def _operator_layer(graph, layer, spec, weights, index, x, lengths32, initial):
     if mode == "LSTM":
         inputs += [initial["c"], names.get("P", "")]
     elif mode == "GRU":
-        attributes["linear_before_reset"] = 1
+        attributes.update(GRU_ATTRIBUTES)
     else:
-        attributes["activations"] = [mode[4:].capitalize()] * spec.num_directions  # Tanh or Relu
+        attributes["activations"] = [RNN_ACTIVATIONS[mode]] * spec.num_directions
     while inputs[-1] == "":
         inputs.pop()
     parts = layer._kind.state_parts
@@ -149,7 +139,7 @@ def _scanned_layer(graph, layer, spec, state, index, x, lengths, initial):
         mask = graph.op("Unsqueeze", [inside, graph.ints([2])], "mask")
     outputs, finals = [], {"h": [], "c": []}
     for direction in range(spec.num_directions):
-        suffix = f"_l{index}" + ("_reverse" if direction else "")
+        suffix = weight_suffix(index, direction)
         weights = {base: state[base + suffix] for base in spec.layer_shapes()[index]}
         xw = _input_share(graph, weights, layer, x)
         if direction:
@@ -207,7 +197,7 @@ def _step_body(parent: Graph, layer, weights: dict, with_mask: bool):
     h, c, xw = body.fresh("h_prev"), body.fresh("c_prev"), body.fresh("xw_t")
     output_size = weights["weight_hh"].shape[1]
     for name, width in ((h, output_size), (c, hidden), (xw, 4 * hidden)):
-        body.inputs.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["batch", width]))
+        body.inputs.append(onnx.helper.make_tensor_value_info(name, body.float_type, ["batch", width]))
     mask = None
     if with_mask:
         mask = body.fresh("mask_t")
@@ -247,7 +237,7 @@ def _step_body(parent: Graph, layer, weights: dict, with_mask: bool):
         ]
     for source, hint in zip(outputs, ("h_next", "c_next", "y_t")):
         name = body.fresh(hint)
-        body.add_output(source, name, onnx.TensorProto.FLOAT, None)
+        body.add_output(source, name, body.float_type, None)
     return body.proto()
 
 
