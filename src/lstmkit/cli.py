@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib import metadata
+from pathlib import Path
 
 from .cli_export import add_export_parser, run_export
 from .cli_options import NON_NEGATIVE_INT, POSITIVE_INT, HelpFormatter
@@ -63,6 +64,10 @@ def add_explain_parser(commands) -> None:
     explain.add_argument("--layer-norm", action="store_true", help="LSTM only: layer-normalised LSTM (layer_norm=True)")
     explain.add_argument("--peepholes", action="store_true", help="LSTM only: peephole connections (peepholes=True)")
     explain.add_argument(
+        "--html", type=Path, default=None, help="also write the page that draws it all (self-contained HTML) to FILE"
+    )
+    explain.add_argument("--svg", type=Path, default=None, help="also write the unrolled network alone as SVG to FILE")
+    explain.add_argument(
         "--style",
         choices=("torch", "keras"),
         default="torch",
@@ -93,6 +98,11 @@ def explain_text(args: argparse.Namespace) -> str:
     if args.unbatched and args.batch is not None:
         raise ValueError(f"--unbatched explains an input without a batch axis; leave out --batch {args.batch}")
     if args.style == "keras":
+        if args.html or args.svg:
+            raise ValueError(
+                "--html and --svg draw the PyTorch-style layer (its page shows the Keras weights too); "
+                "leave out --style keras"
+            )
         variants = [
             flag for flag, given in (("--layer-norm", args.layer_norm), ("--peepholes", args.peepholes)) if given
         ]
@@ -128,6 +138,8 @@ def explain_text(args: argparse.Namespace) -> str:
             bidirectional=args.bidirectional,
             proj_size=args.proj_size,
         )
+    if args.html or args.svg:
+        write_pictures(args)
     return explain_layer(
         args.input_size,
         args.hidden_size,
@@ -143,6 +155,24 @@ def explain_text(args: argparse.Namespace) -> str:
         layer_norm=args.layer_norm,
         peepholes=args.peepholes,
     )
+
+
+def write_pictures(args: argparse.Namespace) -> None:
+    """``--html FILE`` and ``--svg FILE`` of ``lstmkit explain`` (torch style), written atomically."""
+    from .diagram import explain_pictures
+    from .io import write_text
+
+    for path in (args.html, args.svg):
+        if path is not None and path.is_dir():
+            raise ValueError(f"{path} is a folder; expected a file name, e.g. {path / 'lstm.html'}")
+    html, svg = explain_pictures(
+        args.input_size, args.hidden_size, args.num_layers, args.seq_len, None if args.unbatched else args.batch or 1,
+        mode=args.mode, bias=not args.no_bias, batch_first=args.batch_first, bidirectional=args.bidirectional,
+        proj_size=args.proj_size, merge_mode=args.merge_mode, layer_norm=args.layer_norm, peepholes=args.peepholes,
+    )  # fmt: skip
+    for path, text in ((args.html, html), (args.svg, svg)):
+        if path is not None:
+            write_text(path, text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -158,8 +158,9 @@ def _blocks(gates: int, size) -> str:
     return f"{gates}*{size}" if gates > 1 else f"{size}"
 
 
-def _build(mode, input_size, hidden_size, num_layers, bias, batch_first, bidirectional, proj_size, merge_mode,
-           **variants):  # fmt: skip
+def build_layer(mode, input_size, hidden_size, num_layers, bias, batch_first, bidirectional, proj_size, merge_mode,
+                **variants):  # fmt: skip
+    """The layer ``explain`` reads its facts off (seed 0), refusing LSTM options on other modes."""
     common = dict(
         num_layers=num_layers, bias=bias, batch_first=batch_first, bidirectional=bidirectional, seed=0,
         merge_mode=merge_mode,
@@ -193,7 +194,7 @@ def explain_layer(
     (the states are then printed layer by layer); ``merge_mode`` is the layers' (bidirectional);
     ``layer_norm`` and ``peepholes`` the LSTM variants (their parameters are printed too)."""
     variants = {name: True for name, on in (("layer_norm", layer_norm), ("peepholes", peepholes)) if on}
-    layer = _build(
+    layer = build_layer(
         check_mode(mode), input_size, hidden_size, num_layers, bias, batch_first, bidirectional, proj_size, merge_mode,
         **variants,
     )  # fmt: skip
@@ -284,15 +285,8 @@ def explain_layer(
     for index in range(num_layers):
         names = [name for name in parameters if name.endswith((f"_l{index}", f"_l{index}_reverse"))]
         layer_input = parameters[f"weight_ih_l{index}"][1]
-        hidden, hidden_out = layer.hidden_sizes[index], layer.output_sizes[index]
-        per_direction = sum(math.prod(parameters[name]) for name in names if not name.endswith("_reverse"))
-        formula = (
-            f"{_blocks(G, hidden)}*({layer_input} + {hidden_out})"
-            + (f" + {2 * G}*{hidden}" if bias else "")
-            + (f" + {P}*{hidden}" if P else "")
-            + (f" + 3*{hidden}" if peepholes else "")
-            + (f" + {2 * G + 1 + bias}*{hidden}" if layer_norm else "")
-        )
+        hidden = layer.hidden_sizes[index]
+        formula, per_direction = parameter_formula(layer, index)
         lines.append(
             f"  layer {index} (input {layer_input}"
             + (f", H={hidden}" if per_layer else "")
@@ -321,6 +315,25 @@ def explain_layer(
         mode, input_size, hidden_size, num_layers, L, N, bias, bidirectional, merge_mode=merge_mode
     )
     return "\n".join(lines)
+
+
+def parameter_formula(layer, index: int) -> tuple[str, int]:
+    """``(formula, count)`` of layer ``index``'s parameters in one direction, e.g.
+    ``("4*100*(20 + 10) + 8*100 + 10*100", 13800)``: G blocks of H rows over the input and the
+    recurrent input, the biases, then a projection's, peepholes' and layer norm's."""
+    parameters = {name: parameter.shape for name, parameter in layer.named_parameters()}
+    gates, hidden = layer._kind.gate_count, layer.hidden_sizes[index]
+    layer_input, proj = parameters[f"weight_ih_l{index}"][1], layer.proj_size
+    layer_norm = getattr(layer, "layer_norm", False)
+    formula = (
+        f"{_blocks(gates, hidden)}*({layer_input} + {layer.output_sizes[index]})"
+        + (f" + {2 * gates}*{hidden}" if layer.bias else "")
+        + (f" + {proj}*{hidden}" if proj else "")
+        + (" + 3*" + str(hidden) if getattr(layer, "peepholes", False) else "")
+        + (f" + {2 * gates + 1 + layer.bias}*{hidden}" if layer_norm else "")
+    )
+    count = sum(math.prod(shape) for name, shape in parameters.items() if name.endswith(f"_l{index}"))
+    return formula, count
 
 
 def _state_layout(rows_axis: str, size: str, batched: bool) -> str:
