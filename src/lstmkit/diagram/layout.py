@@ -88,8 +88,9 @@ def unrolled_layout(facts: LayerFacts) -> Layout:
     directions = facts.num_directions
     rows = [(k, d) for k in layers for d in (range(directions) if k is not None else [0])]
     height = ROW * (len(rows) + 2)
-    layout = Layout(width=2 * SIDE + COLUMN * len(steps), height=height)
-    column_x = {t: SIDE + COLUMN * i + COLUMN / 2 for i, t in enumerate(steps)}
+    left = SIDE if directions == 2 else 20  # a reverse direction's final states sit on the left
+    layout = Layout(width=left + COLUMN * len(steps) + SIDE, height=height)
+    column_x = {t: left + COLUMN * i + COLUMN / 2 for i, t in enumerate(steps)}
     row_y = {row: height - ROW * (i + 1.5) for i, row in enumerate(rows)}
     input_y, output_y = height - ROW / 2, ROW / 2
     if None in steps:
