@@ -139,15 +139,14 @@ def test_what_keras_lacks_is_refused_both_ways(spec, match):
         from_keras_weights([], spec)
 
 
-def test_gru_reset_after_false_is_refused_and_says_why():
-    spec = spec_of("GRU", 1, False, True)
+def test_gru_reset_after_false_has_one_bias_per_layer_direction():
+    """Converted both ways (against Keras: tests/test_keras_gru_reset_before.py)."""
+    spec = spec_of("GRU", 1, True, True)
     state = spec.build(seed=0).state_dict()
-    why = r"reset_after=False.*before the recurrent product.*no exact twin"
-    with pytest.raises(ValueError, match=why):
-        to_keras_weights(state, spec, reset_after=False)
-    with pytest.raises(ValueError, match=why):
-        from_keras_weights(keras_model("GRU", 1, False, True).get_weights(), spec, reset_after=False)
-    assert len(to_keras_weights(state, spec, reset_after=True)) == 3
+    weights = to_keras_weights(state, spec, reset_after=False)
+    assert [w.shape for w in weights] == list(keras_shapes(spec, reset_after=False).values())
+    assert [w.shape for w in weights] == [(3, 12), (4, 12), (12,)] * 2
+    assert len(to_keras_weights(state, spec, reset_after=True)) == 6
 
 
 def test_a_mis_shaped_keras_weight_is_named_with_both_shapes():

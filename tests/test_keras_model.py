@@ -128,7 +128,7 @@ def test_bad_input_names_expected_and_given(call, error, message):
         (lambda: lk.LSTM(2, activation="relu"), "activation must be one of 'tanh'.* got 'relu'"),
         (lambda: lk.GRU(2, recurrent_activation="hard_sigmoid"), "recurrent_activation must be one of 'sigmoid'"),
         (lambda: lk.SimpleRNN(2, activation="selu"), "activation must be one of 'tanh', 'relu'"),
-        (lambda: lk.GRU(2, reset_after=False), "reset_after must be one of True"),
+        (lambda: lk.GRU(2, reset_after=False, backend="fast"), "backend='fast' .* lack reset_after=False"),
         (lambda: lk.Bidirectional(lk.LSTM(2), merge_mode="max"), "merge_mode must be one of .* got 'max'"),
         (lambda: lk.Bidirectional(lk.LSTM(2), backward_layer=lk.LSTM(2)), "different go_backwards"),
         (lambda: lk.Sequential([lk.LSTM(2, return_state=True)]), "return_state=True"),

@@ -117,11 +117,14 @@ def parameter_count(mode: str, input_size: int, hidden_size: int, *layout: int |
 
 def keras_parameter_count(
     mode: str, input_size: int, units: int | list[int], num_layers: int = 1, use_bias: bool = True,
-    bidirectional: bool = False, merge_mode: str = "concat",
+    bidirectional: bool = False, merge_mode: str = "concat", *, reset_after: bool = True,
 ) -> int:  # fmt: skip
-    """Keras' ``count_params()`` of stacked layers of this mode (LSTM, GRU with reset_after, SimpleRNN);
-    ``units`` an int or one per layer, ``merge_mode`` that of every Bidirectional."""
+    """Keras' ``count_params()`` of stacked layers of this mode (LSTM, GRU, SimpleRNN); ``units`` an
+    int or one per layer, ``merge_mode`` that of every Bidirectional, ``reset_after`` that of every
+    GRU (False: one bias of 3U per layer-direction instead of two)."""
     gates, bias_rows = KINDS[check_mode(mode)].gate_count, _KERAS[mode].bias_rows
+    if mode == "GRU" and not reset_after:
+        bias_rows = 1
     directions = 2 if bidirectional else 1
     total, layer_input = 0, input_size
     for size in check_hidden_sizes(mode, units, num_layers):

@@ -12,15 +12,23 @@ then its backward layer's:
     bias: LSTM,         (G*U,)      Keras'       bias_ih + bias_hh, reordered (when ``bias``)
     SimpleRNN
     bias: GRU           (2, 3U)     z, r, h      [bias_ih, bias_hh], reordered (when ``bias``)
+    bias: GRU with      (3U,)       z, r, h      bias_ih + bias_hh, reordered (when ``bias``)
+    reset_after=False
     ==================  ==========  ===========  ==============================================
 
 The gate orders, transposes and bias sums are :mod:`lstmkit.keras._formats`' (one place). A summed
 Keras bias comes back as ``bias_ih`` with a zero ``bias_hh`` (the same function), so PyTorch ->
 Keras -> PyTorch moves ``bias_hh`` into ``bias_ih`` while Keras -> PyTorch -> Keras is the identity.
 
-No exact twin, refused: Keras' ``GRU(reset_after=False)`` (its reset gate multiplies h_{t-1}
-*before* the recurrent product, with one bias: another function than PyTorch's GRU, which lstmkit
-computes), and ``proj_size``, ``layer_norm`` and ``peepholes`` (no Keras layer has them).
+Keras' ``GRU(reset_after=False)`` (``reset_after=False`` here) multiplies h_{t-1} by the reset
+gate *before* the recurrent product and has one bias: another function than PyTorch's GRU (and
+lstmkit's torch-style ``lstmkit.GRU``), which is Keras' ``reset_after=True``. Its state in
+PyTorch's names and layout holds the weights of the ``reset_after=False`` equations
+(:mod:`lstmkit.ops.gru`), as an ``lstmkit.keras.GRU(reset_after=False)`` runs them: the one Keras
+bias comes back as ``bias_ih`` with a zero ``bias_hh`` (every bias is hoisted there, so only the
+sum counts); loaded into a PyTorch GRU, it computes something else.
+
+No Keras twin, refused: ``proj_size``, ``layer_norm`` and ``peepholes`` (no Keras layer has them).
 """
 
 from __future__ import annotations
@@ -29,7 +37,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..keras._formats import FORMATS, KerasFormat
+from ..keras._formats import FORMATS, GRU_RESET_BEFORE_FORMAT, KerasFormat
+from ..nn.checks import check_flag
 from .spec import LayerSpec, check_arrays, checked_state, owner_of
 
 DIRECTION_NAMES = ("forward", "backward")
@@ -43,17 +52,14 @@ def _keras_format(owner: str, spec: LayerSpec, reset_after: bool) -> KerasFormat
             f"{owner}: Keras' recurrent layers have no {' and no '.join(lacking)}, so this layer has no Keras "
             f"weights; got {', '.join(f'{name}={getattr(spec, name)!r}' for name in lacking)}"
         )
-    if spec.mode == "GRU" and not reset_after:
-        raise ValueError(
-            f"{owner}: Keras' GRU(reset_after=False) applies the reset gate to h_{{t-1}} before the recurrent "
-            "product, with one bias: another function than PyTorch's GRU (r * (W_hn h + b_hn)), which lstmkit "
-            "computes, so it has no exact twin; expected reset_after=True (Keras' default)"
-        )
+    if spec.mode == "GRU" and not check_flag(owner, "reset_after", reset_after):
+        return GRU_RESET_BEFORE_FORMAT
     return FORMATS[spec.mode][0]
 
 
 def keras_shapes(spec: LayerSpec, reset_after: bool = True) -> dict[str, tuple[int, ...]]:
-    """``get_weights()``'s entries, in order: a name ("[index] layer k direction weight") -> shape."""
+    """``get_weights()``'s entries, in order: a name ("[index] layer k direction weight") -> shape.
+    ``reset_after``: a GRU's (Keras' default True; False: one bias per layer-direction)."""
     return _shapes(_keras_format(f"keras_shapes({spec.mode})", spec, reset_after), spec)
 
 
@@ -68,7 +74,9 @@ def _shapes(keras_format: KerasFormat, spec: LayerSpec) -> dict[str, tuple[int, 
 
 def to_keras_weights(state: Mapping[str, np.ndarray], spec: LayerSpec, *, reset_after: bool = True) -> list[np.ndarray]:
     """The ``get_weights()`` list of the stacked Keras layers (see the module docstring) of a state
-    in PyTorch's layout."""
+    in PyTorch's layout. ``reset_after`` (a GRU's; Keras' default True): False gives the weights of
+    ``GRU(reset_after=False)`` layers, for a state of the reset_after=False equations (an
+    ``lstmkit.keras.GRU(reset_after=False)``'s, not a PyTorch GRU's: that computes another function)."""
     owner = owner_of("to_keras_weights", spec)
     keras_format = _keras_format(owner, spec, reset_after)
     state = checked_state(owner, state, spec)
@@ -84,7 +92,10 @@ def to_keras_weights(state: Mapping[str, np.ndarray], spec: LayerSpec, *, reset_
 def from_keras_weights(
     weights: Sequence[np.ndarray], spec: LayerSpec, *, reset_after: bool = True
 ) -> dict[str, np.ndarray]:
-    """The state (PyTorch's names and layout) of the stacked Keras layers' ``get_weights()`` list."""
+    """The state (PyTorch's names and layout) of the stacked Keras layers' ``get_weights()`` list.
+    ``reset_after=False``: of ``GRU(reset_after=False)`` layers, a state of the reset_after=False
+    equations (what an ``lstmkit.keras.GRU(reset_after=False)`` runs; a PyTorch GRU computes another
+    function with it): the one bias goes to ``bias_ih``, ``bias_hh`` is zero."""
     owner = owner_of("from_keras_weights", spec)
     keras_format = _keras_format(owner, spec, reset_after)
     expected = _shapes(keras_format, spec)

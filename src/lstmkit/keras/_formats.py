@@ -4,17 +4,20 @@ Every Keras-style layer runs on the PyTorch-layout ops of :mod:`lstmkit.ops`; th
 its Keras weights into the ops' weights before a call and the ops' gradients back into Keras'
 layout after it (transposes, gate reorder, bias split), exactly, so both stay one implementation.
 
-    ==========  ===========  ========================  ======================================
-    Keras       gate blocks  kernel, recurrent_kernel  bias
-    ==========  ===========  ========================  ======================================
-    LSTM        i, f, c, o   (I, 4U), (U, 4U)          (4U,)    = bias_ih + bias_hh
-    GRU         z, r, h      (I, 3U), (U, 3U)          (2, 3U)  = [input bias, recurrent bias]
-    SimpleRNN   one          (I, U), (U, U)            (U,)     = bias_ih + bias_hh
-    ==========  ===========  ========================  ======================================
+    ======================  ===========  ========================  ========================================
+    Keras                   gate blocks  kernel, recurrent_kernel  bias
+    ======================  ===========  ========================  ========================================
+    LSTM                    i, f, c, o   (I, 4U), (U, 4U)          (4U,)    = bias_ih + bias_hh
+    GRU                     z, r, h      (I, 3U), (U, 3U)          (2, 3U)  = [input bias, recurrent bias]
+    GRU(reset_after=False)  z, r, h      (I, 3U), (U, 3U)          (3U,)    = bias_ih + bias_hh
+    SimpleRNN               one          (I, U), (U, U)            (U,)     = bias_ih + bias_hh
+    ======================  ===========  ========================  ========================================
 
 PyTorch's blocks are i, f, g, o (the same order as Keras'), r, z, n (Keras' first two swapped)
 and one; ``weight_ih = kernelᵀ`` and ``weight_hh = recurrent_kernelᵀ`` with rows reordered.
-Keras' GRU here is ``reset_after=True`` (its default, the same equations as PyTorch's).
+Keras' ``GRU(reset_after=True)`` (its default) has PyTorch's equations; ``reset_after=False``
+has another candidate (:mod:`lstmkit.ops.gru`), which the ops compute with the keyword
+``reset_after=False`` (:data:`GRU_RESET_BEFORE_KIND`), and one bias, every bias being hoisted.
 """
 
 from __future__ import annotations
@@ -97,6 +100,10 @@ class KerasFormat(NamedTuple):
 
 LSTM_FORMAT = KerasFormat("LSTM", 4, (0, 1, 2, 3), False)
 GRU_FORMAT = KerasFormat("GRU", 3, (1, 0, 2), True)
+GRU_RESET_BEFORE_FORMAT = GRU_FORMAT._replace(two_biases=False)  # GRU(reset_after=False): one bias
+# the ops' GRU with Keras' reset_after=False candidate (a keyword the reference op takes; no fast path)
+GRU_RESET_BEFORE_KIND = GRU_KIND._replace(options=(("reset_after", False),))
+GRU_FORMATS = {True: (GRU_FORMAT, GRU_KIND), False: (GRU_RESET_BEFORE_FORMAT, GRU_RESET_BEFORE_KIND)}  # by reset_after
 SIMPLE_RNN_FORMAT = KerasFormat("SimpleRNN", 1, (0,), False)
 
 FORMATS = {"LSTM": (LSTM_FORMAT, LSTM_KIND), "GRU": (GRU_FORMAT, GRU_KIND)}

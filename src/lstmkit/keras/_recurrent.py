@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike
 from ..grad_mode import is_grad_enabled
 from ..nn import checks
 from ..nn.backend_switch import BackendSwitch
-from ..nn.kinds import CellKind, CellOps
+from ..nn.kinds import CellKind, CellOps, cell_ops, check_variant_backend
 from ..nn.masks import inverted_dropout_mask
 from ..nn.module import Module
 from ..ops.recurrence import GateDropout
@@ -62,7 +62,9 @@ class KerasRNN(BackendSwitch, Module):
     (None parts are zeros) and returns the input's gradient (N, T, F), or ``(dinputs, dstates)``
     when the call had an ``initial_state``; weight gradients accumulate in ``.grad``.
     ``backend`` ("auto", "reference" or "fast", keyword-only) picks the implementation of the
-    equations (:class:`~lstmkit.nn.backend_switch.BackendSwitch`).
+    equations (:class:`~lstmkit.nn.backend_switch.BackendSwitch`). ``fast_lacks`` (a subclass's,
+    e.g. "reset_after=False"): an option on that the fused ops lack, so the layer runs the
+    reference ops whatever "auto" or ``LSTMKIT_BACKEND`` say, and ``backend="fast"`` is refused.
     """
 
     def __init__(
@@ -82,10 +84,11 @@ class KerasRNN(BackendSwitch, Module):
         dtype,
         forget_bias_block: int | None = None,
         backend: str = "auto",
+        fast_lacks: str | None = None,
     ):
         super().__init__()
         owner = type(self).__name__
-        self._format, self._kind = keras_format, kind
+        self._format, self._kind, self._fast_lacks = keras_format, kind, fast_lacks
         self.backend = backend
         self.units = checks.check_size(owner, "units", units)
         self.use_bias = checks.check_flag(owner, "use_bias", use_bias)
@@ -105,6 +108,14 @@ class KerasRNN(BackendSwitch, Module):
         self._forget_bias_block = forget_bias_block
         self._rng = np.random.default_rng(seed)
         self.training = False
+
+    @BackendSwitch.backend.setter
+    def backend(self, value: str) -> None:
+        check_variant_backend(type(self).__name__, value, self._fast_lacks)
+        BackendSwitch.backend.fset(self, value)
+
+    def _ops(self) -> CellOps:
+        return cell_ops(self._kind, "reference" if self._fast_lacks else self._backend)
 
     # ---- weights -----------------------------------------------------------------------
     @property

@@ -17,7 +17,8 @@ zero ``bias_hh``. Multi-layer, projected (``proj_size``) and ``go_backwards`` la
 twin and are refused, and so are the variants Keras lacks (``layer_norm``, ``peepholes``,
 ``zoneout``, ``runtime_forget_bias``) and ``recurrent_dropout`` (Keras' draws a mask per gate,
 lstmkit's one mask on h_{t-1}: another function in training). ``return_states="all"`` is not
-carried over: the twin returns what a Keras layer returns.
+carried over: the twin returns what a Keras layer returns. Keras' ``GRU(reset_after=False)``
+computes another candidate than PyTorch's GRU, so it has no twin either way.
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ def to_keras(layer: RNNBase, **options) -> KerasRNN | Bidirectional:
     lacking = [f"{name}={value!r}" for name, value in variants.items()]
     if lacking:
         raise ValueError(f"{owner}: Keras' layers have no {', '.join(lacking)}; only a plain layer has a Keras twin")
+    if layer.mode == "GRU" and options.get("reset_after", True) is not True:
+        raise ValueError(
+            f"{owner}: a PyTorch-style GRU computes Keras' reset_after=True equations, so its twin is a "
+            f"GRU(reset_after=True); got reset_after={options['reset_after']!r}"
+        )
     keras_format, _ = FORMATS[layer.mode]
     options = dict(return_sequences=True, return_state=True, use_bias=layer.bias, dtype=layer.dtype, **options)
     units = layer.hidden_sizes[0]  # one layer: a list of one size is that size
@@ -97,6 +103,13 @@ def to_torch(layer: KerasRNN | Bidirectional) -> RNNBase:
         raise TypeError(f"{owner}: expected an lstmkit.keras LSTM, GRU, SimpleRNN or Bidirectional")
     if not bidirectional and first.go_backwards:
         raise ValueError(f"{owner}: a go_backwards layer has no PyTorch twin (its output runs backwards in time)")
+    if not getattr(first, "reset_after", True):
+        raise ValueError(
+            f"{owner}: Keras' GRU(reset_after=False) applies the reset gate to h_{{t-1}} before the recurrent "
+            "product, another function than PyTorch's GRU (r * (W_hn h + b_hn)), so it has no PyTorch twin; "
+            "expected reset_after=True (lstmkit.convert.from_keras_weights(..., reset_after=False) gives its "
+            "weights in PyTorch's layout, for the reset_after=False equations)"
+        )
     if not first.built:
         raise ValueError(f"{owner}: the layer has no weights yet; call it or build() it first")
     kind = first._kind

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn.kinds import GRU_KIND, LSTM_KIND, RNN_KINDS
-from ._formats import GRU_FORMAT, LSTM_FORMAT, SIMPLE_RNN_FORMAT
+from ..nn import checks
+from ..nn.kinds import LSTM_KIND, RNN_KINDS
+from ._formats import GRU_FORMATS, LSTM_FORMAT, SIMPLE_RNN_FORMAT
 from ._recurrent import KerasRNN, _check_choice
 
 _COMMON = """
@@ -59,21 +60,27 @@ class LSTM(KerasRNN):
 
 
 class GRU(KerasRNN):
-    """``keras.layers.GRU`` with ``reset_after=True`` (Keras' default, PyTorch's equations)::
+    """``keras.layers.GRU``; with ``reset_after=True`` (Keras' default) PyTorch's equations::
 
         z = σ(x_t K_z + b_z + h_{t-1} R_z + r_z)              update gate
         r = σ(x_t K_r + b_r + h_{t-1} R_r + r_r)              reset gate
-        h̃ = tanh(x_t K_h + b_h + r ⊙ (h_{t-1} R_h + r_h))     candidate
+        h̃ = tanh(x_t K_h + b_h + r ⊙ (h_{t-1} R_h + r_h))     candidate, reset_after=True
+        h̃ = tanh(x_t K_h + b_h + (r ⊙ h_{t-1}) R_h)           candidate, reset_after=False
         h_t = z ⊙ h_{t-1} + (1 - z) ⊙ h̃
 
     ==================  ==========  ===========================================================
     kernel              (F, 3U)     blocks z, r, h = PyTorch's weight_ih blocks z, r, n, ᵀ
     recurrent_kernel    (U, 3U)     likewise of weight_hh
-    bias                (2, 3U)     [input bias (b), recurrent bias (r)] = [bias_ih, bias_hh]
+    bias                (2, 3U)     reset_after=True: [input bias (b), recurrent bias (r)]
+                                    = [bias_ih, bias_hh]
+                        (3U,)       reset_after=False: one bias (b; r is none)
     states              [h]         (N, U)
     ==================  ==========  ===========================================================
 
-    ``reset_after=False`` (reset before the recurrent product) is another equation: refused.
+    ``reset_after=False`` (Keras' other candidate: the reset gate scales h_{t-1} before the
+    recurrent product, and its recurrent dropout mask of the h block is on h_{t-1}, as Keras'
+    cell has it) runs the reference ops (:mod:`lstmkit.ops.gru`; the fast ones lack it, so
+    ``backend="fast"`` is a ValueError) and has no PyTorch twin (:func:`~.convert.to_torch`).
     """
 
     # The constructor as PyTorch and Keras write theirs, a few arguments a line (not formatted).
@@ -83,13 +90,21 @@ class GRU(KerasRNN):
                  stateful=False, seed=None, reset_after=True, *, dtype=np.float32, backend: str = "auto"):
         _check_choice("GRU", "activation", activation, ("tanh",))
         _check_choice("GRU", "recurrent_activation", recurrent_activation, ("sigmoid",))
-        _check_choice("GRU", "reset_after", reset_after, (True,))
-        self.reset_after = True
-        super().__init__(GRU_FORMAT, GRU_KIND, units, use_bias=use_bias, dropout=dropout,
+        self._reset_after = checks.check_flag("GRU", "reset_after", reset_after)
+        keras_format, kind = GRU_FORMATS[self._reset_after]
+        super().__init__(keras_format, kind, units, use_bias=use_bias, dropout=dropout,
                          recurrent_dropout=recurrent_dropout, return_sequences=return_sequences,
                          return_state=return_state, go_backwards=go_backwards, stateful=stateful, seed=seed,
-                         dtype=dtype, backend=backend)
+                         dtype=dtype, backend=backend, fast_lacks=None if self.reset_after else "reset_after=False")
     # fmt: on
+
+    @property
+    def reset_after(self) -> bool:
+        """Which candidate (the class docstring); fixed at construction, as the weights' layout is."""
+        return self._reset_after
+
+    def _config_repr(self) -> list[str]:
+        return super()._config_repr() + ([] if self.reset_after else ["reset_after=False"])
 
 
 class SimpleRNN(KerasRNN):

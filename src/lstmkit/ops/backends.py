@@ -6,7 +6,9 @@ backend        what runs
 ``"reference"``  the reference ops, :mod:`.lstm`, :mod:`.gru`, :mod:`.rnn`: the equations, once
 ``"fast"``     the fused ops of :mod:`.fused` (LSTM and GRU only; an RNN has none: ValueError);
                an LSTM with layer norm, peepholes, zoneout, recurrent dropout or a runtime
-               forget_bias runs :mod:`.fused.variants` (every step's c: the reference)
+               forget_bias runs :mod:`.fused.variants` (every step's c: the reference);
+               the GRU's ``reset_after=False`` (Keras' other candidate) has no fused op: a
+               layer with it runs the reference and refuses "fast"
 ``"auto"``     the default: ``LSTMKIT_BACKEND`` from the environment if set ("reference",
                "fast" or "auto"), else "fast" where a fast path exists and "reference"
                elsewhere; with ``LSTMKIT_BACKEND=fast``, an RNN still runs the reference
