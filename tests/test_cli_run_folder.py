@@ -10,7 +10,7 @@ import pytest
 from lstmkit.cli import main
 
 TINY = ["--hidden-size", "8", "--epochs", "1", "--max-batches", "3", "--no-progress"]
-RUN_FILES = ["best.npz", "checkpoint.npz", "metrics.jsonl", "summary.json", "training_curve.png"]
+RUN_FILES = ["best.npz", "checkpoint.npz", "metric_curve.png", "metrics.jsonl", "summary.json", "training_curve.png"]
 
 
 def test_a_second_run_into_a_folder_that_holds_one_is_refused_at_once(tmp_path, capsys):

@@ -1,7 +1,9 @@
 """``lstmkit train``, ``lstmkit evaluate`` and ``lstmkit generate``: thin wrappers around tasks and the Trainer.
 
 What ``lstmkit train TASK`` writes into ``--out`` (default ``runs/TASK``): ``checkpoint.npz``,
-``best.npz``, ``metrics.jsonl``, ``training_curve.png``, ``summary.json`` and ``result.json``.
+``best.npz``, ``metrics.jsonl``, ``training_curve.png`` (train and valid loss) and
+``metric_curve.png`` (the valid metric), each marking the best epoch and titled with the test
+result, ``summary.json`` and ``result.json``.
 With ``--repeats N`` (sunspots' default is 5) every seed's run gets those files, except
 ``result.json``, in ``seed<S>/`` folders, and ``result.json`` (every seed's summary, the median
 test metric, sunspots' baselines) sits in ``--out`` itself.

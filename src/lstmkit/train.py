@@ -1,9 +1,9 @@
 """The Trainer: batches -> model -> loss -> backward -> clip -> optimizer, epoch after epoch.
 
 Every epoch ends with a validation pass, a checkpoint (atomic, never pickled), the metrics as
-JSON lines and a training-curve PNG. Randomness of epoch e (shuffling, dropout masks) is drawn
-from ``(seed, e)``, so a run resumed from the checkpoint of epoch e ends with exactly the weights
-of a run that was never interrupted.
+JSON lines and the training curves as PNGs (:mod:`lstmkit.training_curves`). Randomness of
+epoch e (shuffling, dropout masks) is drawn from ``(seed, e)``, so a run resumed from the
+checkpoint of epoch e ends with exactly the weights of a run that was never interrupted.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from . import io
 from .nn.module import Module, Parameter
 from .optim import SGD, Adam, AdamW, CosineAnnealingLR, LambdaLR, Optimizer, ReduceLROnPlateau, StepLR, clip_grad_norm_
 from .tasks.base import Task
+from .training_curves import CURVE_FILES, is_better, write_curves
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -30,9 +31,8 @@ Scheduler = StepLR | CosineAnnealingLR | ReduceLROnPlateau | LambdaLR
 CHECKPOINT = "checkpoint.npz"
 BEST = "best.npz"
 METRICS = "metrics.jsonl"
-CURVE = "training_curve.png"
 SUMMARY = "summary.json"
-RUN_FILES = (CHECKPOINT, BEST, METRICS, CURVE, SUMMARY)  # everything a Trainer writes into its folder
+RUN_FILES = (CHECKPOINT, BEST, METRICS, *CURVE_FILES, SUMMARY)  # everything a Trainer writes into its folder
 PROGRESS_FORMAT = (
     "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{unit} "
     "[{elapsed} elapsed, ETA {remaining}, {rate_fmt}{postfix}]"
@@ -91,7 +91,9 @@ class Trainer:
 
     Files: ``checkpoint.npz`` (latest epoch: model, optimizer, schedule, history),
     ``best.npz`` (the epoch with the best validation metric), ``metrics.jsonl``,
-    ``training_curve.png`` and, at the end, ``summary.json`` with the test metrics of the best model.
+    ``training_curve.png`` (the losses) and ``metric_curve.png`` (the valid metric), the best epoch
+    marked (see :mod:`lstmkit.training_curves`), and, at the end, ``summary.json`` with the test
+    metrics of the best model (also in the curves' titles).
     ``backend`` ("auto", "reference" or "fast") is set on every recurrent layer of the model; it is
     not part of the config (both give the same numbers), so a run may resume on another backend.
     """
@@ -161,7 +163,7 @@ class Trainer:
 
     # ---- training -----------------------------------------------------------------------
     def _better(self, value: float, than: float) -> bool:
-        return value > than if self.task.higher_is_better else value < than
+        return is_better(value, than, self.task.higher_is_better)
 
     def progress_bar(self, epoch: int) -> tqdm:
         """The tqdm bar of one epoch: percentage, count/total, elapsed, ETA and throughput in the
@@ -254,8 +256,9 @@ class Trainer:
                 return {"stopped_after_epoch": self.epoch}
         if patience and self.bad_epochs >= patience:
             self.log(f"early stop: no better valid {metric} for {patience} epochs")
-        self.write_reports(final=True)
-        return self.finish()
+        summary = self.finish()
+        self.write_reports(final=True, test=summary["test"])
+        return summary
 
     def finish(self) -> dict:
         """Evaluate the best epoch's model on the test part and write ``summary.json``."""
@@ -276,32 +279,13 @@ class Trainer:
         return summary
 
     # ---- reports ------------------------------------------------------------------------
-    def write_reports(self, final: bool = False) -> None:
-        """Metrics every epoch; the curve at the end and at most every 15 s on the way (plotting is slow)."""
+    def write_reports(self, final: bool = False, test: dict | None = None) -> None:
+        """Metrics every epoch; the curves at the end (with the ``test`` result in their titles) and at
+        most every 15 s on the way (plotting is slow)."""
         io.write_text(self.out_dir / METRICS, "".join(json.dumps(record) + "\n" for record in self.history))
         if self.history and (final or time.monotonic() - self._last_plot > 15):
-            plot_history(self.history, self.task.metric, self.out_dir / CURVE, title=f"lstmkit train {self.task.name}")
+            task = self.task
+            write_curves(
+                self.history, task.metric, task.higher_is_better, self.out_dir, f"lstmkit train {task.name}", test
+            )
             self._last_plot = time.monotonic()
-
-
-def plot_history(history: list[dict], metric: str, path: Path, title: str = "") -> None:
-    """Loss curves (left) and the validation metric (right) per epoch, as a PNG, written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [record["epoch"] for record in history]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(epochs, [r["train_loss"] for r in history], marker="o", label="train loss")
-    left.plot(epochs, [r["valid_loss"] for r in history], marker="o", label="valid loss")
-    left.set_xlabel("epoch")
-    left.set_ylabel("loss")
-    left.legend()
-    right.plot(epochs, [r[f"valid_{metric}"] for r in history], marker="o", color="tab:green")
-    right.set_xlabel("epoch")
-    right.set_ylabel(f"valid {metric}")
-    figure.suptitle(title)
-    figure.tight_layout()
-    io.atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=90))
-    plt.close(figure)
