@@ -8,6 +8,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .cli_export import add_export_parser, run_export
+from .cli_inspect import add_inspect_parser, run_inspect
 from .cli_options import NON_NEGATIVE_INT, POSITIVE_INT, HelpFormatter
 from .cli_train import add_train_parser, dispatch
 from .explain import MODES, explain_layer
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_explain_parser(commands)
     add_train_parser(commands)
     add_export_parser(commands)
+    add_inspect_parser(commands)
     return parser
 
 
@@ -188,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(text)
         return 0
-    return dispatch(args, {"export": run_export})
+    return dispatch(args, {"export": run_export, "inspect": run_inspect})
 
 
 if __name__ == "__main__":

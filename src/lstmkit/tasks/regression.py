@@ -48,6 +48,7 @@ class SunspotsTask(Task):
             "valid": range(n_valid_start, n_test_start),
             "test": range(n_test_start, len(values)),
         }
+        self.targets = ranges  # part -> the index in ``series`` of each window's target year
         self.parts = {}
         for part, targets in ranges.items():
             x, y = windows(scaled, window, targets)
@@ -74,6 +75,11 @@ class SunspotsTask(Task):
     def predictions(self, model, part: str) -> np.ndarray:
         """One-step-ahead predictions for ``part`` in sunspot numbers."""
         return predict_in_chunks(model, self.parts[part][0])[:, 0] * self.std + self.mean
+
+    def window_years(self, part: str, index: int) -> tuple[np.ndarray, int]:
+        """The years of ``part``'s window ``index`` (``window``,) and the year it predicts."""
+        target = self.targets[part][index]
+        return self.series.years[target - self.config["window"] : target], int(self.series.years[target])
 
     def evaluate(self, model, part):
         x, y = self.parts[part]
