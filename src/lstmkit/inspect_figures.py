@@ -39,7 +39,7 @@ TITLES = {
     "c": "c cell state",
     "h": "h hidden state",
 }
-MAX_TICK_LABELS = 40  # more steps than this get every k-th label
+MAX_TICK_LABELS = 40  # more steps than this get every k-th label (twice as many single characters)
 
 
 def figure_name(layer: int, direction: int) -> str:
@@ -107,10 +107,11 @@ def _layer_figure(inspection: Inspection, layer: int, direction: int, title: str
 def _label_steps(axes, inspection: Inspection) -> None:
     """The x axis of the bottom panel: what each step was (every k-th when there are many)."""
     steps = len(inspection.steps)
-    every = max(1, -(-steps // MAX_TICK_LABELS))
+    narrow = all(len(label) <= 1 for label in inspection.steps)  # characters: every one fits
+    every = max(1, -(-steps // (2 * MAX_TICK_LABELS if narrow else MAX_TICK_LABELS)))
     ticks = list(range(0, steps, every))
     axes.set_xticks(ticks)
-    rotation = 0 if inspection.kind == "image" or all(len(label) <= 1 for label in inspection.steps) else 90
+    rotation = 0 if inspection.kind == "image" or narrow else 90
     axes.set_xticklabels([inspection.steps[t] for t in ticks], rotation=rotation, fontsize=8)
     axes.tick_params(labelbottom=True)
     axes.set_xlabel(inspection.step_axis)
