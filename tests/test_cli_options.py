@@ -65,7 +65,7 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
     return dict(action.choices)
 
 
-@pytest.mark.parametrize("name", ["explain", "train", "evaluate", "generate"])
+@pytest.mark.parametrize("name", ["explain", "train", "evaluate", "generate", "export", "inspect"])
 def test_every_option_has_help_and_shows_its_default(name):
     parser = subcommands()[name]
     formatter = HelpFormatter(f"lstmkit {name}")

@@ -1,4 +1,4 @@
-"""The ``lstmkit`` command: explain, train, evaluate, generate and export (or ``python -m lstmkit``)."""
+"""The ``lstmkit`` command: explain, train, evaluate, generate, export, inspect (or ``python -m lstmkit``)."""
 
 from __future__ import annotations
 
@@ -65,9 +65,14 @@ def add_explain_parser(commands) -> None:
     explain.add_argument("--layer-norm", action="store_true", help="LSTM only: layer-normalised LSTM (layer_norm=True)")
     explain.add_argument("--peepholes", action="store_true", help="LSTM only: peephole connections (peepholes=True)")
     explain.add_argument(
-        "--html", type=Path, default=None, help="also write the page that draws it all (self-contained HTML) to FILE"
+        "--html",
+        type=Path,
+        default=None,
+        help="also write the page that draws it all (self-contained HTML) to FILE (default: none)",
     )
-    explain.add_argument("--svg", type=Path, default=None, help="also write the unrolled network alone as SVG to FILE")
+    explain.add_argument(
+        "--svg", type=Path, default=None, help="also write the unrolled network alone as SVG to FILE (default: none)"
+    )
     explain.add_argument(
         "--style",
         choices=("torch", "keras"),

@@ -25,9 +25,14 @@ def add_export_parser(commands) -> None:
         allow_abbrev=False,
     )
     export.add_argument("checkpoint", type=Path, help="a checkpoint written by lstmkit train, e.g. runs/mnist/best.npz")
-    export.add_argument("--onnx", type=Path, default=None, help="write the model as ONNX (opset 17) to this file")
     export.add_argument(
-        "--safetensors", type=Path, default=None, help="write the weights (PyTorch's names) to this .safetensors file"
+        "--onnx", type=Path, default=None, help="write the model as ONNX (opset 17) to this file (default: none)"
+    )
+    export.add_argument(
+        "--safetensors",
+        type=Path,
+        default=None,
+        help="write the weights (PyTorch's names) to this .safetensors file (default: none)",
     )
     export.add_argument("--force", action="store_true", help="replace files that already exist")
 
