@@ -161,13 +161,28 @@ def _blocks(gates: int, size) -> str:
     return f"{gates}*{size}" if gates > 1 else f"{size}"
 
 
-def build_layer(mode, input_size, hidden_size, num_layers, bias, batch_first, bidirectional, proj_size, merge_mode,
-                **variants):  # fmt: skip
-    """The layer ``explain`` reads its facts off (seed 0), refusing LSTM options on other modes."""
+def build_layer(
+    input_size: int,
+    hidden_size: int | list[int],
+    num_layers: int = 1,
+    *,
+    mode: str = "LSTM",
+    bias: bool = True,
+    batch_first: bool = False,
+    bidirectional: bool = False,
+    proj_size: int = 0,
+    merge_mode: str = "concat",
+    layer_norm: bool = False,
+    peepholes: bool = False,
+):
+    """The layer ``explain`` reads its facts off (seed 0), from :func:`explain_layer`'s options;
+    LSTM options on another mode are refused."""
+    variants = {name: True for name, on in (("layer_norm", layer_norm), ("peepholes", peepholes)) if on}
     common = dict(
         num_layers=num_layers, bias=bias, batch_first=batch_first, bidirectional=bidirectional, seed=0,
         merge_mode=merge_mode,
     )  # fmt: skip
+    mode = check_mode(mode)
     if mode == "LSTM":
         return LSTM(input_size, hidden_size, proj_size=proj_size, **common, **variants)
     _check_lstm_options(mode, proj_size=proj_size, **variants)
@@ -198,8 +213,8 @@ def explain_layer(
     ``layer_norm`` and ``peepholes`` the LSTM variants (their parameters are printed too)."""
     variants = {name: True for name, on in (("layer_norm", layer_norm), ("peepholes", peepholes)) if on}
     layer = build_layer(
-        check_mode(mode), input_size, hidden_size, num_layers, bias, batch_first, bidirectional, proj_size, merge_mode,
-        **variants,
+        input_size, hidden_size, num_layers, mode=mode, bias=bias, batch_first=batch_first,
+        bidirectional=bidirectional, proj_size=proj_size, merge_mode=merge_mode, **variants,
     )  # fmt: skip
     is_lstm = mode == "LSTM"
     per_layer = isinstance(layer.hidden_size, list)

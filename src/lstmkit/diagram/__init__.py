@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from ..explain import build_layer, check_mode, explain_layer, final_state_note
+from ..explain import build_layer, explain_layer, final_state_note
 from .facts import LayerFacts, unrolled_facts
 from .layout import unrolled_layout
 from .page import explain_page
@@ -29,31 +29,17 @@ def explain_pictures(
     num_layers: int = 1,
     seq_len: int = 1,
     batch: int | None = 1,
-    *,
-    mode: str = "LSTM",
-    bias: bool = True,
-    batch_first: bool = False,
-    bidirectional: bool = False,
-    proj_size: int = 0,
-    merge_mode: str = "concat",
-    layer_norm: bool = False,
-    peepholes: bool = False,
+    **options,
 ) -> tuple[str, str]:
-    """``(html, svg)`` of a configuration, with :func:`~lstmkit.explain.explain_layer`'s arguments:
-    the page (:mod:`.page`) and the unrolled diagram alone."""
-    variants = {name: True for name, on in (("layer_norm", layer_norm), ("peepholes", peepholes)) if on}
-    options = dict(bias=bias, batch_first=batch_first, bidirectional=bidirectional, proj_size=proj_size)
-    layer = build_layer(
-        check_mode(mode), input_size, hidden_size, num_layers, bias, batch_first, bidirectional, proj_size, merge_mode,
-        **variants,
-    )  # fmt: skip
+    """``(html, svg)`` of a configuration, given as :func:`~lstmkit.explain.explain_layer`'s
+    arguments (``mode``, ``bidirectional``, ``proj_size``, ...): the page (:mod:`.page`) and the
+    unrolled diagram alone."""
+    layer = build_layer(input_size, hidden_size, num_layers, **options)
     facts = unrolled_facts(layer, seq_len, batch)
-    sheet = explain_layer(
-        input_size, hidden_size, num_layers, seq_len, batch, mode=mode, merge_mode=merge_mode, **options, **variants
-    )
+    sheet = explain_layer(input_size, hidden_size, num_layers, seq_len, batch, **options)
     note = final_state_note(
-        num_layers, layer.output_size, seq_len, bidirectional, batch_first, batch is not None,
-        per_layer=layer._state_lists, merge_mode=merge_mode,
+        num_layers, layer.output_size, seq_len, layer.bidirectional, layer.batch_first, batch is not None,
+        per_layer=layer._state_lists, merge_mode=layer.merge_mode,
     )  # fmt: skip
     title = f"lstmkit.{layer!r}"
     return explain_page(facts, sheet, note), render_svg(unrolled_layout(facts), title + " unrolled")
