@@ -1,4 +1,4 @@
-"""The ``lstmkit`` command: explain, train, evaluate, generate, export, inspect (or ``python -m lstmkit``)."""
+"""The ``lstmkit`` command: explain, train, evaluate, generate, export, inspect, tag (or ``python -m lstmkit``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from .cli_export import add_export_parser, run_export
 from .cli_inspect import add_inspect_parser, run_inspect
 from .cli_options import NON_NEGATIVE_INT, POSITIVE_INT, HelpFormatter
+from .cli_tag import add_tag_parser, run_tag
 from .cli_train import add_train_parser, dispatch
 from .explain import MODES, explain_layer
 
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(commands)
     add_export_parser(commands)
     add_inspect_parser(commands)
+    add_tag_parser(commands)
     return parser
 
 
@@ -195,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(text)
         return 0
-    return dispatch(args, {"export": run_export, "inspect": run_inspect})
+    return dispatch(args, {"export": run_export, "inspect": run_inspect, "tag": run_tag})
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from .train import Trainer, TrainingDiverged
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "cosine", "step", "halve", "plateau")
 LANGUAGE_TASKS = ("ptb", "text")
+TAG_FILES = ("train", "valid", "test")
 
 # option name -> (argparse type or choices, help); each default is the task's recipe, listed in the help
 TRAIN_OPTIONS: dict[str, tuple[Callable | tuple[str, ...], str]] = {
@@ -104,6 +105,13 @@ def add_train_parser(commands) -> None:
     parser.add_argument(
         "--file", default=None, help="the UTF-8 text file to learn (task text only; required there) (default: none)"
     )
+    for part in TAG_FILES:
+        parser.add_argument(
+            f"--{part}", default=None, help=f"the {part} CoNLL-U file (task tag only; required there) (default: none)"
+        )
+    parser.add_argument(
+        "--column", choices=("upos", "xpos"), default=None, help="the CoNLL-U column to tag (task tag) (default: upos)"
+    )
     parser.add_argument(
         "--bidirectional",
         action="store_true",
@@ -168,9 +176,13 @@ def refuse_options_that_do_not_apply(args: argparse.Namespace, config: dict) -> 
     """Options the chosen task would ignore are errors, not silently dropped."""
     if args.file is not None and args.task != "text":
         raise ValueError(f"--file applies to the text task only; {args.task} reads its own dataset")
-    if args.bidirectional and args.task in LANGUAGE_TASKS:
-        raise ValueError(f"--bidirectional does not apply to {args.task}: a language model reads left to right")
-    if config["dropout"] > 0 and config["num_layers"] == 1 and args.task not in LANGUAGE_TASKS:
+    given = [f"--{name}" for name in (*TAG_FILES, "column") if getattr(args, name) is not None]
+    if given and args.task != "tag":
+        raise ValueError(f"{' '.join(given)} apply to the tag task only; {args.task} reads its own dataset")
+    if args.bidirectional and args.task in (*LANGUAGE_TASKS, "tag"):
+        reason = "the tagger is always bidirectional" if args.task == "tag" else "a language model reads left to right"
+        raise ValueError(f"--bidirectional does not apply to {args.task}: {reason}")
+    if config["dropout"] > 0 and config["num_layers"] == 1 and args.task not in (*LANGUAGE_TASKS, "tag"):
         raise ValueError(
             f"--dropout {config['dropout']} applies between stacked LSTM layers and {args.task} has one: "
             "add --num-layers 2 (or more) or leave out --dropout"
@@ -180,8 +192,10 @@ def refuse_options_that_do_not_apply(args: argparse.Namespace, config: dict) -> 
 def run_train(args: argparse.Namespace) -> dict:
     task_class = get_task(args.task)
     overrides = {
-        name: getattr(args, name) for name in [*TRAIN_OPTIONS, "file", "bidirectional", "layer_norm", "peepholes"]
+        name: getattr(args, name)
+        for name in [*TRAIN_OPTIONS, "file", "column", "bidirectional", "layer_norm", "peepholes"]
     }
+    overrides.update({part: str(Path(getattr(args, part)).resolve()) for part in TAG_FILES if getattr(args, part)})
     config = task_class.make_config(**overrides)
     refuse_options_that_do_not_apply(args, config)
     out = args.out or Path("runs", args.task)
@@ -201,6 +215,9 @@ def run_train(args: argparse.Namespace) -> dict:
             f"{args.task} seed {run_config['seed']}: test {json.dumps(summary['test'])} "
             f"(best epoch {summary['best_epoch']}, {summary['train_seconds']:.1f}s of training) -> {run_out}"
         )
+        summary["report"], lines = trainer.task.report(trainer.model)  # the best epoch's model, in evaluation
+        for line in lines:
+            print(line)
         summaries.append(summary)
     result = {"runs": summaries}
     if repeats > 1:
@@ -251,6 +268,9 @@ def trained_model(checkpoint: Path) -> tuple[Module, Task, dict]:
 def run_evaluate(args: argparse.Namespace) -> dict:
     model, task, meta = trained_model(args.checkpoint)
     result = {part: task.evaluate(model, part) for part in ("valid", "test")}
+    report, _ = task.report(model)
+    if report:
+        result["report"] = report
     print(json.dumps({"checkpoint": str(args.checkpoint), "epoch": meta["epoch"], **result}))
     return result
 
@@ -272,7 +292,7 @@ def run_generate(args: argparse.Namespace) -> str:
 
     arrays, meta, task_class = checkpoint_and_task(args.checkpoint)
     vocabulary = meta.get("vocabulary")
-    if vocabulary is None:
+    if meta["config"]["task"] not in LANGUAGE_TASKS:
         raise ValueError(
             f"{args.checkpoint} is a {meta['config']['task']} checkpoint; generate needs a language model (ptb or text)"
         )

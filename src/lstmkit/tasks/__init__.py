@@ -9,8 +9,11 @@ from .base import Task
 from .classification import DigitsTask, MnistTask
 from .language import PtbTask, TextTask
 from .regression import SunspotsTask
+from .tagging import TagTask
 
-TASKS: dict[str, type[Task]] = {task.name: task for task in (MnistTask, DigitsTask, SunspotsTask, PtbTask, TextTask)}
+TASKS: dict[str, type[Task]] = {
+    task.name: task for task in (MnistTask, DigitsTask, SunspotsTask, PtbTask, TextTask, TagTask)
+}
 
 
 def get_task(name: str) -> type[Task]:

@@ -73,6 +73,11 @@ class Task:
         """Metrics on ``part`` ('valid' or 'test'), always including 'loss' and ``self.metric``."""
         raise NotImplementedError
 
+    def report(self, model: Module) -> tuple[dict, list[str]]:
+        """What the task says beside its metrics once training ends (baselines, errors, speed):
+        ``(numbers for the summary, lines to print)``; none by default."""
+        return {}, []
+
     def describe(self) -> str:
         """One line on the data, for the log."""
         return self.name
