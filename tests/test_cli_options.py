@@ -82,7 +82,7 @@ def test_every_option_has_help_and_shows_its_default(name):
 def test_train_help_lists_each_tasks_recipe():
     text = " ".join(subcommands()["train"].format_help().split())
     assert "units of the LSTM (default: digits 64, sunspots 64, ptb 200, others 128)" in text
-    assert "learning rate (default: ptb 1.0, others 0.003)" in text
+    assert "learning rate (default: ptb 1.0, tag 0.002, others 0.003)" in text
     assert "(default: sunspots 5, others 1)" in text
 
 

@@ -47,7 +47,7 @@ TRAIN_OPTIONS: dict[str, tuple[Callable | tuple[str, ...], str]] = {
     "num_layers": (POSITIVE_INT, "stacked LSTM layers"),
     "dropout": (
         probability_below_one,
-        "dropout probability, in [0, 1): between stacked layers (and around the LSTM for ptb and text)",
+        "dropout probability, in [0, 1): between stacked layers (and around the LSTM for ptb, text and tag)",
     ),
     "recurrent_dropout": (
         probability_below_one,
@@ -215,7 +215,9 @@ def run_train(args: argparse.Namespace) -> dict:
             f"{args.task} seed {run_config['seed']}: test {json.dumps(summary['test'])} "
             f"(best epoch {summary['best_epoch']}, {summary['train_seconds']:.1f}s of training) -> {run_out}"
         )
-        summary["report"], lines = trainer.task.report(trainer.model)  # the best epoch's model, in evaluation
+        report, lines = trainer.task.report(trainer.model)  # the best epoch's model, in evaluation
+        if report:
+            summary["report"] = report
         for line in lines:
             print(line)
         summaries.append(summary)
