@@ -8,6 +8,7 @@ digits        scikit-learn ``load_digits()``           1,797 8x8 digits; rows as
 sunspots      statsmodels ``datasets.sunspots``        yearly sunspot numbers 1700-2008
 ptb           treebank ``penn``                         Penn Treebank LM text, 10k words, <eos>
 text          any UTF-8 file                            characters, for a character-level LM
+tag           CoNLL-U files (conllu checks ids)         UD treebanks' words and UPOS/XPOS tags
 ============  ======================================  ==========================================
 """
 
