@@ -97,7 +97,7 @@ class PackedLayout(_SortedLayout):
                 f"{owner}: doutput must be a PackedSequence packed like the output (the forward got a "
                 f"PackedSequence), got {type(doutput).__name__}"
             )
-        packed = check_packed(owner, "doutput", doutput)
+        packed = check_packed(owner, "doutput", doutput, layer_input=True)
         for field in ("batch_sizes", "sorted_indices", "unsorted_indices"):
             given, expected = getattr(packed, field), getattr(self, field)
             if (given is None) != (expected is None) or given is not None and not np.array_equal(given, expected):

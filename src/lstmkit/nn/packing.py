@@ -60,35 +60,95 @@ def check_lengths(owner: str, lengths, batch: int, steps: int) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def check_packed(owner: str, name: str, sequence) -> PackedSequence:
-    """``sequence`` if it is a consistent :class:`PackedSequence`; otherwise a message naming what is wrong."""
-    if not isinstance(sequence, PackedSequence):
-        raise TypeError(f"{owner}: {name} must be a PackedSequence, got {type(sequence).__name__}")
-    data, batch_sizes, sorted_indices, unsorted_indices = (
-        None if part is None else np.asarray(part) for part in sequence
-    )
-    if batch_sizes.ndim != 1 or batch_sizes.dtype.kind not in "iu" or len(batch_sizes) == 0:
-        raise ValueError(f"{owner}: {name}.batch_sizes must be a non-empty 1-D integer array, got {batch_sizes!r}")
+def _shown(array: np.ndarray, limit: int = 12) -> str:
+    """A short picture of an index array for an error message: its first values, then how many more."""
+    values = array.ravel()[:limit].tolist()
+    more = array.size - len(values)
+    return f"{values}{f' (and {more} more)' if more > 0 else ''} of dtype {array.dtype} and shape {array.shape}"
+
+
+def _integer_array(owner: str, field: str, value, expected: str) -> np.ndarray:
+    """``value`` as a 1-D integer array, or a TypeError naming ``field``, what was expected and what was given."""
+    if value is None:
+        raise TypeError(f"{owner}: {field} must be {expected}, got None")
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu" or array.ndim != 1:
+        raise TypeError(f"{owner}: {field} must be {expected}, got {_shown(array)}")
+    return array
+
+
+def _check_batch_sizes(owner: str, field: str, value) -> np.ndarray:
+    """``batch_sizes`` as int64: a non-empty 1-D integer array, positive and non-increasing."""
+    batch_sizes = _integer_array(owner, field, value, "a non-empty 1-D integer array")
+    if len(batch_sizes) == 0:
+        raise ValueError(f"{owner}: {field} must be a non-empty 1-D integer array, got an empty array")
     if batch_sizes[-1] < 1 or np.any(np.diff(batch_sizes) > 0):
-        raise ValueError(f"{owner}: {name}.batch_sizes must be positive and non-increasing, got {batch_sizes.tolist()}")
-    if data.ndim < 1 or data.shape[0] != batch_sizes.sum():
+        raise ValueError(f"{owner}: {field} must be positive and non-increasing, got {batch_sizes.tolist()}")
+    if int(batch_sizes[0]) > np.iinfo(np.int64).max // len(batch_sizes):  # their int64 sum must not wrap around
+        raise ValueError(f"{owner}: {field} must sum to a number of rows, got {_shown(batch_sizes)}")
+    return batch_sizes.astype(np.int64)
+
+
+def _check_data(owner: str, field: str, value, rows: int, layer_input: bool) -> np.ndarray:
+    """``data``: an array of ``rows`` rows; for a layer's input, real floating-point numbers of rank 2."""
+    if value is None:
+        raise TypeError(f"{owner}: {field} must be an array of sum(batch_sizes) = {rows} rows, got None")
+    data = np.asarray(value)
+    kinds, expected = ("f", "real floating-point numbers") if layer_input else ("biufc", "numbers")
+    if data.dtype.kind not in kinds:
+        raise TypeError(f"{owner}: {field} must hold {expected}, got dtype {data.dtype}")
+    if layer_input and data.ndim != 2:
         raise ValueError(
-            f"{owner}: {name}.data must have sum(batch_sizes) = {int(batch_sizes.sum())} rows, got shape {data.shape}"
+            f"{owner}: {field} must be of rank 2 (sum(batch_sizes), H_in), got rank {data.ndim} with shape {data.shape}"
         )
+    if data.ndim < 1 or data.shape[0] != rows:
+        raise ValueError(f"{owner}: {field} must have sum(batch_sizes) = {rows} rows, got shape {data.shape}")
+    return data
+
+
+def _check_indices(owner: str, name: str, sorted_indices, unsorted_indices, batch: int):
+    """``(sorted_indices, unsorted_indices)`` as int64: both None, or permutations of range(batch), inverses.
+
+    O(N): both in range and ``sorted_indices[unsorted_indices]`` the identity make both permutations.
+    """
+    if sorted_indices is None and unsorted_indices is None:
+        return None, None
     if (sorted_indices is None) != (unsorted_indices is None):
         raise ValueError(f"{owner}: {name}.sorted_indices and unsorted_indices must both be given or both be None")
-    if sorted_indices is not None:
-        identity = np.arange(batch_sizes[0])
-        if (
-            sorted_indices.shape != identity.shape
-            or not np.array_equal(np.sort(sorted_indices), identity)
-            or not np.array_equal(sorted_indices[unsorted_indices], identity)
-        ):
-            raise ValueError(
-                f"{owner}: {name}.sorted_indices must be a permutation of range({batch_sizes[0]}) and "
-                f"unsorted_indices its inverse, got {sorted_indices.tolist()} and {unsorted_indices.tolist()}"
-            )
-    return PackedSequence(data, batch_sizes.astype(np.int64), sorted_indices, unsorted_indices)
+    expected = f"a 1-D integer permutation of range({batch}) (batch_sizes[0] = {batch} sequences)"
+    arrays = []
+    for field, value in (("sorted_indices", sorted_indices), ("unsorted_indices", unsorted_indices)):
+        array = _integer_array(owner, f"{name}.{field}", value, expected)
+        if len(array) != batch or np.any(array < 0) or np.any(array >= batch):
+            raise ValueError(f"{owner}: {name}.{field} must be {expected}, got {_shown(array)}")
+        arrays.append(array.astype(np.int64))
+    sorted_indices, unsorted_indices = arrays
+    if not np.array_equal(sorted_indices[unsorted_indices], np.arange(batch)):
+        raise ValueError(
+            f"{owner}: {name}.sorted_indices must be a permutation of range({batch}) and unsorted_indices its "
+            f"inverse (sorted_indices[unsorted_indices] = range({batch})), got {_shown(sorted_indices)} and "
+            f"{_shown(unsorted_indices)}"
+        )
+    return sorted_indices, unsorted_indices
+
+
+def check_packed(owner: str, name: str, sequence, layer_input: bool = False) -> PackedSequence:
+    """``sequence`` if it is a consistent :class:`PackedSequence`; otherwise a message naming what is wrong.
+
+    Every field is checked (a hand-built PackedSequence can hold anything): ``data`` a numeric
+    array of sum(batch_sizes) rows (real floating-point of rank 2 (sum(batch_sizes), H) for a
+    layer's input or gradient: ``layer_input=True``), ``batch_sizes`` a non-empty 1-D integer
+    array, positive and non-increasing, and the indices both None or integer permutations of
+    range(batch_sizes[0]) that are each other's inverse. A TypeError for a wrong type or dtype,
+    a ValueError for a wrong value; each names the field, what was expected and what was given.
+    O(N + T) on the small arrays, once per call.
+    """
+    if not isinstance(sequence, PackedSequence):
+        raise TypeError(f"{owner}: {name} must be a PackedSequence, got {type(sequence).__name__}")
+    batch_sizes = _check_batch_sizes(owner, f"{name}.batch_sizes", sequence.batch_sizes)
+    data = _check_data(owner, f"{name}.data", sequence.data, int(batch_sizes.sum()), layer_input)
+    indices = _check_indices(owner, name, sequence.sorted_indices, sequence.unsorted_indices, int(batch_sizes[0]))
+    return PackedSequence(data, batch_sizes, *indices)
 
 
 def batch_sizes_of(sorted_lengths: np.ndarray) -> np.ndarray:

@@ -309,7 +309,7 @@ class RNNBase(VariantOptions, Module):
                     f"{owner}: padding_side= goes with a padded array; a PackedSequence has no padding, "
                     f"got padding_side={padding_side!r}"
                 )
-            packed = check_packed(owner, "input", input)
+            packed = check_packed(owner, "input", input, layer_input=True)
             data = checks.as_float_array(owner, "input.data", packed.data, self.dtype)
             checks.check_shape(owner, "input.data", data, (len(data), self.input_size))
             layout = PackedLayout(packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
