@@ -12,6 +12,7 @@ from . import _openblas  # noqa: F401  first: before anything loads NumPy (and O
 # isort: split
 from . import (  # lstmkit.io.save_weights(...), lstmkit.export.to_onnx(...) after a plain `import lstmkit`
     convert,  # noqa: F401
+    distributed,  # noqa: F401
     export,  # noqa: F401
     io,  # noqa: F401
 )

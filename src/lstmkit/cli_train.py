@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io
+from . import distributed, io
 from .cli_guard import RESULT, RunFolderError, exit_code, interrupted_message, prepare_run_folder, stop_signals_raise
 from .cli_options import (
     NON_NEGATIVE_INT,
@@ -199,7 +200,14 @@ def run_train(args: argparse.Namespace) -> dict:
     config = task_class.make_config(**overrides)
     refuse_options_that_do_not_apply(args, config)
     out = args.out or Path("runs", args.task)
-    prepare_run_folder(out, resume=args.resume, force=args.force)
+    comm = distributed.init()  # one process, unless started by mpiexec: then rank 0 alone prints and writes
+    say = print if comm.is_root else (lambda *_, **__: None)
+    on_root(comm, lambda: prepare_run_folder(out, resume=args.resume, force=args.force))
+    if comm.size > 1:  # MPI's launcher names a dead process by its pid: this line maps pids to ranks
+        pids = comm.allgather_rows(np.array([os.getpid()]))
+        say(
+            f"data-parallel over {comm.size} ranks (MPI): " + ", ".join(f"rank {r} pid {p}" for r, p in enumerate(pids))
+        )
     repeats = args.repeats or (5 if args.task == "sunspots" else 1)
     summaries = []
     for repeat in range(repeats):
@@ -208,10 +216,11 @@ def run_train(args: argparse.Namespace) -> dict:
         try:
             with stop_signals_raise():
                 trainer = Trainer(task_class(run_config), run_out, progress=not args.no_progress, backend=args.backend)
-                summary = trainer.fit(resume=args.resume and (run_out / "checkpoint.npz").exists())
+                resume = on_root(comm, lambda: args.resume and (run_out / "checkpoint.npz").exists())  # noqa: B023
+                summary = trainer.fit(resume=resume)
         except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM through stop_signals_raise
             raise Interrupted(interrupted_message(interrupt, run_out, args.argv, out), exit_code(interrupt)) from None
-        print(
+        say(
             f"{args.task} seed {run_config['seed']}: test {json.dumps(summary['test'])} "
             f"(best epoch {summary['best_epoch']}, {summary['train_seconds']:.1f}s of training) -> {run_out}"
         )
@@ -219,14 +228,14 @@ def run_train(args: argparse.Namespace) -> dict:
         if report:
             summary["report"] = report
         for line in lines:
-            print(line)
+            say(line)
         summaries.append(summary)
     result = {"runs": summaries}
     if repeats > 1:
         metric = task_class.metric
         values = [s["test"][metric] for s in summaries]
         result["median_test"] = {metric: statistics.median(values)}
-        print(
+        say(
             f"median test {metric} over {repeats} seeds: {statistics.median(values):.4f} (each: "
             + ", ".join(f"{v:.4f}" for v in values)
             + ")"
@@ -235,9 +244,26 @@ def run_train(args: argparse.Namespace) -> dict:
         from .data.sunspots import baselines, load_sunspots
 
         result["baselines"] = baselines(load_sunspots())
-        print("baselines on the same test years: " + ", ".join(f"{k} {v:.2f}" for k, v in result["baselines"].items()))
-    io.write_text(out / RESULT, json.dumps(result, indent=2) + "\n")
+        say("baselines on the same test years: " + ", ".join(f"{k} {v:.2f}" for k, v in result["baselines"].items()))
+    if comm.is_root:
+        io.write_text(out / RESULT, json.dumps(result, indent=2) + "\n")
     return result
+
+
+def on_root(comm: distributed.Communicator, work: Callable):
+    """``work()`` on rank 0, its result (or its error, raised on every rank) sent to every rank."""
+    if comm.size == 1:
+        return work()
+    outcome = None
+    if comm.is_root:
+        try:
+            outcome = ("value", work())
+        except Exception as error:  # noqa: BLE001  every rank raises it below
+            outcome = ("error", error)
+    kind, value = comm.bcast(outcome)
+    if kind == "error":
+        raise value
+    return value
 
 
 class Interrupted(Exception):

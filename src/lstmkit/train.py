@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import io
+from . import distributed, io
 from .nn.module import Module, Parameter
 from .optim import SGD, Adam, AdamW, CosineAnnealingLR, LambdaLR, Optimizer, ReduceLROnPlateau, StepLR, clip_grad_norm_
 from .tasks.base import Task
@@ -105,10 +105,18 @@ class Trainer:
         progress: bool = True,
         log: Callable[[str], object] = print,
         backend: str = "auto",
+        comm: distributed.Communicator | None = None,
     ) -> None:
         self.task, self.config = task, task.config
         self.out_dir = Path(out_dir)
-        self.progress, self.log = progress, log
+        self.comm = comm or distributed.init()  # one process unless started by mpiexec
+        if self.comm.size > self.config["batch_size"]:
+            raise ValueError(
+                f"{self.comm.size} ranks share each batch of --batch-size {self.config['batch_size']}: "
+                "expected at most one rank per sample"
+            )
+        root = self.comm.is_root  # rank 0 alone prints, draws the progress bar and writes files
+        self.progress, self.log = progress and root, log if root else (lambda _: None)
         self.model = task.build_model()
         use_backend(self.model, backend)
         self.optimizer = make_optimizer(self.config, list(self.model.parameters()))
@@ -136,13 +144,15 @@ class Trainer:
         return meta
 
     def save(self, path: Path) -> None:
+        if not self.comm.is_root:
+            return
         arrays = {f"model/{name}": value for name, value in self.model.state_dict().items()}
         arrays.update({f"optimizer/{key}": value for key, value in self.optimizer.state_dict()["state"].items()})
         io.save_checkpoint(path, arrays, self._meta())
 
     def resume(self) -> None:
         """Continue from ``out_dir/checkpoint.npz``; refuse one written with other options."""
-        arrays, meta = io.load_checkpoint(self.out_dir / CHECKPOINT)
+        arrays, meta = self._read(self.out_dir / CHECKPOINT)
         differing = {k: (meta["config"].get(k), v) for k, v in self.config.items() if meta["config"].get(k) != v}
         if differing:
             described = ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in differing.items())
@@ -160,6 +170,22 @@ class Trainer:
             meta["best"],
             meta["bad_epochs"],
         )
+
+    def _read(self, path: Path) -> tuple[dict, dict]:
+        """A checkpoint's ``(arrays, meta)``: read by rank 0 and sent to every rank (the others may not
+        see rank 0's disk); an unreadable file raises the same error on every rank."""
+        if self.comm.size == 1:
+            return io.load_checkpoint(path)
+        loaded = None
+        if self.comm.is_root:
+            try:
+                loaded = io.load_checkpoint(path)
+            except io.CheckpointError as error:
+                loaded = error
+        loaded = self.comm.bcast(loaded)
+        if isinstance(loaded, Exception):
+            raise loaded
+        return loaded
 
     # ---- training -----------------------------------------------------------------------
     def _better(self, value: float, than: float) -> bool:
@@ -194,10 +220,18 @@ class Trainer:
 
     def _train_batches(self, batches: Iterable, epoch: int, bar) -> dict:
         parameters = list(self.model.parameters())
-        total, count, started = 0.0, 0, time.perf_counter()
+        total, count, started, reducing = 0.0, 0, time.perf_counter(), 0.0
+        comm = self.comm
         for index, batch in enumerate(batches):
             self.model.zero_grad()
-            loss_sum, n = self.task.train_step(self.model, batch)
+            if comm.size > 1:  # this rank's share of the global batch, then everyone's gradients summed
+                local = self.task.shard(batch, comm)
+                loss_sum, n = self.task.train_step(self.model, local) if local is not None else (0.0, 0)
+                reduce_started = time.perf_counter()
+                loss_sum, n = comm.allreduce_gradients(parameters, loss_sum, n)
+                reducing += time.perf_counter() - reduce_started
+            else:
+                loss_sum, n = self.task.train_step(self.model, batch)
             clip = self.config["clip"]
             norm = clip_grad_norm_(parameters, clip) if clip else 0.0
             if not (math.isfinite(loss_sum) and math.isfinite(norm)):
@@ -214,7 +248,10 @@ class Trainer:
             if index + 1 == self.config["max_batches"]:
                 break
         bar.refresh()  # the epoch's last state (100%) is shown before the bar is cleared
-        return {"train_loss": total / count, "train_seconds": time.perf_counter() - started}
+        record = {"train_loss": total / count, "train_seconds": time.perf_counter() - started}
+        if comm.size > 1:
+            record.update(ranks=comm.size, allreduce_seconds=reducing)
+        return record
 
     def fit(self, resume: bool = False, stop_after: int | None = None) -> dict:
         """Train to ``config['epochs']`` (from the checkpoint when ``resume``); return the summary.
@@ -262,7 +299,7 @@ class Trainer:
 
     def finish(self) -> dict:
         """Evaluate the best epoch's model on the test part and write ``summary.json``."""
-        arrays, meta = io.load_checkpoint(self.out_dir / BEST)
+        arrays, meta = self._read(self.out_dir / BEST)
         self.model.load_state_dict(io.prefixed(arrays, "model"))
         self.model.eval()
         test = self.task.evaluate(self.model, "test")
@@ -275,13 +312,16 @@ class Trainer:
             "test": test,
             "config": self.config,
         }
-        io.write_text(self.out_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+        if self.comm.is_root:
+            io.write_text(self.out_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
         return summary
 
     # ---- reports ------------------------------------------------------------------------
     def write_reports(self, final: bool = False, test: dict | None = None) -> None:
         """Metrics every epoch; the curves at the end (with the ``test`` result in their titles) and at
         most every 15 s on the way (plotting is slow)."""
+        if not self.comm.is_root:
+            return
         io.write_text(self.out_dir / METRICS, "".join(json.dumps(record) + "\n" for record in self.history))
         if self.history and (final or time.monotonic() - self._last_plot > 15):
             task = self.task

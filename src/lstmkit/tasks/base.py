@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from .. import distributed
 from ..grad_mode import no_grad
 from ..nn.layers import LastStep, Linear, Sequential
 from ..nn.module import Module
@@ -73,6 +74,13 @@ class Task:
         """Metrics on ``part`` ('valid' or 'test'), always including 'loss' and ``self.metric``."""
         raise NotImplementedError
 
+    def shard(self, batch, comm: distributed.Communicator):
+        """This rank's share of a global batch (data-parallel training): contiguous rows of every
+        array of ``batch``, batch-major (a task whose batches are laid out otherwise overrides it);
+        None when the share is empty (a last batch smaller than the number of ranks)."""
+        rows = distributed.shard(len(batch[0]), comm)
+        return tuple(array[rows] for array in batch) if rows.stop > rows.start else None
+
     def report(self, model: Module) -> tuple[dict, list[str]]:
         """What the task says beside its metrics once training ends (baselines, errors, speed):
         ``(numbers for the summary, lines to print)``; none by default."""
@@ -84,9 +92,13 @@ class Task:
 
 
 def predict_in_chunks(model: Module, inputs: np.ndarray, chunk: int = 1000) -> np.ndarray:
-    """The model's outputs for many samples, in chunks, storing nothing for backward."""
+    """The model's outputs for many samples, in chunks, storing nothing for backward. Under
+    ``mpiexec`` each rank predicts its contiguous share and every rank gets all of them, in order."""
+    comm = distributed.init()
+    inputs = inputs[distributed.shard(len(inputs), comm)]
     with no_grad():
-        return np.concatenate([model(inputs[start : start + chunk]) for start in range(0, len(inputs), chunk)])
+        outputs = [model(inputs[start : start + chunk]) for start in range(0, len(inputs), chunk)]
+    return comm.allgather_rows(np.concatenate(outputs) if outputs else np.zeros((0,)))
 
 
 def last_step_model(config: dict, input_size: int, output_size: int) -> Sequential:

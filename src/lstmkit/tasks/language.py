@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from .. import distributed
 from ..data.text import Corpus, lm_batches, load_ptb, load_text_file
 from ..grad_mode import no_grad
 from ..nn.language_model import LanguageModel
@@ -61,14 +64,28 @@ class LanguageTask(Task):
         model.backward(self.loss.backward(float(steps)).reshape(logits.shape))
         return float(loss) * targets.size, targets.size
 
+    def shard(self, batch, comm):
+        """This rank's contiguous share of the batch's streams (columns), so the hidden state a rank
+        carries from batch to batch is that of its own streams, as in one process."""
+        columns = distributed.shard(batch[0].shape[1], comm)
+        return tuple(array[:, columns] for array in batch) if columns.stop > columns.start else None
+
     def evaluate(self, model, part):
+        """Loss and perplexity over ``part``; under ``mpiexec`` each rank reads its share of the
+        streams and the sums are added (with one stream, the test part's, rank 0 reads it)."""
         batch_size = self.config["eval_batch_size"] if part == "test" else self.config["batch_size"]
+        comm = distributed.init()
         total, count, state = 0.0, 0, None
         with no_grad():
-            for inputs, targets in lm_batches(self.corpus.parts[part], batch_size, 200):
+            for batch in lm_batches(self.corpus.parts[part], batch_size, 200):
+                local = self.shard(batch, comm) if comm.size > 1 else batch
+                if local is None:
+                    continue
+                inputs, targets = local
                 logits, state = model(inputs, state)
                 total += float(self.loss(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))) * targets.size
                 count += targets.size
+        total, count = comm.allreduce_sum(np.array([total, count], dtype=np.float64))
         loss = total / count
         return {"loss": loss, "perplexity": math.exp(min(loss, 700.0))}
 

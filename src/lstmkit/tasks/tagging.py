@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from .. import distributed
 from ..grad_mode import no_grad
 from ..nn.losses import CrossEntropyLoss
 from ..nn.tagger import PADDING, UNKNOWN, Tagger, TaggerBatch
@@ -144,9 +145,30 @@ class TagTask(Task):
         count = int((targets >= 0).sum())
         return float(loss) * count, count
 
+    def shard(self, batch, comm):
+        """This rank's contiguous share of the batch's sentences (and their words' targets)."""
+        inputs, targets = batch
+        rows = distributed.shard(len(inputs.lengths), comm)
+        if rows.stop == rows.start:
+            return None
+        ends = np.concatenate([[0], np.cumsum(inputs.lengths)])
+        steps = int(inputs.lengths[rows].max())
+        local = inputs._replace(
+            words=inputs.words[:steps, rows], lengths=inputs.lengths[rows], positions=inputs.positions[:steps, rows]
+        )
+        return local, targets[ends[rows.start] : ends[rows.stop]]
+
     def predict(self, model, words: list[list[str]]) -> list[np.ndarray]:
-        """Each sentence's predicted tag ids (see :func:`predict_tags`)."""
-        return predict_tags(model, self.data, words, self.config["eval_batch_size"])
+        """Each sentence's predicted tag ids (see :func:`predict_tags`); under ``mpiexec`` each rank
+        tags its share of the sentences and every rank gets all of them."""
+        comm = distributed.init()
+        if comm.size == 1:
+            return predict_tags(model, self.data, words, self.config["eval_batch_size"])
+        local = predict_tags(
+            model, self.data, words[distributed.shard(len(words), comm)], self.config["eval_batch_size"]
+        )
+        flat = comm.allgather_rows(np.concatenate(local) if local else np.zeros(0, dtype=np.int64))
+        return np.split(flat, np.cumsum([len(sentence) for sentence in words])[:-1])
 
     def evaluate(self, model, part):
         sentences = self.data.parts[part]
@@ -163,6 +185,8 @@ class TagTask(Task):
         }
 
     def _loss(self, model, sentences) -> float:
+        comm = distributed.init()
+        sentences = sentences[distributed.shard(len(sentences), comm)]  # each rank its share, the sums added
         total, count = 0.0, 0
         for indices in length_batches(sentences, self.config["eval_batch_size"]):
             chosen = [sentences[i] for i in indices]
@@ -171,7 +195,8 @@ class TagTask(Task):
             if known:
                 total += float(self.loss(model(self.data.batch([s.words for s in chosen])), targets)) * known
                 count += known
-        return total / max(count, 1)
+        total, count = comm.allreduce_sum(np.array([total, count], dtype=np.float64))
+        return float(total / max(count, 1))
 
     def report(self, model) -> tuple[dict, list[str]]:
         """The baseline, errors and speed beside the accuracy: ``(numbers, lines to print)``."""
