@@ -172,6 +172,8 @@ def ptb_like_checkpoint(tmp_path):
         "config": {"task": "ptb", "embedding_size": 4, "hidden_size": 6, "num_layers": 2},
         "epoch": 1,
         "vocabulary": vocabulary,
+        **{"history": [], "best": None, "bad_epochs": 0, "scheduler": None},  # the rest of what a Trainer writes
+        "optimizer": {"lr": 1.0, "step_count": 0},
     }
     io.save_checkpoint(path, {f"model/{name}": value for name, value in model.state_dict().items()}, meta)
     return path, vocabulary

@@ -28,14 +28,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 import numpy as np
+from numpy.lib import format as npy_format
+
+from .optim import parse_state_key, state_shape
 
 if TYPE_CHECKING:
     from .nn.module import Module
@@ -90,8 +95,161 @@ def save_checkpoint(path: str | Path, arrays: dict[str, np.ndarray], meta: dict)
     atomic_write(path, lambda handle: np.savez(handle, **entries))
 
 
+# ---- reading a checkpoint: the zip's directory and every .npy header first, then the data ----------
+MAX_EXPANSION = 20  # lstmkit stores members uncompressed (1x); deflated float weights shrink ~1.1x, not 20x
+MAX_MEMBERS = 100_000
+MAX_META_BYTES = 64 * 2**20
+_SECTIONS = ("model/", "optimizer/")  # what a Trainer's checkpoint holds besides __meta__
+_NPY_HEADER_READERS = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Member:
+    """One array of a checkpoint as its directory entry and .npy header describe it, before reading it."""
+
+    info: zipfile.ZipInfo
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+
+
+def _check_directory(path: Path, archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """The zip's entries, refused when their sizes do not fit the file (a zip bomb, a lying directory)."""
+    infos = archive.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise CheckpointError(f"{path}: expected at most {MAX_MEMBERS} arrays in a checkpoint, got {len(infos)}")
+    names = [info.filename for info in infos]
+    if len(set(names)) != len(names):
+        raise CheckpointError(f"{path}: its zip directory names an entry twice; a checkpoint's names are unique")
+    file_size = path.stat().st_size
+    stored = sum(info.compress_size for info in infos)
+    unpacked = sum(info.file_size for info in infos)
+    if stored > file_size:
+        raise CheckpointError(
+            f"{path}: its zip directory claims {stored} bytes of data in a file of {file_size} bytes (overlapping "
+            "or truncated entries)"
+        )
+    if unpacked > MAX_EXPANSION * file_size + 2**20:
+        raise CheckpointError(
+            f"{path}: refused without unpacking it: its entries would expand to {unpacked} bytes from a file of "
+            f"{file_size} bytes ({unpacked / file_size:.0f}x; a checkpoint expands at most {MAX_EXPANSION}x)"
+        )
+    for info in infos:
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise CheckpointError(
+                f"{path}: entry {info.filename!r} is compressed with method {info.compress_type}; expected stored "
+                "or deflated entries, as numpy.savez and savez_compressed write"
+            )
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            raise CheckpointError(
+                f"{path}: entry {info.filename!r} is stored uncompressed but its directory gives two sizes, "
+                f"{info.file_size} and {info.compress_size} bytes"
+            )
+    return infos
+
+
+def _read_member_header(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Member:
+    """The member's .npy header (shape, dtype), checked against its size in the zip directory: no data is read."""
+    name = info.filename.removesuffix(".npy")
+    with archive.open(info) as handle:
+        try:
+            version = npy_format.read_magic(handle)
+        except ValueError:
+            raise CheckpointError(f"{path}: entry {info.filename!r} is not a .npy array") from None
+        if version not in _NPY_HEADER_READERS:
+            raise CheckpointError(
+                f"{path}: array {name!r} has .npy format version {version}; expected 1.0 or 2.0 (numpy.savez's)"
+            )
+        shape, fortran_order, dtype = _NPY_HEADER_READERS[version](handle)
+        header_size = handle.tell()
+    if dtype.hasobject:
+        raise CheckpointError(
+            f"{path} is not a readable lstmkit checkpoint (it holds pickled objects, which lstmkit never loads: "
+            f"array {name!r} has dtype {dtype})"
+        )
+    declared = math.prod(shape) * dtype.itemsize
+    if declared != info.file_size - header_size:
+        raise CheckpointError(
+            f"{path}: array {name!r} declares shape {shape} of {dtype} ({declared} bytes), but its entry holds "
+            f"{info.file_size - header_size} bytes of data; refused before reading it"
+        )
+    return _Member(info, shape, dtype, fortran_order)
+
+
+def _read_members(path: Path, archive: zipfile.ZipFile) -> dict[str, _Member]:
+    """Every entry's header, by array name (``numpy.load``'s: the entry's name less ``.npy``)."""
+    members = {}
+    for info in _check_directory(path, archive):
+        if not info.filename.endswith(".npy"):
+            raise CheckpointError(f"{path}: entry {info.filename!r} is not a .npy array (expected NAME.npy)")
+        members[info.filename.removesuffix(".npy")] = _read_member_header(path, archive, info)
+    return members
+
+
+def _read_array(archive: zipfile.ZipFile, member: _Member) -> np.ndarray:
+    """The data of a member whose header was checked; reading to the end checks the entry's CRC."""
+    with archive.open(member.info) as handle:
+        array = npy_format.read_array(handle, allow_pickle=False)
+        if handle.read(1):
+            raise ValueError(f"array {member.info.filename!r} holds more data than its header declares")
+    return array
+
+
+def _read_meta(path: Path, archive: zipfile.ZipFile, members: dict[str, _Member]) -> dict:
+    """The checkpoint's metadata: UTF-8 JSON in the 1-D uint8 array ``__meta__``, of a bounded size."""
+    member = members.get(_META)
+    if member is None:
+        raise CheckpointError(f"{path} is an .npz file but not an lstmkit checkpoint (no {_META} entry)")
+    if member.dtype != np.uint8 or len(member.shape) != 1 or member.shape[0] > MAX_META_BYTES:
+        raise CheckpointError(
+            f"{path}: its {_META} entry must be UTF-8 JSON bytes (a 1-D uint8 array of at most {MAX_META_BYTES} "
+            f"bytes), got shape {member.shape} of {member.dtype}"
+        )
+    try:
+        return json.loads(_read_array(archive, member).tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: its metadata is corrupt ({error})") from None
+
+
+def _check_arrays(path: Path, members: dict[str, _Member]) -> None:
+    """Names in the model/ and optimizer/ sections; optimizer state that refers to existing parameters.
+
+    The model's arrays are its parameters in order (``state_dict()``'s), so the optimizer's key
+    ``<index>.<name>`` (:meth:`lstmkit.optim.Optimizer.state_dict`) must have an index below their
+    count and the shape of that parameter (() for ``step``).
+    """
+    unexpected = [name for name in members if name != _META and not name.startswith(_SECTIONS)]
+    if unexpected:
+        raise CheckpointError(
+            f"{path}: unexpected arrays {unexpected[:5]}: a checkpoint holds {_META} and arrays named "
+            f"{' or '.join(section + '...' for section in _SECTIONS)}"
+        )
+    parameters = [member for name, member in members.items() if name.startswith("model/")]
+    for name, member in members.items():
+        if name != _META and member.dtype.kind != "f":
+            raise CheckpointError(f"{path}: array {name!r} must hold floating-point numbers, got dtype {member.dtype}")
+        if name.startswith("optimizer/"):
+            try:
+                index, state = parse_state_key("optimizer", name.removeprefix("optimizer/"), len(parameters))
+            except ValueError as error:
+                raise CheckpointError(f"{path}: {error}") from None
+            expected = state_shape(state, parameters[index].shape)
+            if member.shape != expected:
+                raise CheckpointError(
+                    f"{path}: optimizer state {name!r} must have shape {expected} (parameter {index}'s), "
+                    f"got {member.shape}"
+                )
+
+
 def load_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
-    """``(arrays, meta)`` of a checkpoint; a clear :class:`CheckpointError` for anything else."""
+    """``(arrays, meta)`` of a checkpoint; a clear :class:`CheckpointError` for anything else.
+
+    A bad file is refused cheaply, before any array is allocated: the zip's directory first
+    (sizes that fit the file, at most :data:`MAX_EXPANSION` times its size once unpacked), then
+    every member's .npy header (a dtype without objects, a shape whose bytes its entry holds),
+    then the metadata (:func:`check_meta`) and the optimizer's keys (each names an existing
+    parameter and has its shape). Only then is the data read.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
@@ -101,23 +259,138 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
             "(a zip archive), got a file that is not a zip archive"
         )
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        reason = "it holds pickled objects, which lstmkit never loads" if "pickle" in str(error) else str(error)
-        raise CheckpointError(f"{path} is not a readable lstmkit checkpoint ({reason})") from None
-    if _META not in arrays:
-        raise CheckpointError(f"{path} is an .npz file but not an lstmkit checkpoint (no {_META} entry)")
-    try:
-        meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path}: its metadata is corrupt ({error})") from None
+        with zipfile.ZipFile(path) as archive:
+            members = _read_members(path, archive)
+            meta = check_meta(path, _read_meta(path, archive, members))
+            _check_arrays(path, members)
+            arrays = {name: _read_array(archive, member) for name, member in members.items() if name != _META}
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as error:
+        raise CheckpointError(f"{path} is not a readable lstmkit checkpoint ({error})") from None
+    return arrays, meta
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_KIND_CHECKS: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "object": ("a JSON object", lambda value: isinstance(value, dict)),
+    "object or null": ("a JSON object or null", lambda value: value is None or isinstance(value, dict)),
+    "list of objects": (
+        "a list of JSON objects",
+        lambda value: isinstance(value, list) and all(isinstance(item, dict) for item in value),
+    ),
+    "count": ("an integer >= 0", lambda value: _is_int(value) and value >= 0),
+    "number": ("a number", _is_number),
+    "string": ("a non-empty string", lambda value: isinstance(value, str) and value != ""),
+}
+# what Trainer._meta() writes: key -> kind; "vocabulary" (a list of strings, or an object of such lists) is optional
+META_SCHEMA = {
+    "config": "object",
+    "epoch": "count",
+    "history": "list of objects",
+    "best": "object or null",
+    "bad_epochs": "count",
+    "optimizer": "object",
+    "scheduler": "object or null",
+}
+_OPTIMIZER_SCHEMA = {"lr": "number", "step_count": "count"}
+_SCHEDULER_SCHEMAS = {  # by config["schedule"]: the state its scheduler's state_dict() gives
+    "none": None,
+    "cosine": {"base_lr": "number", "last_epoch": "count"},
+    "step": {"base_lr": "number", "last_epoch": "count"},
+    "halve": {"base_lr": "number", "last_epoch": "count"},
+    "plateau": {"best": "number", "bad_epochs": "count"},
+}
+
+
+def _check_fields(path: Path, where: str, value: dict, schema: dict[str, str]) -> None:
+    for key, kind in schema.items():
+        expected, fits = _KIND_CHECKS[kind]
+        if key not in value:
+            raise CheckpointError(f"{path}: its metadata lacks {where}{key!r} ({expected}); not a complete checkpoint")
+        if not fits(value[key]):
+            raise CheckpointError(
+                f"{path}: its metadata's {where}{key!r} must be {expected}, got {json.dumps(value[key])[:80]}"
+            )
+
+
+def _strings(items) -> bool:
+    return isinstance(items, list) and all(isinstance(item, str) for item in items)
+
+
+_VOCABULARIES = {  # the tasks whose model needs the vocabulary kept in the checkpoint (generate, tag)
+    "ptb": ("a list of strings", _strings),
+    "text": ("a list of strings", _strings),
+    "tag": (
+        "an object of lists of strings 'words', 'chars' and 'tags'",
+        lambda value: isinstance(value, dict) and all(_strings(value.get(part)) for part in ("words", "chars", "tags")),
+    ),
+}
+_ANY_VOCABULARY = (
+    "a list of strings or an object of such lists",
+    lambda value: _strings(value) or isinstance(value, dict) and all(_strings(items) for items in value.values()),
+)
+
+
+def _check_vocabulary(path: Path, meta: dict) -> None:
+    task = meta["config"]["task"]
+    expected, fits = _VOCABULARIES.get(task, _ANY_VOCABULARY)
+    if "vocabulary" not in meta and task not in _VOCABULARIES:
+        return
+    if "vocabulary" not in meta:
+        raise CheckpointError(f"{path}: its metadata lacks 'vocabulary' ({expected}), which a {task} model needs")
+    if not fits(meta["vocabulary"]):
+        raise CheckpointError(
+            f"{path}: its metadata's 'vocabulary' must be {expected}, got {json.dumps(meta['vocabulary'])[:80]}"
+        )
+
+
+def check_meta(path: str | Path, meta) -> dict:
+    """``meta`` if it has the schema :class:`~lstmkit.train.Trainer` writes; a :class:`CheckpointError` otherwise.
+
+    A JSON object with ``format`` and ``version`` (this module's), ``config`` (an object whose
+    ``task`` names a known task), ``epoch`` and ``bad_epochs`` (integers >= 0), ``history`` (a list of
+    objects), ``best`` (an object or null), ``optimizer`` (``lr``, ``step_count``), ``scheduler``
+    (null, or the state of the scheduler ``config["schedule"]`` names) and ``vocabulary`` (for
+    the tasks whose model needs it: ptb and text a list of strings, tag an object of such lists).
+    Other keys are allowed.
+    """
+    path = Path(path)
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: its metadata must be a JSON object, got {type(meta).__name__} {str(meta)[:80]}")
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise CheckpointError(
             f"{path}: expected format {FORMAT} version {VERSION}, got "
             f"{meta.get('format')} version {meta.get('version')}"
         )
-    return arrays, meta
+    _check_fields(path, "", meta, META_SCHEMA)
+    _check_fields(path, "config ", meta["config"], {"task": "string"})
+    from .tasks import TASKS  # here, not at the top: the tasks sit above io (they build models, read data)
+
+    if meta["config"]["task"] not in TASKS:
+        raise CheckpointError(
+            f"{path}: its metadata's config 'task' must be one of {', '.join(TASKS)}, got {meta['config']['task']!r}"
+        )
+    _check_fields(path, "optimizer ", meta["optimizer"], _OPTIMIZER_SCHEMA)
+    schedule = meta["config"].get("schedule", "none")
+    if schedule in _SCHEDULER_SCHEMAS:
+        expected = _SCHEDULER_SCHEMAS[schedule]
+        if (expected is None) != (meta["scheduler"] is None):
+            raise CheckpointError(
+                f"{path}: its metadata's 'scheduler' must be {'null' if expected is None else 'an object'} "
+                f"for schedule {schedule!r}, got {json.dumps(meta['scheduler'])[:80]}"
+            )
+        if expected is not None:
+            _check_fields(path, "scheduler ", meta["scheduler"], expected)
+    _check_vocabulary(path, meta)
+    return meta
 
 
 def prefixed(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:

@@ -8,6 +8,7 @@ numbers and arrays so a checkpoint can store it without pickling.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,30 @@ def _check_lr(owner, lr):
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr < 0:
         raise ValueError(f"{owner}: lr must be a number >= 0, got {lr!r}")
     return float(lr)
+
+
+STATE_NAMES = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
+_STATE_KEY = re.compile(r"(0|[1-9][0-9]{0,17})\.(" + "|".join(STATE_NAMES) + ")")
+
+
+def parse_state_key(owner: str, key: str, count: int) -> tuple[int, str]:
+    """``(index, name)`` of a state key ``"<index>.<name>"`` (``state_dict()``'s format), or a ValueError.
+
+    ``index`` must name one of the ``count`` parameters (0 to count - 1: ``-1.step`` or ``999.step``
+    are refused) and ``name`` one of :data:`STATE_NAMES`.
+    """
+    match = _STATE_KEY.fullmatch(key) if isinstance(key, str) else None
+    if match is None or int(match[1]) >= count:
+        raise ValueError(
+            f"{owner}: state key {key!r} does not fit this optimizer's parameters: expected '<index>.<name>' "
+            f"with index in 0..{count - 1} (one per parameter) and name one of {', '.join(STATE_NAMES)}"
+        )
+    return int(match[1]), match[2]
+
+
+def state_shape(name: str, parameter_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of a parameter's state array ``name``: () for Adam's step count, else the parameter's."""
+    return () if name == "step" else tuple(parameter_shape)
 
 
 class Optimizer:
@@ -63,23 +88,21 @@ class Optimizer:
         return {"lr": self.lr, "step_count": self.step_count, "state": arrays}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.lr = float(state_dict["lr"])
-        self.step_count = int(state_dict["step_count"])
-        self.state = [{} for _ in self.parameters]
+        """Take ``state_dict()``'s numbers and arrays; a ValueError for a key or shape that does not fit."""
+        owner = f"{type(self).__name__}.load_state_dict"
+        states = [{} for _ in self.parameters]
         for key, value in state_dict["state"].items():
-            index, name = key.split(".", 1)
-            index = int(index)
-            expected = (
-                () if name == "step" else self.parameters[index].shape if 0 <= index < len(self.parameters) else None
-            )
+            index, name = parse_state_key(owner, key, len(self.parameters))
+            expected = state_shape(name, self.parameters[index].shape)
             if np.shape(value) != expected:
                 raise ValueError(
                     f"{type(self).__name__}.load_state_dict: state {key!r} of shape {np.shape(value)} "
                     "does not fit this optimizer's parameters"
                 )
-            self.state[index][name] = np.array(
+            states[index][name] = np.array(
                 value, dtype=np.float64 if name == "step" else self.parameters[index].data.dtype
             )
+        self.lr, self.step_count, self.state = float(state_dict["lr"]), int(state_dict["step_count"]), states
 
 
 class SGD(Optimizer):
