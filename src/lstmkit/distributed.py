@@ -73,14 +73,15 @@ class Communicator:
 
         Each rank's gradient is that of its own mean loss over ``count`` items; weighted by
         ``count / global count`` and summed over ranks, it is the global mean's. The gradients,
-        the loss and the count travel in one buffer (float64), in one Allreduce.
+        the loss and the count travel in one buffer, in the gradients' dtype, in one Allreduce.
         """
         parameters = list(parameters)
         for parameter in parameters:  # a rank without rows this step has no gradients: zeros
             if parameter.grad is None:
                 parameter.grad = np.zeros_like(parameter.data)
         sizes = [parameter.grad.size for parameter in parameters]
-        buffer = np.empty(sum(sizes) + 2)
+        dtype = np.result_type(*(parameter.grad.dtype for parameter in parameters))  # float32 models send float32
+        buffer = np.empty(sum(sizes) + 2, dtype=dtype)
         offset = 0
         for parameter, size in zip(parameters, sizes):
             buffer[offset : offset + size] = parameter.grad.ravel()
