@@ -127,3 +127,18 @@ def test_a_killed_rank_ends_the_job_and_the_run_resumes(tmp_path):
     assert meta["epoch"] == int(epochs)
     for name in expected:
         np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+
+
+@needs_mpi
+def test_seeds_spread_over_rank_groups(tmp_path):
+    """--repeats 2 under mpiexec -n 2: one rank a seed, the results gathered in rank 0's result.json,
+    each seed's run equal to the same seed trained alone."""
+    command = ["--repeats", "2", "--epochs", "1"]
+    spread = train_digits(tmp_path / "spread", 2, *command)
+    assert spread.returncode == 0, spread.stderr
+    assert train_digits(tmp_path / "alone", None, *command).returncode == 0
+    ours, alone = (json.loads((tmp_path / name / "result.json").read_text()) for name in ("spread", "alone"))
+    assert [r["config"]["seed"] for r in ours["runs"]] == [0, 1]
+    for mine, single in zip(ours["runs"], alone["runs"], strict=True):
+        assert mine["test"]["loss"] == pytest.approx(single["test"]["loss"], rel=1e-6)
+    assert ours["median_test"]["accuracy"] == pytest.approx(alone["median_test"]["accuracy"])

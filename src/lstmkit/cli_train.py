@@ -209,27 +209,18 @@ def run_train(args: argparse.Namespace) -> dict:
             f"data-parallel over {comm.size} ranks (MPI): " + ", ".join(f"rank {r} pid {p}" for r, p in enumerate(pids))
         )
     repeats = args.repeats or (5 if args.task == "sunspots" else 1)
+    groups = min(comm.size, repeats)  # with several seeds under mpiexec: one rank group a seed (or more)
+    color = comm.rank * groups // comm.size
+    group = comm.split(color) if groups > 1 else comm
     summaries = []
-    for repeat in range(repeats):
-        run_config = dict(config, seed=config["seed"] + repeat)
-        run_out = out / f"seed{run_config['seed']}" if repeats > 1 else out
-        try:
-            with stop_signals_raise():
-                trainer = Trainer(task_class(run_config), run_out, progress=not args.no_progress, backend=args.backend)
-                resume = on_root(comm, lambda: args.resume and (run_out / "checkpoint.npz").exists())  # noqa: B023
-                summary = trainer.fit(resume=resume)
-        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM through stop_signals_raise
-            raise Interrupted(interrupted_message(interrupt, run_out, args.argv, out), exit_code(interrupt)) from None
-        say(
-            f"{args.task} seed {run_config['seed']}: test {json.dumps(summary['test'])} "
-            f"(best epoch {summary['best_epoch']}, {summary['train_seconds']:.1f}s of training) -> {run_out}"
-        )
-        report, lines = trainer.task.report(trainer.model)  # the best epoch's model, in evaluation
-        if report:
-            summary["report"] = report
-        for line in lines:
-            say(line)
-        summaries.append(summary)
+    with distributed.active(group):
+        for repeat in range(color, repeats, groups):
+            summaries.append(train_one(args, task_class, config, repeat, repeats, out, group))
+    if groups > 1:  # every group's summaries, in seed order, on rank 0
+        gathered = comm.gather(summaries if group.is_root else [])
+        summaries = sorted((s for part in gathered or [] for s in part), key=lambda s: s["config"]["seed"])
+    if not comm.is_root:  # rank 0 alone reports the seeds together and writes result.json
+        return {"runs": summaries}
     result = {"runs": summaries}
     if repeats > 1:
         metric = task_class.metric
@@ -245,9 +236,34 @@ def run_train(args: argparse.Namespace) -> dict:
 
         result["baselines"] = baselines(load_sunspots())
         say("baselines on the same test years: " + ", ".join(f"{k} {v:.2f}" for k, v in result["baselines"].items()))
-    if comm.is_root:
-        io.write_text(out / RESULT, json.dumps(result, indent=2) + "\n")
+    io.write_text(out / RESULT, json.dumps(result, indent=2) + "\n")
     return result
+
+
+def train_one(args, task_class, config: dict, repeat: int, repeats: int, out: Path, comm) -> dict:
+    """One seed's run (over ``comm``'s ranks); its group's rank 0 prints its lines."""
+    say = print if comm.is_root else (lambda *_, **__: None)
+    run_config = dict(config, seed=config["seed"] + repeat)
+    run_out = out / f"seed{run_config['seed']}" if repeats > 1 else out
+    try:
+        with stop_signals_raise():
+            trainer = Trainer(
+                task_class(run_config), run_out, progress=not args.no_progress, backend=args.backend, comm=comm
+            )
+            resume = on_root(comm, lambda: args.resume and (run_out / "checkpoint.npz").exists())
+            summary = trainer.fit(resume=resume)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM through stop_signals_raise
+        raise Interrupted(interrupted_message(interrupt, run_out, args.argv, out), exit_code(interrupt)) from None
+    say(
+        f"{args.task} seed {run_config['seed']}: test {json.dumps(summary['test'])} "
+        f"(best epoch {summary['best_epoch']}, {summary['train_seconds']:.1f}s of training) -> {run_out}"
+    )
+    report, lines = trainer.task.report(trainer.model)  # the best epoch's model, in evaluation
+    if report:
+        summary["report"] = report
+    for line in lines:
+        say(line)
+    return summary
 
 
 def on_root(comm: distributed.Communicator, work: Callable):

@@ -28,11 +28,13 @@ Without ``mpiexec`` nothing changes: :func:`init` returns a one-process communic
     comm.allgather_rows(array)       every rank's rows, concatenated in rank order
     comm.allreduce_sum(array)        an elementwise sum over ranks, in place
     comm.is_root                     rank 0: the one that writes and prints
+    comm.split(color), active(group)  rank groups (e.g. one seed each), made current
     ===============================  =================================================
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 
@@ -63,6 +65,14 @@ class Communicator:
 
     def bcast(self, value):
         return value
+
+    def gather(self, value) -> list | None:
+        """Every rank's ``value``, in rank order, on rank 0 (None elsewhere)."""
+        return [value]
+
+    def split(self, color: int) -> Communicator:
+        """The communicator of the ranks that give the same ``color`` (rank groups)."""
+        return self
 
     def barrier(self) -> None:
         pass
@@ -119,20 +129,30 @@ class MPICommunicator(Communicator):
     def bcast(self, value):
         return self._comm.bcast(value, root=0)
 
+    def gather(self, value) -> list | None:
+        return self._comm.gather(value, root=0)
+
+    def split(self, color: int) -> Communicator:
+        return MPICommunicator(self._comm.Split(color, self.rank))
+
     def barrier(self) -> None:
         self._comm.Barrier()
 
 
 _WORLD: Communicator | None = None
+_ACTIVE: list[Communicator] = []  # communicators made current by ``active`` (rank groups)
 
 
 def init() -> Communicator:
-    """The communicator of this process (made once): MPI's under ``mpiexec``, else one process.
+    """The communicator of this process (made once): MPI's under ``mpiexec``, else one process;
+    inside ``with active(group):``, that group's.
 
     Under ``mpiexec`` this needs mpi4py (``pip install 'lstmkit[mpi]'``); without it nothing
     imports MPI.
     """
     global _WORLD
+    if _ACTIVE:
+        return _ACTIVE[-1]
     if _WORLD is None:
         if not launched_by_mpiexec():
             _WORLD = Communicator()
@@ -153,3 +173,13 @@ def shard(count: int, comm: Communicator) -> slice:
     base, extra = divmod(count, comm.size)
     start = comm.rank * base + min(comm.rank, extra)
     return slice(start, start + base + (comm.rank < extra))
+
+
+@contextlib.contextmanager
+def active(comm: Communicator):
+    """Make ``comm`` (e.g. a rank group of ``init().split(color)``) what :func:`init` returns inside."""
+    _ACTIVE.append(comm)
+    try:
+        yield comm
+    finally:
+        _ACTIVE.pop()
