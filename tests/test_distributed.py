@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,8 +98,9 @@ def test_the_cli_with_2_ranks_follows_one_process(tmp_path):
 
 @needs_mpi
 def test_a_killed_rank_ends_the_job_and_the_run_resumes(tmp_path):
-    """SIGKILL to one rank mid-run: the job exits non-zero within 60 s naming the rank; --resume with the
-    same number of ranks then ends with the weights of an uninterrupted run."""
+    """SIGKILL to one rank mid-run: the job exits non-zero within 60 s naming the rank's pid; --resume with
+    the same number of ranks then ends with the weights of an uninterrupted run, and with one process
+    with them up to the order of the sums."""
     epochs = "20"  # long enough to be killed mid-run
     assert train_digits(tmp_path / "straight", 2, "--epochs", epochs).returncode == 0
     out = tmp_path / "killed"
@@ -120,6 +122,7 @@ def test_a_killed_rank_ends_the_job_and_the_run_resumes(tmp_path):
     assert f"rank 1 pid {killed}" in stdout or f"rank 0 pid {killed}" in stdout  # which rank the pid was
     assert "BAD TERMINATION" in stdout and f"PID {killed}" in stdout, stdout  # MPICH's launcher names it
     io.load_checkpoint(out / "checkpoint.npz")  # intact
+    shutil.copytree(out, tmp_path / "alone")  # the same checkpoint, to resume with one process
     resumed = mpiexec(2, *command, "--no-progress", "--out", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     expected, _ = io.load_checkpoint(tmp_path / "straight" / "checkpoint.npz")
@@ -127,6 +130,16 @@ def test_a_killed_rank_ends_the_job_and_the_run_resumes(tmp_path):
     assert meta["epoch"] == int(epochs)
     for name in expected:
         np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+    # --resume with another number of ranks: the same run, up to the order of the sums (float32)
+    alone = subprocess.run(
+        [*command, "--no-progress", "--out", str(tmp_path / "alone"), "--resume"], env=ONE_THREAD, capture_output=True
+    )
+    assert alone.returncode == 0, alone.stderr
+    actual, meta = io.load_checkpoint(tmp_path / "alone" / "checkpoint.npz")
+    assert meta["epoch"] == int(epochs)
+    for name in expected:
+        if name.startswith("model/"):
+            np.testing.assert_allclose(actual[name], expected[name], rtol=1e-3, atol=1e-4, err_msg=name)
 
 
 @needs_mpi
