@@ -155,3 +155,34 @@ def test_seeds_spread_over_rank_groups(tmp_path):
     for mine, single in zip(ours["runs"], alone["runs"], strict=True):
         assert mine["test"]["loss"] == pytest.approx(single["test"]["loss"], rel=1e-6)
     assert ours["median_test"]["accuracy"] == pytest.approx(alone["median_test"]["accuracy"])
+
+
+@needs_mpi
+def test_a_sweep_spreads_its_configurations_over_rank_groups(tmp_path):
+    """--sweep lr=...,... --sweep hidden-size=... under mpiexec -n 2: every configuration once, in its own
+    folder, each equal to the same configuration trained alone; the best chosen by validation."""
+    command = ["--epochs", "1", "--sweep", "lr=1e-3,3e-3", "--sweep", "num-layers=1,2"]
+    assert train_digits(tmp_path / "alone", None, *command).returncode == 0
+    spread = train_digits(tmp_path / "spread", 2, *command)
+    assert spread.returncode == 0, spread.stderr
+    ours, alone = (json.loads((tmp_path / name / "result.json").read_text()) for name in ("spread", "alone"))
+    assert [row["settings"] for row in ours["sweep"]] == [
+        {"lr": 0.001, "num_layers": 1}, {"lr": 0.001, "num_layers": 2},
+        {"lr": 0.003, "num_layers": 1}, {"lr": 0.003, "num_layers": 2},
+    ]  # fmt: skip
+    for mine, single in zip(ours["sweep"], alone["sweep"], strict=True):
+        assert mine["median_test"] == pytest.approx(single["median_test"])
+    best = [row for row in ours["sweep"] if row["best"]]
+    assert len(best) == 1 and best[0]["median_valid"] == max(row["median_valid"] for row in ours["sweep"])
+    assert (tmp_path / "spread" / "lr=0.003,num_layers=2" / "best.npz").exists()
+
+
+def test_a_sweep_of_an_unknown_option_is_refused(capsys):
+    from lstmkit.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "digits", "--sweep", "learning=1"])
+    assert "expected NAME=V1,V2 with NAME one of" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "digits", "--sweep", "lr=1e-3,abc"])
+    assert "--sweep" in capsys.readouterr().err

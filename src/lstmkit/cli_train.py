@@ -12,6 +12,7 @@ test metric, sunspots' baselines) sits in ``--out`` itself.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -139,6 +140,15 @@ def add_train_parser(commands) -> None:
         help="train this many seeds (seed, seed+1, ...) "
         "in OUT/seed<S>/ and report the median test metric (default: sunspots 5, others 1)",
     )
+    parser.add_argument(
+        "--sweep",
+        action="append",
+        type=sweep_values,
+        default=None,
+        metavar="NAME=V1,V2",
+        help="train every combination of these values of a training option (repeatable; e.g. --sweep lr=1e-3,3e-3 "
+        "--sweep hidden-size=64,128), each in OUT/NAME=V,.../, and report the best by validation (default: none)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--backend",
@@ -171,6 +181,42 @@ def add_train_parser(commands) -> None:
         help="divides the logits: below 1 is more conservative, above 1 more varied",
     )
     generate.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="seed of the sampling")
+
+
+def sweep_values(text: str) -> tuple[str, list]:
+    """An argparse ``type=``: ``lr=1e-3,3e-3`` -> ("lr", [0.001, 0.003]), each value checked as its option's."""
+    name, equals, values = text.partition("=")
+    name = name.strip().lstrip("-").replace("-", "_")
+    if not equals or name not in TRAIN_OPTIONS or name in ("seed", "epochs"):
+        sweepable = ", ".join(n.replace("_", "-") for n in TRAIN_OPTIONS if n not in ("seed", "epochs"))
+        raise argparse.ArgumentTypeError(f"expected NAME=V1,V2 with NAME one of {sweepable}, got {text!r}")
+    kind = TRAIN_OPTIONS[name][0]
+    parsed = []
+    for value in values.split(","):
+        if isinstance(kind, tuple):
+            if value not in kind:
+                raise argparse.ArgumentTypeError(f"{name}: expected one of {', '.join(kind)}, got {value!r}")
+            parsed.append(value)
+        else:
+            parsed.append(kind(value))
+    if len(set(parsed)) != len(parsed) or not parsed:
+        raise argparse.ArgumentTypeError(f"{name}: expected distinct values, got {values!r}")
+    return name, parsed
+
+
+def planned_runs(config: dict, sweep: list | None, repeats: int, out: Path) -> list[tuple[dict, Path, dict]]:
+    """Every run of a command: ``(config, folder, its sweep settings)`` for each combination of the
+    sweep's values (none: the config itself) and each seed."""
+    names = [name for name, _ in sweep or []]
+    combinations = itertools.product(*(values for _, values in sweep or []))
+    runs = []
+    for values in combinations:
+        settings = dict(zip(names, values))
+        folder = out / ",".join(f"{name}={value}" for name, value in settings.items()) if settings else out
+        for repeat in range(repeats):
+            run_config = {**config, **settings, "seed": config["seed"] + repeat}
+            runs.append((run_config, folder / f"seed{run_config['seed']}" if repeats > 1 else folder, settings))
+    return runs
 
 
 def refuse_options_that_do_not_apply(args: argparse.Namespace, config: dict) -> None:
@@ -209,21 +255,25 @@ def run_train(args: argparse.Namespace) -> dict:
             f"data-parallel over {comm.size} ranks (MPI): " + ", ".join(f"rank {r} pid {p}" for r, p in enumerate(pids))
         )
     repeats = args.repeats or (5 if args.task == "sunspots" else 1)
-    groups = min(comm.size, repeats)  # with several seeds under mpiexec: one rank group a seed (or more)
+    runs = planned_runs(config, args.sweep, repeats, out)
+    groups = min(comm.size, len(runs))  # several runs under mpiexec: one rank group a run (or more)
     color = comm.rank * groups // comm.size
     group = comm.split(color) if groups > 1 else comm
     summaries = []
     with distributed.active(group):
-        for repeat in range(color, repeats, groups):
-            summaries.append(train_one(args, task_class, config, repeat, repeats, out, group))
-    if groups > 1:  # every group's summaries, in seed order, on rank 0
-        gathered = comm.gather(summaries if group.is_root else [])
-        summaries = sorted((s for part in gathered or [] for s in part), key=lambda s: s["config"]["seed"])
-    if not comm.is_root:  # rank 0 alone reports the seeds together and writes result.json
+        for index in range(color, len(runs), groups):
+            run_config, run_out, settings = runs[index]
+            summary = train_one(args, task_class, run_config, run_out, out, group)
+            summaries.append({**summary, "sweep": settings} if settings else summary)
+    if groups > 1:  # every group's summaries, in the planned order, on rank 0
+        gathered = comm.gather([(index, s) for index, s in zip(range(color, len(runs), groups), summaries)]
+                               if group.is_root else [])  # fmt: skip
+        summaries = [s for _, s in sorted(pair for part in gathered or [] for pair in part)]
+    if not comm.is_root:  # rank 0 alone reports the runs together and writes result.json
         return {"runs": summaries}
     result = {"runs": summaries}
-    if repeats > 1:
-        metric = task_class.metric
+    metric = task_class.metric
+    if repeats > 1 and not args.sweep:
         values = [s["test"][metric] for s in summaries]
         result["median_test"] = {metric: statistics.median(values)}
         say(
@@ -231,6 +281,10 @@ def run_train(args: argparse.Namespace) -> dict:
             + ", ".join(f"{v:.4f}" for v in values)
             + ")"
         )
+    if args.sweep:
+        result["sweep"], lines = sweep_table(summaries, metric, task_class.higher_is_better)
+        for line in lines:
+            say(line)
     if args.task == "sunspots":
         from .data.sunspots import baselines, load_sunspots
 
@@ -240,11 +294,36 @@ def run_train(args: argparse.Namespace) -> dict:
     return result
 
 
-def train_one(args, task_class, config: dict, repeat: int, repeats: int, out: Path, comm) -> dict:
-    """One seed's run (over ``comm``'s ranks); its group's rank 0 prints its lines."""
+def sweep_table(summaries: list[dict], metric: str, higher_is_better: bool) -> tuple[list[dict], list[str]]:
+    """Each sweep setting's median validation and test metric over its seeds, the best (by validation)
+    marked: ``(rows for result.json, lines to print)``."""
+    settings: dict[str, list[dict]] = {}
+    for summary in summaries:
+        settings.setdefault(json.dumps(summary["sweep"]), []).append(summary)
+    rows = [
+        {
+            "settings": json.loads(key),
+            "median_valid": statistics.median(s["valid"][metric] for s in runs),
+            "median_test": statistics.median(s["test"][metric] for s in runs),
+            "seeds": len(runs),
+        }
+        for key, runs in settings.items()
+    ]
+    pick = max if higher_is_better else min
+    best = pick(rows, key=lambda row: row["median_valid"])
+    lines = [f"sweep ({metric}, median over seeds; the best by validation marked *):"]
+    for row in rows:
+        described = ", ".join(f"{name}={value}" for name, value in row["settings"].items())
+        mark = " *" if row is best else ""
+        lines.append(f"  {described}: valid {row['median_valid']:.4f}, test {row['median_test']:.4f}{mark}")
+    for row in rows:
+        row["best"] = row is best
+    return rows, lines
+
+
+def train_one(args, task_class, run_config: dict, run_out: Path, out: Path, comm) -> dict:
+    """One run (over ``comm``'s ranks) in ``run_out``; its group's rank 0 prints its lines."""
     say = print if comm.is_root else (lambda *_, **__: None)
-    run_config = dict(config, seed=config["seed"] + repeat)
-    run_out = out / f"seed{run_config['seed']}" if repeats > 1 else out
     try:
         with stop_signals_raise():
             trainer = Trainer(
