@@ -9,11 +9,13 @@ row runs the same arithmetic (the results do not depend on where a unit falls in
 
 float32 only: tanh is the rational approximation below (``TANH_CLAMP``, ``TANH_P``, ``TANH_Q``,
 which ``kernels.activations.tanh_approx`` evaluates too: Eigen's [13/6] on a clamped argument, at most 3e-7
-from the true tanh), σ(x) = ½ tanh(½x) + ½, and a NaN goes through as NaN (the clamp is a compare
-and select, not a min/max). Each cell is an intrinsic for ``@numba.njit`` functions that returns
-whether it ran: on float32 arrays whose rows' units are adjacent (any stride between rows) it
-computes every row and unit and returns True; otherwise it does nothing and returns False, and the
-caller's own loops run (see :func:`_cell`).
+from the true tanh), σ(x) = ½ tanh(½x) + ½, both saturating where torch's float32 functions do
+(``TANH_ONE_FROM``, ``SIGMOID_ONE_FROM``, ``SIGMOID_ZERO_TO``: exactly ±1, 1 and 0 there, so a saturated
+gate passes exactly 0 gradient, and 0 times an infinite input is NaN, as in torch), and a NaN goes
+through as NaN (the clamp and the saturation are ordered compares and selects, false for NaN). Each
+cell is an intrinsic for ``@numba.njit`` functions that returns whether it ran: on float32 arrays whose
+rows' units are adjacent (any stride between rows) it computes every row and unit and returns True;
+otherwise it does nothing and returns False, and the caller's own loops run (see :func:`_cell`).
 
 Why, on a 2-core AVX-512 machine (the cell alone, 100,000 calls in a compiled loop): the LSTM cell
 took 80 ns a step at batch 1, H = 32, against 104 ns for Numba's loops, and 132 against 169 ns at
@@ -32,7 +34,15 @@ from numba.core import cgutils
 
 from .simd import VECTOR_BYTES, broadcast, int_constant
 
-TANH_CLAMP = np.float32(7.90531110763549805)  # tanh(±7.9053) rounds to ±1 in float32
+TANH_CLAMP = np.float32(7.90531110763549805)  # the rational's argument; beyond it, it wobbles by an ulp
+# Exact saturation, where torch's float32 functions reach it: tanh(x) is ±1 from |x| >= 9.01084 (the first
+# float32 whose correctly rounded tanh is 1 is 9.010914); σ(x) = 1 / (1 + e^-x) is 1 from x >= 16.635532
+# (1 + e^-x rounds to 1). σ is 0 from where its rational's argument is clamped, x <= -15.810622 (torch's σ
+# is under 1.4e-7 there, 0 from about -88.7). Between the clamp and the points of 1 the approximation
+# stays at its value at the clamp (tanh 0.99999976, σ 1 - 1.2e-7), within its error of the true values.
+TANH_ONE_FROM = np.float32(9.01084)
+SIGMOID_ONE_FROM = np.float32(16.635532)
+SIGMOID_ZERO_TO = np.float32(-2) * TANH_CLAMP
 TANH_P = [
     np.float32(v)
     for v in (
@@ -127,8 +137,8 @@ class _Lanes:
     def mul(self, a, b):
         return self.builder.fmul(a, b)
 
-    def tanh(self, x):
-        """The rational approximation, as ``kernels.activations.tanh_approx``."""
+    def _rational(self, x):
+        """The rational approximation on the clamped argument, as ``kernels.activations.tanh_rational``."""
         builder, clamp, low = self.builder, self.splat(TANH_CLAMP), self.splat(-TANH_CLAMP)
         x = builder.select(builder.fcmp_ordered(">", x, clamp), clamp, x)
         x = builder.select(builder.fcmp_ordered("<", x, low), low, x)
@@ -141,10 +151,22 @@ class _Lanes:
             q = self.fma(q, x2, self.splat(coefficient))
         return builder.fdiv(builder.fmul(p, x), q)
 
+    def _saturated(self, x, value, low, low_value, high, high_value):
+        """``value``, but ``low_value`` where x <= low and ``high_value`` where x >= high (NaN: value)."""
+        builder = self.builder
+        value = builder.select(builder.fcmp_ordered(">=", x, self.splat(high)), self.splat(high_value), value)
+        return builder.select(builder.fcmp_ordered("<=", x, self.splat(low)), self.splat(low_value), value)
+
+    def tanh(self, x):
+        """As ``kernels.activations.tanh_approx``: the rational, exactly ±1 from ±``TANH_ONE_FROM``."""
+        return self._saturated(x, self._rational(x), -TANH_ONE_FROM, -1.0, TANH_ONE_FROM, 1.0)
+
     def sigmoid(self, x):
-        """σ(x) = ½ tanh(½x) + ½."""
+        """As ``kernels.activations.sigmoid_approx``: σ(x) = ½ tanh(½x) + ½, exactly 0 to
+        ``SIGMOID_ZERO_TO`` and 1 from ``SIGMOID_ONE_FROM``."""
         half = self.splat(0.5)
-        return self.fma(half, self.tanh(self.mul(half, x)), half)
+        value = self.fma(half, self._rational(self.mul(half, x)), half)
+        return self._saturated(x, value, SIGMOID_ZERO_TO, 0.0, SIGMOID_ONE_FROM, 1.0)
 
 
 def _i32(value):

@@ -27,7 +27,7 @@ pass, vectorised, and for small layers run the whole time loop, recurrent produc
 without returning to Python.
 """
 
-from .activations import tanh_approx
+from .activations import sigmoid_approx, tanh_approx
 from .gru import (
     gru_cell_backward,
     gru_cell_forward,
@@ -131,6 +131,7 @@ __all__ = [
     "recurrent_product",
     "rows_norm_backward",
     "rows_norm_forward",
+    "sigmoid_approx",
     "start_pipeline",
     "store",
     "tanh_approx",
