@@ -110,9 +110,7 @@ class RNNCellBase(VariantOptions, Module):
 
     def backward(self, dhx: ArrayLike | tuple) -> tuple[np.ndarray, np.ndarray | tuple[np.ndarray, ...]]:
         """``dx, dhx = cell.backward(dhx')`` for the latest unmatched forward (dhx' shaped like its output)."""
-        if not self._saved:
-            self._pop_saved()  # raises the RuntimeError that explains the missing forward
-        cache, batched, ops = self._saved[-1]
+        cache, batched, ops = self._peek_saved()
         dstate1 = self._check_state(dhx, "dhx", cache.x.shape[1], batched)
         self._pop_saved()
         dx, dstate0, dweights = ops.backward(np.zeros_like(cache.h[1:]), dstate1, cache)

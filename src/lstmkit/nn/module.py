@@ -3,10 +3,18 @@
 A module's forward pushes what its backward needs onto a stack and backward pops it (last in,
 first out), so a module called T times gets T backward calls in reverse order. Under
 ``lstmkit.no_grad()`` nothing is pushed.
+
+Threads: each thread has its own stack on each module, so forward/backward pairs match within a
+thread: several threads may train one shared layer at once, each backward consuming its own
+thread's latest forward, and a backward runs in the thread that ran its forward. Gradients from
+all threads add up in ``Parameter.grad`` (under a lock per parameter; their order, and so the
+last bits of a float sum, depends on the threads' timing). Inference under ``no_grad()`` stores
+nothing and needs none of this.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 
 import numpy as np
@@ -17,34 +25,45 @@ from ..grad_mode import is_grad_enabled
 class Parameter:
     """A trainable array in the owning layer's PyTorch shape, and its accumulated gradient."""
 
-    __slots__ = ("data", "grad")
+    __slots__ = ("data", "grad", "_lock")
 
     def __init__(self, data: np.ndarray):
         self.data = data
         self.grad: np.ndarray | None = None
+        self._lock = threading.Lock()  # backward calls of several threads accumulate one at a time
 
     @property
     def shape(self) -> tuple[int, ...]:
         return self.data.shape
 
     def accumulate(self, gradient: np.ndarray) -> None:
-        """Add ``gradient`` into ``grad`` (PyTorch accumulates across backward calls)."""
-        if self.grad is None:
-            self.grad = np.array(gradient, dtype=self.data.dtype, copy=True)
-        else:
-            self.grad += gradient
+        """Add ``gradient`` into ``grad`` (PyTorch accumulates across backward calls). Thread-safe:
+        NumPy's in-place add lets go of the GIL, so two threads adding at once would lose a sum."""
+        with self._lock:
+            if self.grad is None:
+                self.grad = np.array(gradient, dtype=self.data.dtype, copy=True)
+            else:
+                self.grad += gradient
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
+class _ThreadCaches(threading.local):
+    """A module's cache stacks, one per thread: ``stack`` is a new empty list the first time a
+    thread looks, and is dropped with its thread."""
+
+    def __init__(self) -> None:
+        self.stack: list = []
+
+
 class Module:
-    """Base class: parameters in registration order, child modules, train/eval, a cache stack."""
+    """Base class: parameters in registration order, child modules, train/eval, a cache stack per thread."""
 
     def __init__(self) -> None:
         self._parameters: dict[str, Parameter] = {}
         self._modules: dict[str, Module] = {}
-        self._saved: list = []
+        self._caches = _ThreadCaches()
         self.training = True
 
     # ---- registration -------------------------------------------------------------
@@ -149,18 +168,38 @@ class Module:
     def forward(self, *args, **kwargs):  # pragma: no cover - every layer overrides it
         raise NotImplementedError
 
+    @property
+    def _saved(self) -> list:
+        """The calling thread's cache stack (forwards without their backward yet, latest last)."""
+        return self._caches.stack
+
     def _save_for_backward(self, saved) -> None:
+        """Push what backward needs onto this thread's stack (nothing under ``no_grad()``)."""
         if is_grad_enabled():
-            self._saved.append(saved)
+            self._caches.stack.append(saved)
+
+    def _missing_forward(self) -> RuntimeError:
+        return RuntimeError(
+            f"{type(self).__name__}.backward: expected a matching forward call before it, got none in this "
+            "thread (every forward outside no_grad() allows exactly one backward, in the thread that ran it)"
+        )
+
+    def _peek_saved(self):
+        """This thread's latest unmatched forward's cache, left on the stack (a backward that checks
+        its arguments first pops it only once they are good)."""
+        stack = self._caches.stack
+        if not stack:
+            raise self._missing_forward()
+        return stack[-1]
 
     def _pop_saved(self):
-        if not self._saved:
-            raise RuntimeError(
-                f"{type(self).__name__}.backward: expected a matching forward call before it, "
-                "got none (every forward outside no_grad() allows exactly one backward)"
-            )
-        return self._saved.pop()
+        """Take this thread's latest unmatched forward's cache off its stack."""
+        stack = self._caches.stack
+        if not stack:
+            raise self._missing_forward()
+        return stack.pop()
 
     def clear_saved(self) -> None:
-        """Drop caches of forwards that will never get a backward (e.g. after an aborted step)."""
-        self._saved.clear()
+        """Drop this thread's caches of forwards that will never get a backward (e.g. after an
+        aborted step); other threads' are theirs to drop."""
+        self._caches.stack.clear()

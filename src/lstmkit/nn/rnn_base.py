@@ -470,9 +470,7 @@ class RNNBase(VariantOptions, Module):
         gradients are added to ``.grad``.
         """
         owner = type(self).__name__
-        if not self._saved:
-            self._pop_saved()  # raises the RuntimeError that explains the missing forward
-        saved = self._saved[-1]
+        saved = self._peek_saved()  # popped once the gradients' shapes are checked
         layout = saved.layout
         dout = layout.gradient_to_time_major(owner, doutput, self.output_features, self.dtype)
         dstate_n = self._states_in(layout, self._check_state(dhx, "dhx", layout.batch, layout.batched))

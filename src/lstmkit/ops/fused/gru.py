@@ -91,7 +91,7 @@ def gru_backward_fused(doutput, dh_last, cache):
     batch, hidden = h.shape[1:]
     compiled_loop = backward_loop == "compiled"
     dpre_input, dpre_hidden_n = backward_buffers(compiled_loop, x.dtype, gates.shape, hidden_n.shape)
-    dh = np.array(dh_last, dtype=x.dtype, copy=True)
+    dh = np.array(dh_last, dtype=x.dtype, order="C", copy=True)
     if compiled_loop:  # dh = dpre W_hh from W_hhᵀ, dot products along 3H (see kernels.gradient_product)
         kernels.gru_loop_backward(doutput, dh, h, gates, hidden_n, transposed(weight_hh), dpre_input, dpre_hidden_n)
     else:

@@ -164,8 +164,8 @@ def lstm_backward_fused(doutput, dh_last, dc_last, cache, *, helper=PROCESS_HELP
     doutput = np.ascontiguousarray(doutput, dtype=x.dtype)
     compiled_loop = backward_loop == "compiled"
     (dz,) = backward_buffers(compiled_loop, x.dtype, gates.shape)
-    dh = np.array(dh_last, dtype=x.dtype, copy=True)
-    dc = np.array(dc_last, dtype=x.dtype, copy=True)
+    dh = np.array(dh_last, dtype=x.dtype, order="C", copy=True)
+    dc = np.array(dc_last, dtype=x.dtype, order="C", copy=True)
     if compiled_loop:  # dh = dz W_hh from W_hhᵀ, dot products along 4H (see kernels.gradient_product)
         kernels.lstm_loop_backward(doutput, dh, dc, gates, c, tanh_c, transposed(weight_hh), dz)
     else:
@@ -187,8 +187,8 @@ def _backward_on_batch_halves(doutput, dh_last, dc_last, parts, helper: Helper |
     # (the four benchmark rows that run on halves, a 2-core AVX-512 machine)
     weight_hh = np.ascontiguousarray(weights.weight_hh, dtype=dtype)
     weight_ih = padded_columns(weights.weight_ih, dtype)
-    dh = np.array(dh_last, dtype=dtype, copy=True)  # each half's rows, C-contiguous views
-    dc = np.array(dc_last, dtype=dtype, copy=True)
+    dh = np.array(dh_last, dtype=dtype, order="C", copy=True)  # each half's rows, C-contiguous views
+    dc = np.array(dc_last, dtype=dtype, order="C", copy=True)
     halves = batch_halves(len(dh))
     sizes = [steps * (rows.stop - rows.start) for rows in halves]
     scratch = scratch_arrays(

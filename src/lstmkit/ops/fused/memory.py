@@ -7,6 +7,7 @@ recycled or scratch array gives bit-for-bit the same results as a fresh one).
 from __future__ import annotations
 
 import math
+import os
 import threading
 
 import numpy as np
@@ -108,6 +109,14 @@ def release_scratch() -> None:
     arrays (:func:`recycle_cache`)."""
     _kept.buffer = None
     _kept.recycled = []
+
+
+if hasattr(os, "register_at_fork"):
+    # A forked child keeps only the forking thread, which is between calls, so its arrays are
+    # whole; but they are the parent's pages, shared copy-on-write: the parent's next call writes
+    # them and copies each page the child still maps (up to 192 MB). The child drops them here
+    # (unmapped, they are large) and allocates its own on its first call.
+    os.register_at_fork(after_in_child=release_scratch)
 
 
 def cache_empty(shape, dtype) -> np.ndarray:

@@ -218,8 +218,8 @@ def lstm_variant_backward_fused(doutput, dh_last, dc_last, cache, dc_steps=None)
     dtype = x.dtype
     doutput = np.ascontiguousarray(doutput, dtype=dtype)
     dc_steps = np.empty((0, batch, hidden), dtype) if dc_steps is None else np.ascontiguousarray(dc_steps, dtype)
-    dh = np.array(dh_last, dtype=dtype, copy=True)
-    dc = np.array(dc_last, dtype=dtype, copy=True)
+    dh = np.array(dh_last, dtype=dtype, order="C", copy=True)
+    dc = np.array(dc_last, dtype=dtype, order="C", copy=True)
     dz = np.empty_like(gates)
     normed = input_norm is not None
     dcell = np.empty((steps, batch, hidden if normed else 0), dtype)  # that of LN(c) ⊙ g_c + b_c
