@@ -36,13 +36,10 @@ def add_tag_parser(commands) -> None:
 def load_tagger(checkpoint: Path):
     """``(model, data, config)`` of a tag checkpoint, without its training files."""
     from . import io
+    from .cli_train import checkpoint_and_task
     from .tasks.tagging import TaggingData, tagger_of
 
-    if checkpoint.is_dir():
-        raise io.CheckpointError(
-            f"{checkpoint} is a folder; expected a checkpoint file in it, e.g. {checkpoint / 'best.npz'}"
-        )
-    arrays, meta = io.load_checkpoint(checkpoint)
+    arrays, meta, _ = checkpoint_and_task(checkpoint)  # a folder or a bad file: the CLI's one-line error
     config = meta["config"]
     if config.get("task") != "tag":
         raise ValueError(
