@@ -88,7 +88,10 @@ class PackedLayout(_SortedLayout):
         return padded
 
     def from_time_major(self, array: np.ndarray) -> PackedSequence:
-        return PackedSequence(array[self.mask], self.batch_sizes, self.sorted_indices, self.unsorted_indices)
+        indices = (
+            (None, None) if self.sorted_indices is None else (self.sorted_indices.copy(), self.unsorted_indices.copy())
+        )
+        return PackedSequence(array[self.mask], self.batch_sizes.copy(), *indices)  # the caller's own index arrays
 
     def gradient_to_time_major(self, owner: str, doutput, width: int, dtype) -> np.ndarray:
         """The output's gradient, a PackedSequence packed like the output, as (T, N, width)."""

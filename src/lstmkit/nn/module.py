@@ -10,6 +10,10 @@ thread's latest forward, and a backward runs in the thread that ran its forward.
 all threads add up in ``Parameter.grad`` (under a lock per parameter; their order, and so the
 last bits of a float sum, depends on the threads' timing). Inference under ``no_grad()`` stores
 nothing and needs none of this.
+
+Every forward and backward runs inside :data:`~.fork_gate.FORK_GATE` (a fork waits until no thread
+computes), and a training forward's cache shares no memory with the caller's arrays
+(:mod:`.caller_memory`: editing the input or the output in place cannot change a gradient).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 
 from ..grad_mode import is_grad_enabled
+from .caller_memory import arrays_in, keep_apart
+from .fork_gate import FORK_GATE, inside_fork_gate
 
 
 class Parameter:
@@ -59,6 +65,14 @@ class _ThreadCaches(threading.local):
 
 class Module:
     """Base class: parameters in registration order, child modules, train/eval, a cache stack per thread."""
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        """Every subclass's ``backward`` runs inside the fork gate, as ``__call__`` runs ``forward``
+        (see :mod:`.fork_gate`: a fork waits until no thread computes)."""
+        super().__init_subclass__(**kwargs)
+        backward = cls.__dict__.get("backward")
+        if callable(backward) and not getattr(backward, "inside_fork_gate", False):
+            cls.backward = inside_fork_gate(backward)
 
     def __init__(self) -> None:
         self._parameters: dict[str, Parameter] = {}
@@ -163,7 +177,16 @@ class Module:
 
     # ---- forward / backward bookkeeping -----------------------------------------------
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        """Run :meth:`forward`; a training forward's cache is then kept apart from the caller's
+        arrays both ways (see :mod:`.caller_memory`), so editing the input or the result in
+        place before ``backward`` cannot change a gradient."""
+        stack = self._caches.stack
+        depth = len(stack)
+        with FORK_GATE:
+            result = self.forward(*args, **kwargs)
+            if len(stack) > depth:  # this call pushed a cache (a training forward)
+                stack[-1], result = keep_apart(stack[-1], result, arrays_in((args, kwargs)))
+        return result
 
     def forward(self, *args, **kwargs):  # pragma: no cover - every layer overrides it
         raise NotImplementedError
