@@ -7,12 +7,13 @@ on a shared layer stores nothing.
 
 Fork: a forked child has none of the parent's threads, so ``lstmkit.ops.fused.helper`` forgets the
 parent's helper thread (the child starts its own on demand) and ``lstmkit.ops.fused.memory``
-drops the forking thread's scratch and recycled arrays. The test forks while the parent's helper
-is idle and expects the child's numbers to equal the parent's within a timeout, never a hang.
-Forking while another thread is busy is not promised: in a fresh install (Numba compiling its
-kernels on first use) such a fork hung a child in CI, and OpenBLAS's own fork handler can hang a
-parent whose other thread is inside a multi-threaded product (plain NumPy too); the README says
-to use spawn or forkserver.
+drops the forking thread's scratch and recycled arrays. A fork waits until no other thread is
+inside an lstmkit forward or backward (``lstmkit.nn.fork_gate``), so that the child inherits no
+lock held (Numba compiling a kernel, OpenBLAS, the helper's job). The tests fork while the
+parent's helper is idle, while another thread trains in a loop (its kernels compiling on first
+use, from an empty Numba cache), and while a thread stays inside past the gate's wait; each child
+must compute the parent's numbers, or refuse with a clear error in the last case, within a
+timeout, never hang.
 """
 
 from __future__ import annotations
@@ -190,23 +191,10 @@ def _child(connection):
 
 
 def _fork_and_compare(expected):
-    """Fork a child that computes :func:`_fork_reference`; assert it equals ``expected`` (or it
-    reports a clear error) within CHILD_TIMEOUT_S, killing a child that hangs."""
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(sender,), daemon=True)
-    child.start()
-    sender.close()
-    try:
-        assert receiver.poll(CHILD_TIMEOUT_S), f"the forked child gave no result within {CHILD_TIMEOUT_S} s (a hang)"
-        status, result, started_here = receiver.recv()
-    finally:
-        child.join(timeout=CHILD_TIMEOUT_S)
-        if child.is_alive():
-            child.kill()
-            child.join()
+    """Fork a child that computes :func:`_fork_reference`; assert it equals ``expected`` within
+    CHILD_TIMEOUT_S, killing a child that hangs."""
+    status, result, started_here = _result_of(*_start_child())
     assert status == "ok", f"the forked child failed: {result}"
-    assert child.exitcode == 0
     assert started_here, "the child used its parent's helper thread object"
     for got, want in zip(result, expected):
         np.testing.assert_array_equal(got, want)
@@ -239,3 +227,96 @@ def _in_a_process(function: str, **environment) -> str:
 
 def test_a_child_forked_while_the_helper_is_idle_computes_as_the_parent():
     assert "the child computed as the parent" in _in_a_process("_fork_while_idle")
+
+
+def _start_child():
+    """A forked child computing :func:`_fork_reference`: ``(process, receiver)``."""
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_child, args=(sender,), daemon=True)
+    child.start()
+    sender.close()
+    return child, receiver
+
+
+def _result_of(child, receiver):
+    """The child's message, or a failure if it gives none within CHILD_TIMEOUT_S (killed then)."""
+    try:
+        assert receiver.poll(CHILD_TIMEOUT_S), f"the forked child gave no result within {CHILD_TIMEOUT_S} s (a hang)"
+        return receiver.recv()
+    finally:
+        child.join(timeout=CHILD_TIMEOUT_S)
+        if child.is_alive():
+            child.kill()
+            child.join()
+
+
+FORKS_WHILE_BUSY = 6
+
+
+def _fork_while_busy() -> None:
+    """Run in a process of its own with an empty Numba cache: a thread trains one layer in a
+    loop (its first call compiles the kernels) while this thread forks FORKS_WHILE_BUSY times;
+    every child must compute what this process computes afterwards."""
+    from lstmkit.nn.fork_gate import FORK_GATE
+
+    stop, calls = threading.Event(), [0]
+
+    def train():
+        layer = lstmkit.LSTM(**FORK_LAYER, seed=5)
+        x = np.random.default_rng(5).standard_normal(FORK_SHAPE).astype(np.float32)
+        while not stop.is_set():
+            output, _ = layer(x)
+            layer.backward(np.ones_like(output))
+            calls[0] += 1
+
+    thread = threading.Thread(target=train, daemon=True)
+    thread.start()
+    results, rng = [], np.random.default_rng(0)
+    for _ in range(FORKS_WHILE_BUSY):
+        time.sleep(rng.uniform(0.0, 0.05))
+        results.append(_result_of(*_start_child()))
+    stop.set()
+    thread.join(timeout=CHILD_TIMEOUT_S)
+    expected = _fork_reference()
+    for status, result, _ in results:
+        assert status == "ok", f"a child forked while another thread computed failed: {result}"
+        for got, want in zip(result, expected):
+            np.testing.assert_array_equal(got, want)
+    assert FORK_GATE.forks_that_waited >= 1, "no fork found the other thread computing: the test tested nothing"
+    print(f"forked {FORKS_WHILE_BUSY} times while busy ({FORK_GATE.forks_that_waited} waited, {calls[0]} calls)")
+
+
+def test_children_forked_while_another_thread_trains_compute_as_the_parent(tmp_path):
+    printed = _in_a_process("_fork_while_busy", NUMBA_CACHE_DIR=str(tmp_path))
+    assert f"forked {FORKS_WHILE_BUSY} times while busy" in printed
+
+
+def _fork_while_stuck() -> None:
+    """Run in a process of its own: a thread stays inside the gate longer than a fork waits; the
+    fork goes ahead after WAIT_S, and the child refuses to compute, with a clear error."""
+    from lstmkit.nn import fork_gate
+
+    fork_gate.WAIT_S = 0.3
+    inside = threading.Event()
+
+    def stay_inside():
+        with fork_gate.FORK_GATE:
+            inside.set()
+            time.sleep(3)
+
+    threading.Thread(target=stay_inside, daemon=True).start()
+    inside.wait()
+    started = time.monotonic()
+    status, message, _ = _result_of(*_start_child())
+    waited = time.monotonic() - started
+    assert status == "error" and message.startswith("RuntimeError: lstmkit: this process was forked while another"), (
+        status,
+        message,
+    )
+    assert "'spawn' or 'forkserver'" in message and waited >= 0.3
+    print("the child refused: " + message)
+
+
+def test_a_child_forked_past_the_gates_wait_refuses_to_compute():
+    assert "the child refused: RuntimeError" in _in_a_process("_fork_while_stuck")
