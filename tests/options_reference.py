@@ -171,7 +171,7 @@ def compare_with(layer, reference, x, hx, rng, lengths=None, padding_side="right
     gradient agrees to 1e-10 (float64). Returns the layer's masks (None without recurrent_dropout)."""
     run, leaves = reference
     output, state = layer(x, hx, lengths=lengths, padding_side=padding_side)
-    masks = layer._saved[-1].recurrent_masks
+    masks = layer._saved[-1].saved.recurrent_masks
     g_output = rng.standard_normal(output.shape)
     g_state = tuple(
         [rng.standard_normal(a.shape) for a in part] if isinstance(part, list) else rng.standard_normal(part.shape)

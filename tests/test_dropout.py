@@ -33,14 +33,14 @@ def test_kept_fraction_and_scale():
     p = 0.3
     lstm = lstmkit.LSTM(4, 64, num_layers=2, dropout=p, seed=0)
     lstm(np.ones((50, 32, 4), np.float32))
-    mask = lstm._saved[-1].dropout_masks[0]
+    mask = lstm._saved[-1].saved.dropout_masks[0]
     assert mask.shape == (50, 32, 64)
     kept = mask != 0
     fraction = kept.mean()
     standard_error = np.sqrt(p * (1 - p) / mask.size)
     assert abs(fraction - (1 - p)) < 5 * standard_error, f"kept {fraction:.4f}, expected {1 - p}"
     np.testing.assert_allclose(mask[kept], 1 / (1 - p), rtol=1e-6)
-    assert lstm._saved[-1].dropout_masks[1] is None  # never after the last layer
+    assert lstm._saved[-1].saved.dropout_masks[1] is None  # never after the last layer
 
 
 def test_training_is_reproducible_and_masks_differ_between_calls():

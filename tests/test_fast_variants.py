@@ -204,7 +204,7 @@ def assert_backends_agree(dtype, training, options, hidden=8, seed=3, changed=()
                 parameter.data += np.random.default_rng(len(name)).uniform(-0.3, 0.3, parameter.data.shape)
         layer.train(training)
         output, (h_n, c_n) = layer(x, hx)
-        caches[backend] = layer._saved[-1].caches[0][0]
+        caches[backend] = layer._saved[-1].saved.caches[0][0]
         dx, (dh_0, dc_0) = layer.backward(np.ones_like(output), (np.ones_like(h_n), np.ones_like(c_n)))
         grads = [parameter.grad.copy() for _, parameter in layer.named_parameters()]
         results[backend] = [output, h_n, c_n, dx, dh_0, dc_0, *grads]
@@ -241,7 +241,7 @@ def test_layer_with_layer_norm_runs_the_fused_variant_ops(dtype, training, bias)
 def test_packed_input_still_runs_the_reference():
     layer = lstmkit.LSTM(5, 8, layer_norm=True, peepholes=True, dtype=np.float64, seed=1)
     layer(np.ones((4, 2, 5)), lengths=[4, 3])  # variable lengths: the fused variant op hands it on
-    assert isinstance(layer._saved[-1].caches[0][0], LSTMCache)
+    assert isinstance(layer._saved[-1].saved.caches[0][0], LSTMCache)
     layer = lstmkit.LSTM(5, 8, peepholes=True, dtype=np.float64, seed=1)
     layer(np.ones((4, 2, 5)), lengths=[4, 3])
-    assert isinstance(layer._saved[-1].caches[0][0], LSTMCache)
+    assert isinstance(layer._saved[-1].saved.caches[0][0], LSTMCache)

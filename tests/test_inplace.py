@@ -228,3 +228,65 @@ def test_the_issues_reproducers_give_torchs_gradients(backend, dtype):
         [dx, layer.weight_ih_l0.grad, layer.weight_hh_l0.grad], want, ("dx", "dW_ih", "dW_hh")
     ):
         assert_close(got, expected, dtype, what)
+
+
+# ---- parameters changed between a forward and its backward: refused, as torch refuses -------------
+def _step(layer):
+    layer.zero_grad()
+    output, _ = layer(np.ones((4, 2, 3), dtype=np.float32))
+    layer.backward(np.ones_like(output))
+    return output
+
+
+CHANGES = {
+    "optimizer step": lambda layer: lstmkit.SGD(layer.parameters(), lr=0.1).step(),
+    "Adam step": lambda layer: lstmkit.Adam(layer.parameters(), lr=0.1).step(),
+    "load_state_dict": lambda layer: layer.load_state_dict({k: v + 1 for k, v in layer.state_dict().items()}),
+    "assignment to .data": lambda layer: setattr(layer.weight_hh_l0, "data", layer.weight_hh_l0.data * 2),
+    "in-place update of .data": lambda layer: layer.weight_hh_l0.__setattr__("data", layer.weight_hh_l0.data),
+    "assign": lambda layer: layer.bias_ih_l0.assign(0.5),
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+@pytest.mark.parametrize("backend", ["fast", "reference"])
+def test_a_backward_after_its_parameters_changed_is_refused(backend, change):
+    layer = lstmkit.LSTM(3, 5, backend=backend, seed=0)
+    _step(layer)  # every parameter has a gradient, as after a real step
+    output, _ = layer(np.ones((4, 2, 3), dtype=np.float32))
+    CHANGES[change](layer)
+    with pytest.raises(RuntimeError, match=r"LSTM\.backward: parameter \w+ was changed after the forward") as error:
+        layer.backward(np.ones_like(output))
+    assert "call backward before optimizer.step()" in str(error.value)
+    assert layer._saved == []  # that forward is dropped; the next pair works
+    _step(layer)
+    assert layer._saved == []
+
+
+def test_p_data_minus_equals_counts_as_a_change_and_a_normal_loop_is_unaffected():
+    layer = lstmkit.GRU(3, 4, seed=0)
+    optimizer = lstmkit.Adam(layer.parameters(), lr=0.01)
+    for _ in range(3):  # forward, backward, step: never refused
+        _step(layer)
+        optimizer.step()
+    version = layer.weight_ih_l0.version
+    layer.weight_ih_l0.data -= 0.1  # the setter runs after the in-place subtraction
+    assert layer.weight_ih_l0.version == version + 1
+
+
+def test_keras_set_weights_between_forward_and_backward_is_refused():
+    layer = keras.LSTM(4, seed=0)
+    x = np.ones((2, 5, 3), dtype=np.float32)
+    output = layer(x)
+    layer.set_weights(layer.get_weights())
+    with pytest.raises(RuntimeError, match="parameter kernel was changed after the forward"):
+        layer.backward(np.ones_like(output))
+
+
+def test_each_module_checks_its_own_parameters():
+    """In a Sequential, stepping only the Linear's parameters refuses the Linear's backward first."""
+    model = lstmkit.Sequential(lstmkit.LSTM(3, 4, seed=0), lstmkit.LastStep(), lstmkit.Linear(4, 2, seed=1))
+    output = model(np.ones((5, 2, 3), dtype=np.float32))
+    model[2].weight.mark_changed()
+    with pytest.raises(RuntimeError, match=r"Linear\.backward: parameter weight was changed"):
+        model.backward(np.ones_like(output))

@@ -247,7 +247,7 @@ def test_runs_the_reference_ops_and_refuses_the_fast_backend(monkeypatch):
     layer = lk.GRU(3, reset_after=False)
     assert layer._ops().backend == "reference"
     layer(np.ones((2, 4, 2), np.float32))
-    assert isinstance(layer._saved[-1].cache, GRUCache) and layer._saved[-1].cache.reset_after is False
+    assert isinstance(layer._saved[-1].saved.cache, GRUCache) and layer._saved[-1].saved.cache.reset_after is False
     assert lk.GRU(3)._ops().backend == "fast"  # reset_after=True keeps its fast path
     message = "GRU: backend='fast' runs the fused ops, which lack reset_after=False; use backend='auto' or"
     with pytest.raises(ValueError, match=message):

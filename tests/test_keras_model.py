@@ -152,7 +152,7 @@ def test_input_dropout_one_mask_per_sequence_in_training_only():
     np.testing.assert_array_equal(layer(x), layer(x, training=False))
     layer.train()
     layer(x)
-    saved = layer._saved[-1].cache.dropout.input[0]  # one mask shared by the gates (SimpleRNN has one)
+    saved = layer._saved[-1].saved.cache.dropout.input[0]  # one mask shared by the gates (SimpleRNN has one)
     assert saved.shape == (200, 5) and set(np.unique(saved)) == {0.0, 2.0} and 0.4 < (saved == 0).mean() < 0.6
     dx = layer.backward(np.ones((200, 4, 3)))
     assert np.all(dx[saved[:, None, :].repeat(4, axis=1) == 0] == 0)  # dropped features get no gradient

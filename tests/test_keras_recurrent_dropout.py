@@ -18,7 +18,7 @@ RATES = [(0.3, 0.4), (0.0, 0.5), (0.25, 0.0), (0.3, 1.0)]
 
 def _used_masks(layer):
     """The GateDropout of the layer's latest training call (kept for its backward)."""
-    return layer._saved[-1].cache.dropout
+    return layer._saved[-1].saved.cache.dropout
 
 
 def _as_keras_masks(masks, keras_format, dtype):

@@ -66,7 +66,7 @@ def test_recurrent_dropout_keeps_units_at_the_expected_rate():
     masks = []
     for _ in range(5):
         layer(np.zeros((2, 40, 2)))
-        masks.append(layer._saved.pop().recurrent_masks[0])
+        masks.append(layer._saved.pop().saved.recurrent_masks[0])
     kept = np.concatenate([mask.ravel() for mask in masks])
     assert set(np.unique(kept)) == {0.0, 1 / (1 - rate)}
     standard_error = np.sqrt(rate * (1 - rate) / kept.size)  # 20,000 units
@@ -78,7 +78,7 @@ def test_recurrent_dropout_uses_one_mask_at_every_step(mode, rng):
     """A unit dropped from h_{t-1} is dropped at every step: its column of weight_hh gets no gradient."""
     layer = make(mode, 3, 8, bidirectional=True, recurrent_dropout=0.5)
     output, _ = layer(rng.standard_normal((6, 1, 3)))  # one sequence: one mask per direction
-    masks = layer._saved[-1].recurrent_masks[0]
+    masks = layer._saved[-1].saved.recurrent_masks[0]
     layer.backward(rng.standard_normal(output.shape))
     for direction, name in enumerate(("weight_hh_l0", "weight_hh_l0_reverse")):
         column_norms = np.abs(getattr(layer, name).grad).sum(axis=0)
@@ -94,7 +94,7 @@ def test_recurrent_dropout_is_off_in_eval_and_at_zero(rng):
     for layer in (make("LSTM", 3, 4, 2, recurrent_dropout=0.5).eval(), make("LSTM", 3, 4, 2, recurrent_dropout=0.0)):
         output, _ = layer(x)
         np.testing.assert_array_equal(output, expected)
-        assert not layer._saved or layer._saved[-1].recurrent_masks is None
+        assert not layer._saved or layer._saved[-1].saved.recurrent_masks is None
     training, _ = make("LSTM", 3, 4, 2, recurrent_dropout=0.5)(x)
     assert np.max(np.abs(training - expected)) > 1e-3
 

@@ -119,7 +119,7 @@ def test_training_on_batch_halves_matches_torch():
     two layers, both directions: each layer and direction's forward kept a cache of halves."""
     layer = lstmkit.LSTM(6, 40, num_layers=2, bidirectional=True, seed=0, dtype=np.float64)
     layer(np.zeros((12, 11, 6)))
-    caches = [cache for layer_caches in layer._saved[-1].caches for cache in layer_caches]
+    caches = [cache for layer_caches in layer._saved[-1].saved.caches for cache in layer_caches]
     assert len(caches) == 4 and all(isinstance(cache, HalvesLSTMCache) for cache in caches)
     compare_with_torch((2, True, False, True, 0, True, True), np.float64, seq_len=12, seed=97, sizes=(6, 40, 11))
 

@@ -224,7 +224,7 @@ def test_zoneout_keeps_units_at_the_rate_with_a_fresh_mask_every_step():
     kept = {"h": [], "c": []}
     for _ in range(3):
         layer(np.zeros((10, 25, 2), np.float32))
-        for cache in layer._saved.pop().caches[0]:
+        for cache in layer._saved.pop().saved.caches[0]:
             kept["h"].append(np.asarray(cache.zoneout.h))
             kept["c"].append(np.asarray(cache.zoneout.c))
     for part, rate in (("h", z_h), ("c", z_c)):
@@ -322,7 +322,7 @@ def test_lstm_cell_variants_equal_the_torch_reference(options, rng):
             parameter.data[...] = rng.uniform(0.5, 1.5, parameter.shape)
     x, h, c = rng.standard_normal((2, 3)), rng.standard_normal((2, 4)), rng.standard_normal((2, 4))
     h1, c1 = cell(x, (h, c))
-    zoneout = cell._saved[-1][0].zoneout
+    zoneout = cell._saved[-1].saved[0].zoneout
     keep = [None, None] if zoneout is None else [torch.from_numpy(np.array(part)) for part in zoneout]
     dh1, dc1 = rng.standard_normal((2, 4)), rng.standard_normal((2, 4))
     dx, (dh, dc) = cell.backward((dh1, dc1))
@@ -345,7 +345,7 @@ def test_gru_and_rnn_cells_zone_out_h(cell_class, rng):
     plain = cell_class(3, 4, dtype=F64, seed=0)
     x, h = rng.standard_normal((2, 3)), rng.standard_normal((2, 4))
     h1 = cell(x, h)
-    keep = np.asarray(cell._saved[-1][0].zoneout.h)[0]
+    keep = np.asarray(cell._saved[-1].saved[0].zoneout.h)[0]
     new = plain(x, h)
     assert_close(h1, keep * h + (1 - keep) * new, F64, "h'")
     dh1 = rng.standard_normal((2, 4))
@@ -583,10 +583,10 @@ def test_recurrent_dropout_runs_the_fused_ops_that_take_its_masks(monkeypatch, r
         layer = make(mode, 3, 4, recurrent_dropout=0.3)
         assert layer._ops().backend == "fast"
         layer(x)
-        in_training = layer._saved.pop().caches[0][0]
+        in_training = layer._saved.pop().saved.caches[0][0]
         layer.eval()
         layer(x)
-        in_eval = layer._saved.pop().caches[0][0]
+        in_eval = layer._saved.pop().saved.caches[0][0]
         assert type(in_training).__name__ == training_cache
         assert type(in_eval).__name__ == eval_cache
 

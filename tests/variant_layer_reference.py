@@ -108,7 +108,7 @@ def caller_order(array, layout, steps: int):
 
 def layer_masks(layer, steps: int, batch: int) -> dict:
     """The masks of the layer's latest forward (read before its backward), in the caller's order."""
-    saved = layer._saved[-1]
+    saved = layer._saved[-1].saved
     layout, sizes = saved.layout, [(layer.output_sizes[k], layer.hidden_sizes[k]) for k in range(layer.num_layers)]
     zoneout = []
     for k, caches in enumerate(saved.caches):

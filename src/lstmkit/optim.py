@@ -76,6 +76,7 @@ class Optimizer:
         for parameter, state in zip(self.parameters, self.state):
             if parameter.grad is not None:
                 self._update(parameter.data, parameter.grad, state)
+                parameter.mark_changed()
 
     def _update(self, data, grad, state) -> None:  # pragma: no cover - every optimizer overrides it
         raise NotImplementedError

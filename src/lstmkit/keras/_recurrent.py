@@ -155,7 +155,7 @@ class KerasRNN(BackendSwitch, Module):
         for (name, shape), array in zip(expected.items(), arrays):
             checks.check_shape(owner, f"set_weights: {name}", array, shape)
         for name, array in zip(expected, arrays):
-            self._parameters[name].data[...] = array
+            self._parameters[name].assign(array)
 
     def count_params(self) -> int:
         return sum(parameter.data.size for parameter in self._parameters.values())

@@ -125,5 +125,5 @@ def to_torch(layer: KerasRNN | Bidirectional) -> RNNBase:
         suffix = twin._suffix(0, direction)
         for name, array in weights._asdict().items():
             if array is not None:
-                twin._parameters[name + suffix].data[...] = array
+                twin._parameters[name + suffix].assign(array)
     return twin

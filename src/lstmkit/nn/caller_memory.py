@@ -14,9 +14,9 @@ makes the edit harmless instead: :meth:`~.module.Module.__call__` runs a trainin
 Both copy only where memory may be shared (the same owning array, then ``np.may_share_memory``), so an
 input that the forward converted (another dtype, batch-first to time-major) costs nothing more.
 Where a copy is made, it costs a pass over the input or the output, small next to the products
-of the forward and backward (measured in ``benchmarks/bench_recurrent.py``). Edits that go
-through no call (writing into a parameter's ``.data`` between forward and backward) are not
-caught: parameters are the module's, and the optimizers update them after the backward.
+of the forward and backward (measured in ``benchmarks/bench_recurrent.py``). Parameters are the
+module's own: a change to one between a forward and its backward (an optimizer step) is refused by
+the backward, through the parameter's version (:class:`~.module.Parameter`), as torch refuses it.
 """
 
 from __future__ import annotations

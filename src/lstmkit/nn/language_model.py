@@ -52,7 +52,7 @@ class LanguageModel(Module):
             rng = np.random.default_rng(seeds[0].spawn(1)[0])
             for name, parameter in self.named_parameters():
                 if "layer_norm" not in name:  # the norms' gains and shifts keep their ones and zeros
-                    parameter.data[...] = rng.uniform(-init_range, init_range, parameter.shape)
+                    parameter.assign(rng.uniform(-init_range, init_range, parameter.shape))
 
     def forward(
         self,

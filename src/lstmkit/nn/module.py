@@ -13,13 +13,16 @@ nothing and needs none of this.
 
 Every forward and backward runs inside :data:`~.fork_gate.FORK_GATE` (a fork waits until no thread
 computes), and a training forward's cache shares no memory with the caller's arrays
-(:mod:`.caller_memory`: editing the input or the output in place cannot change a gradient).
+(:mod:`.caller_memory`: editing the input or the output in place cannot change a gradient). Each
+cache on the stack keeps the versions of the module's parameters at its forward, and the backward
+refuses to run when one has changed since (:class:`Parameter`).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,14 +32,39 @@ from .fork_gate import FORK_GATE, inside_fork_gate
 
 
 class Parameter:
-    """A trainable array in the owning layer's PyTorch shape, and its accumulated gradient."""
+    """A trainable array in the owning layer's PyTorch shape, and its accumulated gradient.
 
-    __slots__ = ("data", "grad", "_lock")
+    ``version`` counts the changes of ``data`` that go through the parameter (assigning ``.data``,
+    ``p.data -= ...``, :meth:`assign`, an optimizer's step, ``load_state_dict``, ``set_weights``),
+    as torch's version counter does: a backward whose forward saw another version refuses to run,
+    since its gradient would mix weights the forward did not use. A write into the array itself
+    (``p.data[...] = x``) is not counted; use :meth:`assign`."""
+
+    __slots__ = ("_data", "grad", "_lock", "version")
 
     def __init__(self, data: np.ndarray):
-        self.data = data
+        self._data = data
         self.grad: np.ndarray | None = None
         self._lock = threading.Lock()  # backward calls of several threads accumulate one at a time
+        self.version = 0
+
+    @property
+    def data(self) -> np.ndarray:
+        return self._data
+
+    @data.setter
+    def data(self, value: np.ndarray) -> None:
+        self._data = value
+        self.version += 1
+
+    def assign(self, array) -> None:
+        """Write ``array`` into ``data`` in place (its shape and dtype stay), counted as a change."""
+        self._data[...] = array
+        self.version += 1
+
+    def mark_changed(self) -> None:
+        """Count a change made to ``data`` in place (the optimizers call it after each update)."""
+        self.version += 1
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -53,6 +81,13 @@ class Parameter:
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+class _Pending(NamedTuple):
+    """A forward's cache on the stack, and the versions of its module's parameters it saw."""
+
+    saved: object
+    versions: tuple[int, ...]
 
 
 class _ThreadCaches(threading.local):
@@ -162,7 +197,7 @@ class Module:
         if problems:
             raise ValueError(f"{type(self).__name__}.load_state_dict refused: " + "; ".join(problems))
         for name, array in arrays.items():
-            own[name].data[...] = array
+            own[name].assign(array)
         return missing, unexpected
 
     # ---- modes --------------------------------------------------------------------
@@ -197,9 +232,11 @@ class Module:
         return self._caches.stack
 
     def _save_for_backward(self, saved) -> None:
-        """Push what backward needs onto this thread's stack (nothing under ``no_grad()``)."""
+        """Push what backward needs onto this thread's stack (nothing under ``no_grad()``), with
+        the versions of the module's own parameters (see :class:`Parameter`)."""
         if is_grad_enabled():
-            self._caches.stack.append(saved)
+            versions = tuple(parameter.version for parameter in self._parameters.values())
+            self._caches.stack.append(_Pending(saved, versions))
 
     def _missing_forward(self) -> RuntimeError:
         return RuntimeError(
@@ -207,20 +244,40 @@ class Module:
             "thread (every forward outside no_grad() allows exactly one backward, in the thread that ran it)"
         )
 
+    def _checked(self, pending: _Pending):
+        """``pending``'s cache, or a RuntimeError (its forward dropped) naming a parameter changed since."""
+        if pending.versions != tuple(parameter.version for parameter in self._parameters.values()):
+            for (name, parameter), version in zip(self._parameters.items(), pending.versions):
+                if parameter.version != version:
+                    stack = self._caches.stack
+                    if stack and stack[-1] is pending:
+                        stack.pop()
+                    raise RuntimeError(
+                        f"{type(self).__name__}.backward: parameter {name} was changed after the forward this "
+                        f"backward belongs to (version {version} then, {parameter.version} now: an optimizer "
+                        "step, load_state_dict, set_weights or an assignment to .data), so its gradient would "
+                        "mix weights that the forward did not use; call backward before optimizer.step() "
+                        "(that forward is dropped)"
+                    )
+        return pending.saved
+
     def _peek_saved(self):
         """This thread's latest unmatched forward's cache, left on the stack (a backward that checks
         its arguments first pops it only once they are good)."""
         stack = self._caches.stack
         if not stack:
             raise self._missing_forward()
-        return stack[-1]
+        return self._checked(stack[-1])
 
     def _pop_saved(self):
         """Take this thread's latest unmatched forward's cache off its stack."""
         stack = self._caches.stack
         if not stack:
             raise self._missing_forward()
-        return stack.pop()
+        pending = stack[-1]
+        saved = self._checked(pending)
+        stack.pop()
+        return saved
 
     def clear_saved(self) -> None:
         """Drop this thread's caches of forwards that will never get a backward (e.g. after an
