@@ -15,6 +15,7 @@ in the docstrings of ``lstmkit/ops/fused/plan.py`` and ``blas_loops.py``.
     python benchmarks/ab.py batch-last # large layers' inference on states kept batch last, or batch first
     python benchmarks/ab.py halves     # LSTM inference on two cores, half of the batch each, or as without
     python benchmarks/ab.py halves-training  # the same for an LSTM's training step (forward and backward)
+    python benchmarks/ab.py caller-memory  # a training step with the cache kept apart from the caller's arrays, or not
 """
 
 from __future__ import annotations
@@ -284,11 +285,52 @@ def overhead(rounds):
     )
 
 
+def caller_memory(rounds):
+    """A layer's training step (forward and backward through the module) with Module.__call__ as it is,
+    which keeps the cache apart from the caller's arrays (copies where memory is shared), and with
+    a plain ``forward`` call in its place: what in-place safety costs (``lstmkit.nn.caller_memory``)."""
+    from lstmkit.nn.module import Module
+
+    kept_apart = Module.__call__
+
+    def plain(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    configs = "LSTM 100x32x64x128  LSTM 100x1x64x128  LSTM 100x64x256x256  GRU 1000x1x32x32  GRU 200x16x32x64"
+
+    def step(call, layer, x, doutput):
+        def run():
+            Module.__call__ = call
+            layer(x)
+            layer.backward(doutput)
+
+        return run
+
+    for kind, steps, batch, features, hidden in _configs(configs):
+        layer, x = _problem(kind, steps, batch, features, hidden)
+        problem = (layer, x, np.ones((steps, batch, hidden), np.float32))
+        try:
+            times = _median_times({"plain": step(plain, *problem), "kept-apart": step(kept_apart, *problem)}, rounds, 9)
+        finally:
+            Module.__call__ = kept_apart
+        _report(f"{kind} T={steps} N={batch} I={features} H={hidden} training", times, "plain", 1e3, "ms")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "what",
-        choices=["pipeline", "loops", "transposed", "overhead", "cores", "batch-last", "halves", "halves-training"],
+        choices=[
+            "pipeline",
+            "loops",
+            "transposed",
+            "overhead",
+            "cores",
+            "batch-last",
+            "halves",
+            "halves-training",
+            "caller-memory",
+        ],
     )
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args(argv)
