@@ -290,3 +290,55 @@ def test_each_module_checks_its_own_parameters():
     model[2].weight.mark_changed()
     with pytest.raises(RuntimeError, match=r"Linear\.backward: parameter weight was changed"):
         model.backward(np.ones_like(output))
+
+
+# ---- what the review found: inputs that are not ndarrays, and containers the caller holds ----------
+@pytest.mark.parametrize("kind", ["torch tensor", "memoryview"])
+def test_array_likes_that_numpy_reads_without_a_copy_are_kept_apart_too(kind):
+    """``np.asarray`` of a CPU tensor or a memoryview shares its memory: editing it after the
+    forward must leave the gradients as they were."""
+
+    def gradient(edit):
+        layer = lstmkit.LSTM(4, 5, seed=1)
+        x = torch.from_numpy(np.random.default_rng(0).standard_normal((6, 3, 4)).astype(np.float32))
+        x = memoryview(x.numpy()) if kind == "memoryview" else x
+        output, _ = layer(x)
+        if edit:
+            np.asarray(x)[...] = 0
+        layer.backward(np.ones_like(output))
+        return layer.weight_ih_l0.grad
+
+    np.testing.assert_array_equal(gradient(edit=True), gradient(edit=False))
+
+
+class _KeepsItsList(lstmkit.Module):
+    def forward(self, arrays):
+        self._save_for_backward(arrays)
+        return np.concatenate(arrays)
+
+    def backward(self, doutput):
+        return float(sum(array.sum() for array in self._pop_saved()))
+
+
+class _ReturnsWhatItKeeps(lstmkit.Module):
+    def forward(self, x):
+        parts = [x * 2, x * 3]
+        self._save_for_backward(parts)
+        return parts
+
+    def backward(self, doutput):
+        return float(sum(part.sum() for part in self._pop_saved()))
+
+
+def test_lists_shared_by_the_caller_and_the_cache_are_rebuilt_not_changed_in_place():
+    first, second = np.ones(3), np.ones(3)
+    arrays = [first, second]
+    keeper = _KeepsItsList()
+    keeper(arrays)
+    assert arrays[0] is first and arrays[1] is second  # the caller's list is the caller's
+    first[...] = 100
+    assert keeper.backward(None) == 6.0
+    splitter = _ReturnsWhatItKeeps()
+    parts = splitter(np.ones(3))
+    parts[0][...] = 100
+    assert splitter.backward(None) == 15.0

@@ -320,3 +320,67 @@ def _fork_while_stuck() -> None:
 
 def test_a_child_forked_past_the_gates_wait_refuses_to_compute():
     assert "the child refused: RuntimeError" in _in_a_process("_fork_while_stuck")
+
+
+def _forks_from_inside_and_at_once() -> None:
+    """Run in a process of its own: (1) a thread that forks from inside a computation waits for the
+    other threads' computations only, not for the gate's whole wait; (2) two threads forking at
+    once (one from inside a computation) while a third starts computing: both children compute
+    (a computation let in between the two forks made the second wait out WAIT_S, and its child
+    refuse)."""
+    from lstmkit.nn import fork_gate
+    from lstmkit.nn.module import Module
+
+    fork_gate.WAIT_S = 5.0
+    started = time.monotonic()
+    events = []
+
+    class Run(Module):
+        def __init__(self, body):
+            super().__init__()
+            self.body = body
+
+        def forward(self):
+            return self.body()
+
+    def compute(body):
+        with lstmkit.no_grad():
+            Run(body)()
+
+    def fork(name):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(3 if fork_gate.FORK_GATE.forked_mid_computation else 0)
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        events.append((name, code, time.monotonic() - started))
+
+    inside = threading.Event()
+    other = threading.Thread(target=compute, args=(lambda: (inside.set(), time.sleep(0.2)),))
+    other.start()
+    inside.wait()
+    compute(lambda: fork("from inside"))
+    other.join()
+    name, code, at = events.pop()
+    assert code == 0 and at < 2.0, f"a fork from inside a computation took {at:.2f} s (child exit {code})"
+
+    inside.clear()
+    started = time.monotonic()
+    threads = [threading.Thread(target=compute, args=(lambda: (inside.set(), time.sleep(0.3)),))]
+    threads[0].start()
+    inside.wait()
+    threads.append(threading.Thread(target=compute, args=(lambda: (fork("A, inside"), time.sleep(0.3)),)))
+    threads.append(threading.Thread(target=fork, args=("B, outside",)))
+    threads.append(threading.Thread(target=compute, args=(lambda: events.append(("D computes", 0, 0.0)),)))
+    for thread in threads[1:]:
+        thread.start()
+        time.sleep(0.1)
+    for thread in threads:
+        thread.join(timeout=CHILD_TIMEOUT_S)
+    names = [name for name, _, _ in events]
+    assert sorted(names) == ["A, inside", "B, outside", "D computes"], events
+    assert all(code == 0 for _, code, _ in events), f"a child refused to compute: {events}"
+    print("forks from inside and at once: every child computes")
+
+
+def test_forks_from_inside_a_computation_and_at_once_do_not_wait_for_each_other():
+    assert "every child computes" in _in_a_process("_forks_from_inside_and_at_once")

@@ -6,8 +6,9 @@ makes the edit harmless instead: :meth:`~.module.Module.__call__` runs a trainin
 :func:`keep_apart`:
 
 - the cache keeps a copy of every array that may share memory with an array the caller passed
-  in (the input, the initial state, indices, targets, or a view of them), so ``x[...] = 0``
-  after the forward leaves the cache as it was;
+  in (the input, the initial state, indices, targets, a view of them, or an object NumPy reads
+  without a copy: a torch CPU tensor, a memoryview), so ``x[...] = 0`` after the forward leaves
+  the cache as it was;
 - the caller gets a copy of every returned array that may share memory with the cache (the
   output is the fast path's buffer of h for every step), so ``out *= 0`` leaves it as it was.
 
@@ -24,23 +25,34 @@ from __future__ import annotations
 import numpy as np
 
 
-def arrays_in(value) -> list[np.ndarray]:
-    """Every ndarray in a nest of tuples (NamedTuples too), lists and dicts."""
+def arrays_in(value, array_likes: bool = False) -> list[np.ndarray]:
+    """Every ndarray in a nest of tuples (NamedTuples too), lists and dicts; with ``array_likes``
+    also, as arrays, the objects NumPy reads without a copy (a torch CPU tensor, a memoryview):
+    a forward's ``np.asarray`` of those shares the caller's memory."""
     found: list[np.ndarray] = []
-    _collect(value, found)
+    _collect(value, found, array_likes)
     return found
 
 
-def _collect(value, found: list) -> None:
+def _collect(value, found: list, array_likes: bool) -> None:
     if isinstance(value, np.ndarray):
         found.append(value)
     elif isinstance(value, (tuple, list)):
         for part in value:
             if part is not None:
-                _collect(part, found)
+                _collect(part, found, array_likes)
     elif isinstance(value, dict):
         for part in value.values():
-            _collect(part, found)
+            _collect(part, found, array_likes)
+    elif array_likes and _is_array_like(value):
+        found.append(np.asarray(value))
+
+
+def _is_array_like(value) -> bool:
+    if isinstance(value, (memoryview, bytearray)):
+        return True
+    kind = type(value)
+    return hasattr(kind, "__array__") or hasattr(kind, "__array_interface__") or hasattr(kind, "__array_struct__")
 
 
 _FOREIGN = -1  # the owner of memory that a non-NumPy buffer holds (any two such arrays may share)
@@ -61,31 +73,24 @@ def _owner(array: np.ndarray) -> int:
 
 def _copied_where_shared(value, others: list[np.ndarray], owners: set[int]):
     """``value`` with each array that may share memory with one of ``others`` (whose owners are
-    ``owners``) replaced by a copy, or None where nothing changed (lists and dicts are changed in
-    place; a tuple is rebuilt, a NamedTuple keeping its type, only where a part changed)."""
+    ``owners``) replaced by a copy, or None where nothing changed. A tuple, list or dict is
+    rebuilt (a NamedTuple keeping its type) only where a part changed, never changed in place."""
     if isinstance(value, np.ndarray):
         if _owner(value) in owners and any(np.may_share_memory(value, other) for other in others):
             return value.copy()
         return None
-    if isinstance(value, (tuple, list)):
+    if isinstance(value, (tuple, list, dict)):  # rebuilt, never changed in place: the caller may hold it
+        items = value.items() if isinstance(value, dict) else enumerate(value)
         changed = None
-        for index, part in enumerate(value):
+        for key, part in items:
             new = None if part is None else _copied_where_shared(part, others, owners)
             if new is not None:
-                if isinstance(value, list):
-                    value[index] = new
-                    continue
                 if changed is None:
-                    changed = list(value)
-                changed[index] = new
-        if changed is None:
-            return None
+                    changed = dict(value) if isinstance(value, dict) else list(value)
+                changed[key] = new
+        if changed is None or isinstance(value, (list, dict)):
+            return changed
         return type(value)(*changed) if hasattr(value, "_fields") else tuple(changed)
-    if isinstance(value, dict):
-        for key, part in value.items():
-            new = _copied_where_shared(part, others, owners)
-            if new is not None:
-                value[key] = new
     return None
 
 

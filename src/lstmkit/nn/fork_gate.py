@@ -34,7 +34,8 @@ class ForkGate:
     def __init__(self) -> None:
         self._condition = threading.Condition(threading.Lock())
         self._inside = 0
-        self._forking = False
+        self._forking = 0  # forks waiting or under way (several threads may fork at once)
+        self._forking_inside = 0  # of those, the ones forked from inside a computation
         self._depth = threading.local()
         self.forked_mid_computation = False  # set in a child whose fork stopped waiting
         self._stuck = False  # whether the latest fork stopped waiting with other threads inside
@@ -62,7 +63,7 @@ class ForkGate:
         if self._depth.value == 0:
             with self._condition:
                 self._inside -= 1
-                if self._inside == 0:
+                if self._inside == 0 or self._forking:
                     self._condition.notify_all()
 
     # ---- the fork handlers ----------------------------------------------------------------
@@ -70,19 +71,22 @@ class ForkGate:
         """In the forking thread: stop new computations and wait (up to WAIT_S) for the others to
         end. The gate's lock stays held through the fork."""
         self._condition.acquire()
-        self._forking = True
-        own = 1 if getattr(self._depth, "value", 0) else 0
+        self._forking += 1
+        inside = 1 if getattr(self._depth, "value", 0) else 0
+        self._depth.forking_inside = inside
+        self._forking_inside += inside  # threads forking from inside wait for the others, not each other
         deadline = time.monotonic() + WAIT_S
-        self.forks_that_waited += self._inside > own
-        while self._inside > own:
+        self.forks_that_waited += self._inside > self._forking_inside
+        while self._inside > self._forking_inside:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
             self._condition.wait(left)
-        self._stuck = self._inside > own
+        self._stuck = self._inside > self._forking_inside
 
     def after_fork_in_parent(self) -> None:
-        self._forking = False
+        self._forking -= 1
+        self._forking_inside -= self._depth.forking_inside
         self._condition.notify_all()
         self._condition.release()
 
@@ -91,7 +95,7 @@ class ForkGate:
         self.forked_mid_computation = self.forked_mid_computation or self._stuck
         self._condition = threading.Condition(threading.Lock())
         self._inside = 1 if getattr(self._depth, "value", 0) else 0
-        self._forking = False
+        self._forking = self._forking_inside = 0
 
 
 FORK_GATE = ForkGate()

@@ -220,7 +220,7 @@ class Module:
         with FORK_GATE:
             result = self.forward(*args, **kwargs)
             if len(stack) > depth:  # this call pushed a cache (a training forward)
-                stack[-1], result = keep_apart(stack[-1], result, arrays_in((args, kwargs)))
+                stack[-1], result = keep_apart(stack[-1], result, arrays_in((args, kwargs), array_likes=True))
         return result
 
     def forward(self, *args, **kwargs):  # pragma: no cover - every layer overrides it
