@@ -12,6 +12,7 @@ in the docstrings of ``lstmkit/ops/fused/plan.py`` and ``blas_loops.py``.
     python benchmarks/ab.py transposed # small layers' compiled loops reading W_hh transposed, or as stored
     python benchmarks/ab.py overhead   # a layer call's own Python cost (T=1, H=4)
     python benchmarks/ab.py cores      # batch-1 LSTM and GRU loops on two cores or one, against onnxruntime
+    python benchmarks/ab.py cores-training  # the same for a batch-1 training step, and without the helper
     python benchmarks/ab.py batch-last # large layers' inference on states kept batch last, or batch first
     python benchmarks/ab.py halves     # LSTM inference on two cores, half of the batch each, or as without
     python benchmarks/ab.py halves-training  # the same for an LSTM's training step (forward and backward)
@@ -163,6 +164,27 @@ def cores(rounds):
             rounds,
         )
         _report(f"{kind} T={steps} N=1 I={features} H={hidden}, µs a step", times, "onnxruntime", 1e6 / steps, "")
+
+
+def cores_training(rounds):
+    """``cores`` for a training step (forward and backward) at batch 1: the forward's loop on two
+    cores (half of the units each) or on one, with the helper and without (the backward runs on
+    one core either way)."""
+    two, one = Tuning(two_core_min_weights=1, two_core_min_steps=1), Tuning(two_core_max_batch=0)
+    for kind, steps, _, features, hidden in _configs(
+        "LSTM 100x1x64x128  LSTM 300x1x32x128  LSTM 100x1x64x192  LSTM 100x1x64x256  GRU 100x1x64x128  GRU 100x1x64x256"
+    ):
+        layer, x = _problem(kind, steps, 1, features, hidden)
+        times = _median_times(
+            {
+                "two-cores": _training(kind, layer, x, tuning=two),
+                "one-core": _training(kind, layer, x, tuning=one),
+                "no-helper": _training(kind, layer, x, helper=None),
+            },
+            rounds,
+            9,
+        )
+        _report(f"{kind} T={steps} N=1 I={features} H={hidden} training", times, "two-cores", 1e3, "ms")
 
 
 def loops(rounds):
@@ -326,6 +348,7 @@ def main(argv=None):
             "transposed",
             "overhead",
             "cores",
+            "cores-training",
             "batch-last",
             "halves",
             "halves-training",
