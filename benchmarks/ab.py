@@ -170,7 +170,8 @@ def cores_training(rounds):
     """``cores`` for a training step (forward and backward) at batch 1: the forward's loop on two
     cores (half of the units each) or on one, with the helper and without (the backward runs on
     one core either way)."""
-    two, one = Tuning(two_core_min_weights=1, two_core_min_steps=1), Tuning(two_core_max_batch=0)
+    two = Tuning(two_core_min_weights=1, two_core_min_steps=1, two_core_min_training_weights=1)
+    one = Tuning(two_core_max_batch=0)
     for kind, steps, _, features, hidden in _configs(
         "LSTM 100x1x64x128  LSTM 300x1x32x128  LSTM 100x1x64x192  LSTM 100x1x64x256  GRU 100x1x64x128  GRU 100x1x64x256"
     ):

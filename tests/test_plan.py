@@ -16,7 +16,10 @@ ALWAYS_HALVES = Tuning(halves_in_training=True)
     [
         ((1000, 1, 32, 32), 4, False, True, "compiled", None),  # small, batch 1, too few weights for two cores
         ((100, 1, 64, 128), 4, False, True, "two_cores", None),  # batch 1, H = 128: two cores
-        ((100, 1, 64, 128), 3, True, True, "two_cores", "compiled"),
+        ((100, 1, 64, 128), 3, True, True, "compiled", "compiled"),  # training: two cores from more weights
+        ((100, 1, 64, 128), 4, True, True, "compiled", "compiled"),
+        ((100, 1, 64, 256), 4, True, True, "two_cores", "blas"),
+        ((100, 1, 64, 256), 3, True, True, "two_cores", "blas"),
         ((100, 1, 64, 128), 4, False, False, "compiled", None),  # no helper: one core
         ((28, 64, 28, 128), 4, False, True, "halves", None),  # 8 rows or more, up to 4,194,304 multiply-adds
         ((28, 64, 28, 128), 4, True, True, "halves", "halves"),

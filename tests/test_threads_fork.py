@@ -39,7 +39,7 @@ CHILD_TIMEOUT_S = 60
 # helper thread (batch 1: the two-core loop and the pipelined projection; 11 rows: batch halves)
 # and the reference ops.
 SHARED_LAYERS = {
-    "lstm-batch1-f32": (lstmkit.LSTM, dict(input_size=8, hidden_size=128), (30, 1, 8), np.float32),
+    "lstm-batch1-f32": (lstmkit.LSTM, dict(input_size=8, hidden_size=256), (40, 1, 8), np.float32),
     "lstm-halves-f64": (lstmkit.LSTM, dict(input_size=6, hidden_size=40, num_layers=2), (12, 11, 6), np.float64),
     "gru-bidir-f32": (lstmkit.GRU, dict(input_size=5, hidden_size=32, bidirectional=True), (20, 3, 5), np.float32),
     "rnn-reference-f64": (lstmkit.RNN, dict(input_size=4, hidden_size=9, backend="reference"), (7, 2, 4), np.float64),
@@ -166,7 +166,7 @@ def test_a_thread_that_ends_leaves_no_cache_behind():
 
 
 # ---- fork ----------------------------------------------------------------------------------------
-FORK_LAYER = dict(input_size=8, hidden_size=128)  # batch 1: its forward uses the helper thread
+FORK_LAYER = dict(input_size=8, hidden_size=256)  # batch 1, 40 steps: its training forward runs on two cores
 FORK_SHAPE = (40, 1, 8)
 
 

@@ -57,7 +57,12 @@ class Tuning:
     111), of at least this many steps, shares its forward loop between two cores, half of the
     units each. One core's loop is bound by reading W_hh from its L2 cache every step; two read
     half each but meet once a step and pay about 20 µs a call to start (``benchmarks/ab.py
-    cores``; H = 64 gains in one run and loses in another, so both kinds start above).
+    cores``; H = 64 gains in one run and loses in another, so both kinds start above). A training
+    forward does so only from ``two_core_min_training_weights`` (an LSTM from 222 units, a GRU
+    from 256): its backward runs on one core beside the helper still spinning after its half, and
+    ``benchmarks/ab.py cores-training`` (three runs) timed a one-core training step at 0.80-0.82
+    of the two-core one at LSTM T=300 H=128, 0.63-0.98 at T=100 H=128, 0.93-0.96 at GRU H=128;
+    1.01 at LSTM H=192; 1.04-1.07 at H=256 (LSTM and GRU).
 
     ``halves_min_batch``, ``halves_max_multiply_adds``, ``halves_min_training_steps``,
     ``halves_in_training``: an LSTM of at least ``halves_min_batch`` rows and at most
@@ -84,6 +89,7 @@ class Tuning:
     two_core_max_batch: int = 1
     two_core_min_weights: int = 3 * 128 * 128
     two_core_min_steps: int = 32
+    two_core_min_training_weights: int = 3 * 256 * 256
     halves_min_batch: int = 8
     halves_max_multiply_adds: int = 1 << 22
     halves_min_training_steps: int = 8
@@ -174,9 +180,12 @@ def choose_plan(
     if not is_small(batch, hidden, gate_count, tuning, factor):
         return Plan("batch_last" if not training and gate_count == 4 else "blas", backward, chunk_steps=chunk)
     transposed_weight = transposes_recurrent_weight(hidden, 1, tuning)
+    min_weights = tuning.two_core_min_weights
+    if training:
+        min_weights = max(min_weights, tuning.two_core_min_training_weights)
     if helper and (
         batch <= tuning.two_core_max_batch
-        and gate_count * hidden * hidden >= tuning.two_core_min_weights
+        and gate_count * hidden * hidden >= min_weights
         and steps >= tuning.two_core_min_steps
     ):
         return Plan("two_cores", backward, chunk_steps=min(steps, chunk), transposed_weight=transposed_weight)
