@@ -245,13 +245,12 @@ class Module:
         )
 
     def _checked(self, pending: _Pending):
-        """``pending``'s cache, or a RuntimeError (its forward dropped) naming a parameter changed since."""
+        """``pending`` (the top of this thread's stack)'s cache, or a RuntimeError, its forward
+        dropped, naming a parameter changed since."""
         if pending.versions != tuple(parameter.version for parameter in self._parameters.values()):
             for (name, parameter), version in zip(self._parameters.items(), pending.versions):
                 if parameter.version != version:
-                    stack = self._caches.stack
-                    if stack and stack[-1] is pending:
-                        stack.pop()
+                    self._caches.stack.pop()
                     raise RuntimeError(
                         f"{type(self).__name__}.backward: parameter {name} was changed after the forward this "
                         f"backward belongs to (version {version} then, {parameter.version} now: an optimizer "
